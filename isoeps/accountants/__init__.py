@@ -1,0 +1,51 @@
+"""Privacy accounting: mechanisms, ledgers, backends (prv primary, pld, rdp) and calibration.
+
+Importing this package imports no torch and no accounting library; backends load lazily.
+"""
+
+from isoeps.accountants.base import (
+    PRIMARY,
+    Accountant,
+    UnknownAccountantError,
+    accountant_names,
+    create_accountant,
+    register_accountant,
+)
+from isoeps.accountants.budget import PrivacyBudget, default_delta
+from isoeps.accountants.calibration import (
+    Calibration,
+    CalibrationError,
+    calibrate,
+    calibrate_detailed,
+    epsilon,
+)
+from isoeps.accountants.ledger import Ledger
+from isoeps.accountants.mechanisms import (
+    AccountingInputError,
+    Gaussian,
+    Mechanism,
+    NonPrivate,
+    SubsampledGaussian,
+)
+
+__all__ = [
+    "PRIMARY",
+    "Accountant",
+    "AccountingInputError",
+    "Calibration",
+    "CalibrationError",
+    "Gaussian",
+    "Ledger",
+    "Mechanism",
+    "NonPrivate",
+    "PrivacyBudget",
+    "SubsampledGaussian",
+    "UnknownAccountantError",
+    "accountant_names",
+    "calibrate",
+    "calibrate_detailed",
+    "create_accountant",
+    "default_delta",
+    "epsilon",
+    "register_accountant",
+]

@@ -1,0 +1,36 @@
+"""The ``rdp`` backend: opacus's RDP analysis. For information only (looser than PRV)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from isoeps.accountants.backends.prv import check_add_remove, composition
+from isoeps.accountants.base import Accountant
+from isoeps.accountants.ledger import Ledger
+
+
+class RDPAccountant(Accountant):
+    """Sums the RDP curves of all entries over opacus's default orders, then converts."""
+
+    name: ClassVar[str] = "rdp"
+
+    def __init__(self, *, orders: list[float] | None = None) -> None:
+        self.orders = orders
+
+    def epsilon(self, ledger: Ledger, *, delta: float) -> float:
+        from opacus.accountants.analysis import rdp as analysis
+        from opacus.accountants.rdp import RDPAccountant as _OpacusRDP
+
+        check_add_remove(ledger, self.name)
+        if not ledger.is_private:
+            return float("inf")
+        counts = composition(ledger)
+        if not counts:
+            return 0.0
+        orders = self.orders or _OpacusRDP.DEFAULT_ALPHAS
+        total = sum(
+            analysis.compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=orders)
+            for (sigma, q), steps in counts.items()
+        )
+        eps, _ = analysis.get_privacy_spent(orders=orders, rdp=total, delta=delta)
+        return float(eps)

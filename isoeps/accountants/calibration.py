@@ -1,0 +1,307 @@
+"""Epsilon of a ledger, and calibration of the noise multiplier to a target epsilon.
+
+Calibration finds the smallest sigma whose epsilon is at most the target: it seeds a bracket
+from the closed-form GDP approximation (:mod:`isoeps.accountants.gdp`), widens it by secant
+steps in log-log space, then runs Brent's method (``scipy.optimize.brentq``) on
+``log eps(sigma) - log aim`` with ``aim`` just under the target. It stops at the first sigma
+whose epsilon lies in ``[target * (1 - rtol), target]``; it never returns a sigma above target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from isoeps.accountants.base import PRIMARY, Accountant, create_accountant
+from isoeps.accountants.ledger import Ledger
+from isoeps.accountants.mechanisms import (
+    AccountingInputError,
+    Gaussian,
+    Mechanism,
+    SubsampledGaussian,
+)
+
+#: The default largest sigma calibration will return before calling a target unreachable.
+MAX_NOISE_MULTIPLIER = 1e3
+#: The smallest sigma calibration tries (smaller ones make the accountants' domains explode).
+MIN_NOISE_MULTIPLIER = 1e-2
+#: Where Brent aims, as a fraction of the tolerance window below the target.
+_AIM_FRACTION = 0.25
+#: ``log eps - log aim`` assigned to an accountant failure: "far above target".
+_FAILED = 20.0
+
+
+class CalibrationError(ValueError):
+    """The target cannot be reached within the allowed noise multipliers."""
+
+
+def _check_number(name: str, value: object, *, low: float, high: float, closed_high: bool) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    if ok:
+        ok = low < value < high or (closed_high and value == high)
+    if not ok:
+        bracket = "]" if closed_high else ")"
+        raise AccountingInputError(f"{name} must be in ({low:g}, {high:g}{bracket}, got {value!r}")
+    return float(value)
+
+
+def check_delta(delta: object) -> float:
+    """Return ``delta`` as a float, or raise naming it when it is not in (0, 1)."""
+    return _check_number("delta", delta, low=0.0, high=1.0, closed_high=False)
+
+
+def check_epsilon(target: object) -> float:
+    """Return a finite target epsilon > 0, or raise naming it."""
+    return _check_number("epsilon", target, low=0.0, high=math.inf, closed_high=False)
+
+
+def epsilon(
+    ledger: Ledger, delta: float, accountant: str | Accountant = PRIMARY, **options: float
+) -> float:
+    """Epsilon of the composition of every entry of ``ledger`` at ``delta``.
+
+    An empty ledger gives 0.0 and any ``NonPrivate`` entry gives ``inf``. ``accountant`` is a
+    registered name (``prv``, ``pld``, ``rdp``) or an instance; ``options`` go to its
+    constructor (e.g. ``eps_error`` for ``prv``).
+    """
+    delta = check_delta(delta)
+    if not isinstance(ledger, Ledger):
+        raise AccountingInputError(f"ledger must be a Ledger, got {type(ledger).__name__}")
+    backend = (
+        create_accountant(accountant, **options) if isinstance(accountant, str) else accountant
+    )
+    if not ledger.is_private:
+        return math.inf
+    if ledger.is_empty:
+        return 0.0
+    return float(backend.epsilon(ledger, delta=delta))
+
+
+@dataclass
+class Calibration:
+    """The result of :func:`calibrate_detailed`."""
+
+    noise_multiplier: float
+    epsilon: float
+    target_epsilon: float
+    evaluations: int
+    #: Every (sigma, epsilon) the search evaluated, in order; ``inf`` marks a failure.
+    trace: list[tuple[float, float]] = field(default_factory=list)
+
+
+class _Found(Exception):
+    """Raised inside the root finder to stop at the first sigma in the tolerance window."""
+
+
+def _mechanism(sigma: float, sample_rate: float, steps: int) -> Mechanism:
+    if sample_rate == 1:
+        return Gaussian(noise_multiplier=sigma, count=steps)
+    return SubsampledGaussian(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps)
+
+
+def _seed(target: float, delta: float, sample_rate: float, steps: int, prefix: Ledger) -> float:
+    from isoeps.accountants import gdp
+
+    mu = gdp.mu_for(target, delta)
+    spent = 0.0
+    for m in prefix:
+        if isinstance(m, SubsampledGaussian):
+            spent += gdp.mu_of(m.noise_multiplier, m.sample_rate, m.steps) ** 2
+        elif isinstance(m, Gaussian):
+            spent += gdp.mu_of(m.noise_multiplier, 1.0, m.count) ** 2
+    mu = math.sqrt(max(mu**2 - spent, (0.1 * mu) ** 2))
+    return gdp.sigma_for_mu(mu, sample_rate, steps)
+
+
+def _backend_for(accountant: str | Accountant, target: float) -> Accountant:
+    if not isinstance(accountant, str):
+        return accountant
+    if accountant == "prv":
+        from isoeps.accountants.backends.prv import eps_error_for
+
+        return create_accountant("prv", eps_error=eps_error_for(target))
+    return create_accountant(accountant)
+
+
+def _gdp_slope(sigma: float, delta: float, sample_rate: float, steps: int) -> float:
+    """-d log eps / d log sigma of the GDP model at ``sigma``: the first secant slope."""
+    from isoeps.accountants import gdp
+
+    def log_eps(s: float) -> float:
+        return math.log(gdp.epsilon_for(gdp.mu_of(s, sample_rate, steps), delta))
+
+    try:
+        slope = -(log_eps(sigma * 1.05) - log_eps(sigma)) / math.log(1.05)
+    except (ValueError, ArithmeticError):
+        return 1.0
+    return min(max(slope, 0.2), 20.0) if math.isfinite(slope) else 1.0
+
+
+class _Solver:
+    """Finds sigma with ``floor <= f(sigma) <= target`` for a decreasing ``f``; caches ``f``."""
+
+    def __init__(self, f, *, target: float, rtol: float, lo: float, hi: float) -> None:
+        self.f, self.target, self.rtol, self.lo, self.hi = f, target, rtol, lo, hi
+        self.floor = target * (1 - rtol)
+        self.cache: dict[float, float] = {}
+
+    def value(self, sigma: float) -> float:
+        if sigma not in self.cache:
+            self.cache[sigma] = self.f(sigma)
+        return self.cache[sigma]
+
+    def solve(self, seed: float, slope: float, scale: float = 1.0) -> float | None:
+        """The first sigma in the window of ``scale * f``; None when even ``hi`` is above it."""
+        from scipy.optimize import brentq
+
+        aim = self.target * (1 - _AIM_FRACTION * self.rtol)
+        found: list[float] = []
+
+        def g(log_sigma: float) -> float:
+            sigma = math.exp(log_sigma)
+            value = scale * self.value(sigma)
+            if self.floor <= value <= self.target:
+                found.append(sigma)
+                raise _Found
+            if value <= 0:
+                return -_FAILED
+            return _FAILED if math.isinf(value) else math.log(value) - math.log(aim)
+
+        lo, hi = math.log(self.lo), math.log(self.hi)
+        try:
+            # Bracket by secant steps in (log sigma, log eps) space, then Brent inside it.
+            a = min(max(math.log(seed), lo), hi)
+            ga = g(a)
+            b, gb = a, ga
+            for _ in range(60):
+                if (ga > 0) != (gb > 0):
+                    break
+                move = max(min(gb / slope, 3.0), -3.0)
+                if abs(move) < 0.1 * self.rtol:
+                    move = math.copysign(0.1 * self.rtol, move if move else 1.0)
+                nxt = min(max(b + move, lo), hi)
+                if nxt == b:
+                    return None if gb > 0 else math.exp(b)
+                gn = g(nxt)
+                if gn < _FAILED and gb < _FAILED:
+                    secant = -(gn - gb) / (nxt - b)
+                    slope = min(max(secant, 0.2), 20.0) if secant > 0 else slope
+                a, ga, b, gb = b, gb, nxt, gn
+            brentq(g, min(a, b), max(a, b), xtol=self.rtol * 1e-3, rtol=1e-12, maxiter=100)
+        except _Found:
+            return found[-1]
+        below = [s for s, v in self.cache.items() if scale * v <= self.target]
+        return min(below) if below else None
+
+
+def calibrate_detailed(
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str | Accountant = PRIMARY,
+    *,
+    max_noise_multiplier: float = MAX_NOISE_MULTIPLIER,
+    rtol: float = 0.01,
+    prefix: Ledger | None = None,
+) -> Calibration:
+    """:func:`calibrate`, returning the achieved epsilon and the number of evaluations too.
+
+    For ``prv`` the search runs on :meth:`PRVAccountant.predict` (a 10x coarser PRV pass) and
+    only the candidates are evaluated at the full eps_error; their ratio to the forecast
+    rescales the forecast until a candidate lands in the window.
+    """
+    target = check_epsilon(target_epsilon)
+    delta = check_delta(delta)
+    SubsampledGaussian(1.0, sample_rate, steps)  # validates sample_rate and steps, naming them
+    max_sigma = _check_number(
+        "max_noise_multiplier", max_noise_multiplier, low=0.0, high=math.inf, closed_high=False
+    )
+    rtol = _check_number("rtol", rtol, low=0.0, high=0.5, closed_high=True)
+    prefix = Ledger() if prefix is None else prefix
+    if not isinstance(prefix, Ledger):
+        raise AccountingInputError(f"prefix must be a Ledger, got {type(prefix).__name__}")
+    if not prefix.is_private:
+        raise CalibrationError("prefix ledger has a non-private entry: epsilon is inf")
+    backend = _backend_for(accountant, target)
+    trace: list[tuple[float, float]] = []
+    calls = [0]
+
+    def guarded(method):
+        def f(sigma: float) -> float:
+            ledger = Ledger([*prefix, _mechanism(sigma, sample_rate, steps)])
+            calls[0] += 1
+            try:
+                value = float(method(ledger, delta=delta))
+            except AccountingInputError:
+                raise
+            except (RuntimeError, ValueError, ArithmeticError):
+                value = math.inf  # e.g. PRV's "Discrete mean differs": treat as above target
+            return math.inf if math.isnan(value) else value
+
+        return f
+
+    def exact(sigma: float) -> float:
+        value = guarded(backend.epsilon)(sigma)
+        trace.append((sigma, value))
+        return value
+
+    lo = min(MIN_NOISE_MULTIPLIER, max_sigma)
+    seed = min(max(_seed(target, delta, sample_rate, steps, prefix), lo), max_sigma)
+    slope = _gdp_slope(seed, delta, sample_rate, steps)
+    solver = _Solver(exact, target=target, rtol=rtol, lo=lo, hi=max_sigma)
+    predict = getattr(backend, "predict", None)
+    if predict is not None and getattr(backend, "eps_error", None) is not None:
+        cheap = _Solver(guarded(predict), target=target, rtol=rtol, lo=lo, hi=max_sigma)
+        scale = 1.0
+        for _ in range(3):
+            candidate = cheap.solve(seed, slope, scale)
+            if candidate is None:
+                break
+            value = solver.value(candidate)
+            if solver.floor <= value <= target:
+                seed = candidate  # the final solve then returns it without a new evaluation
+                break
+            forecast = cheap.value(candidate)
+            if not (math.isfinite(value) and math.isfinite(forecast) and forecast > 0):
+                break
+            scale, seed = value / forecast, candidate
+    sigma = solver.solve(seed, slope)
+    if sigma is None:
+        raise CalibrationError(
+            f"target epsilon={target:g} at delta={delta:g} is unreachable: it needs "
+            f"noise_multiplier > max_noise_multiplier={max_sigma:g}"
+        )
+    return Calibration(sigma, solver.value(sigma), target, calls[0], trace)
+
+
+def calibrate(
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str | Accountant = PRIMARY,
+    *,
+    max_noise_multiplier: float = MAX_NOISE_MULTIPLIER,
+    rtol: float = 0.01,
+    prefix: Ledger | None = None,
+) -> float:
+    """The smallest noise multiplier whose epsilon is at most ``target_epsilon``.
+
+    The ledger is ``prefix`` (mechanisms already spent, default none) plus ``steps``
+    Poisson-subsampled Gaussian steps at ``sample_rate`` (a plain Gaussian when it is 1).
+    The achieved epsilon is in ``[target * (1 - rtol), target]`` under ``accountant`` (for
+    ``prv`` at eps_error = 1% of the target, capped at 0.01, the setting
+    :func:`epsilon` uses for it). Raises :class:`CalibrationError` when the target needs a
+    sigma above ``max_noise_multiplier``.
+    """
+    return calibrate_detailed(
+        target_epsilon,
+        delta,
+        sample_rate,
+        steps,
+        accountant,
+        max_noise_multiplier=max_noise_multiplier,
+        rtol=rtol,
+        prefix=prefix,
+    ).noise_multiplier

@@ -1,0 +1,74 @@
+"""Loading splits by dataset name: the entry point the harness, methods and CLI use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from isoeps import registry
+from isoeps.datasets.base import SPLITS, ImageSplit
+from isoeps.datasets.splits import check_disjoint
+from isoeps.errors import ConfigError
+
+GROUP = "isoeps.datasets"
+
+
+def dataset_names() -> list[str]:
+    """Every registered dataset source (built-ins and plugins)."""
+    return registry.names(GROUP)
+
+
+def get_source(name: str, *, root: str | None = None, options: Mapping[str, Any] | None = None):
+    """An instance of the source ``name`` configured by ``options`` (and ``root`` if given)."""
+    cls = registry.get(GROUP, name)
+    options = dict(options or {})
+    if root is not None:
+        if "root" not in cls.Config.model_fields:
+            raise ConfigError(f"{name}: this dataset takes no root (it is embedded)")
+        options["root"] = str(root)
+    return cls(**options)
+
+
+def load_split(
+    name: str,
+    split: str,
+    *,
+    resolution: int = 32,
+    n: int | None = None,
+    seed: int = 0,
+    root: str | None = None,
+    options: dict | None = None,
+) -> ImageSplit:
+    """One split of dataset ``name`` at ``resolution``; ``n`` items (default: the source's size)."""
+    source = get_source(name, root=root, options=options)
+    return source.load(split, resolution=resolution, n=n, seed=seed)
+
+
+def load_splits(
+    name: str,
+    splits: Sequence[str] = SPLITS,
+    *,
+    resolution: int = 32,
+    n: int | dict[str, int | None] | None = None,
+    seed: int = 0,
+    root: str | None = None,
+    options: dict | None = None,
+) -> dict[str, ImageSplit]:
+    """Several splits of one dataset, checked to share no image id or pixels.
+
+    ``n`` is one count for every split, or a per-split mapping (missing splits use the
+    source's default size).
+    """
+    if isinstance(n, Mapping):
+        unknown = set(n) - set(splits)
+        if unknown:
+            raise ConfigError(f"n: unknown split(s) {sorted(unknown)}; loading {list(splits)}")
+    source = get_source(name, root=root, options=options)
+    loaded = {
+        split: source.load(
+            split, resolution=resolution, n=n.get(split) if isinstance(n, Mapping) else n, seed=seed
+        )
+        for split in splits
+    }
+    check_disjoint(loaded)
+    return loaded

@@ -1,0 +1,182 @@
+"""DPImageBench ``gen.npz``: read it to evaluate DPImageBench outputs, write it to export.
+
+DPImageBench methods save ``np.savez(path, x=..., y=...)`` with ``x`` float32 ``(N, C, H, W)``
+in [0, 1] and ``y`` integer labels. isoeps adds a ``captions`` array on export (DPImageBench
+ignores extra keys). Grayscale (C = 1) files are read as three equal channels.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from isoeps.datasets.base import ImageSplit
+from isoeps.datasets.source import DatasetSource, SourceConfig, take_subset
+from isoeps.errors import DataError
+from isoeps.ops.images import DEFAULT_RESIZE, chw_to_pil, pil_to_chw, resize_pil, unit_to_uint8
+
+
+def read_dpimagebench_npz(
+    path: str | os.PathLike,
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """``(images uint8 (N, 3, H, W), labels int64 (N,), captions or None)`` from a gen.npz.
+
+    Raises :class:`DataError` naming the file and the problem: a missing ``x``, a wrong
+    shape or dtype, values outside [0, 1] or non-finite, or ``y``/``captions`` of wrong length.
+    """
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"DPImageBench file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
+    with data:
+        if "x" not in data.files:
+            raise DataError(f"{path}: no 'x' array (found {', '.join(data.files) or 'nothing'})")
+        x = data["x"]
+        y = data["y"] if "y" in data.files else None
+        captions = data["captions"] if "captions" in data.files else None
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise DataError(f"{path}: x must be (N, C, H, W) with C in (1, 3), got shape {x.shape}")
+    if x.dtype != np.float32:
+        raise DataError(f"{path}: x must be float32 in [0, 1], got dtype {x.dtype}")
+    if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
+        raise DataError(
+            f"{path}: x must hold finite values in [0, 1], got range "
+            f"[{np.nanmin(x):.4g}, {np.nanmax(x):.4g}]"
+        )
+    n = x.shape[0]
+    if y is None:
+        labels = np.zeros(n, dtype=np.int64)
+    else:
+        y = (
+            np.asarray(y).reshape(-1)
+            if np.asarray(y).ndim == 2 and np.asarray(y).shape[1] == 1
+            else np.asarray(y)
+        )
+        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{path}: y must be {n} integer labels, got {y.dtype} {y.shape}")
+        labels = y.astype(np.int64)
+    caption_list = None
+    if captions is not None:
+        if captions.shape != (n,) or captions.dtype.kind not in "US":
+            raise DataError(
+                f"{path}: captions must be {n} strings, got {captions.dtype} {captions.shape}"
+            )
+        caption_list = [str(c) for c in captions]
+    images = unit_to_uint8(x)
+    if images.shape[1] == 1:
+        images = np.repeat(images, 3, axis=1)
+    return images, labels, caption_list
+
+
+def write_dpimagebench_npz(
+    path: str | os.PathLike,
+    *,
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    captions: list[str] | None = None,
+) -> None:
+    """Write uint8 ``(N, 3, H, W)`` images as DPImageBench's gen.npz (atomically)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} {images.shape}")
+    n = images.shape[0]
+    y = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be {n} integers, got {y.dtype} {y.shape}")
+    arrays: dict[str, Any] = {
+        "x": images.astype(np.float32) / np.float32(255.0),
+        "y": y.astype(np.int64),
+    }
+    if captions is not None:
+        if len(captions) != n:
+            raise ValueError(f"captions: expected {n}, got {len(captions)}")
+        arrays["captions"] = np.array([str(c) for c in captions], dtype=np.str_)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class DPImageBenchConfig(SourceConfig):
+    root: str | None = Field(None, description="a gen.npz file, or a folder holding gen.npz")
+    resize: str = Field(DEFAULT_RESIZE, description="resize policy when the file's size differs")
+
+
+class DPImageBenchDataset(DatasetSource):
+    """Images from a DPImageBench ``gen.npz`` (to evaluate its outputs with isoeps metrics).
+
+    The whole file is the requested split. Captions come from the file's ``captions`` array
+    when present, else ``"class <y>"``; the label is kept as attribute ``label``.
+    """
+
+    name: ClassVar[str] = "dpimagebench"
+    description: ClassVar[str] = "DPImageBench gen.npz samples (x float32 NCHW in [0,1], y)"
+    Config: ClassVar[type[DPImageBenchConfig]] = DPImageBenchConfig
+
+    def _path(self) -> Path:
+        if not self.config.root:
+            raise DataError("dpimagebench: set root to a gen.npz file (or a folder holding one)")
+        path = Path(self.config.root).expanduser()
+        return path / "gen.npz" if path.is_dir() else path
+
+    def available(self, split: str) -> int:
+        self.check_split(split)
+        return len(read_dpimagebench_npz(self._path())[0])
+
+    def load(
+        self, split: str, *, resolution: int = 32, n: int | None = None, seed: int = 0
+    ) -> ImageSplit:
+        self.check_split(split)
+        self.check_resolution(resolution)
+        path = self._path()
+        images, labels, captions = read_dpimagebench_npz(path)
+        chosen = take_subset(len(images), n=n, seed=seed, salt=f"dpimagebench/{split}")
+        images, labels = images[chosen], labels[chosen]
+        if images.shape[-1] != resolution or images.shape[-2] != resolution:
+            images = (
+                np.stack(
+                    [
+                        pil_to_chw(
+                            resize_pil(
+                                chw_to_pil(im), resolution=resolution, mode=self.config.resize
+                            )
+                        )
+                        for im in images
+                    ]
+                )
+                if len(images)
+                else np.zeros((0, 3, resolution, resolution), np.uint8)
+            )
+        texts = [
+            [captions[i]] if captions else [f"class {labels[k]}"] for k, i in enumerate(chosen)
+        ]
+        classes = sorted(set(labels.tolist()))
+        return ImageSplit(
+            dataset=self.name,
+            split=split,
+            ids=[f"dpimagebench:{path.stem}:{i}" for i in chosen],
+            images=images,
+            captions=texts,
+            attributes={"label": np.searchsorted(classes, labels).astype(np.int64)},
+            attribute_schema={"label": [str(c) for c in classes]},
+            info={
+                "source": "dpimagebench",
+                "path": str(path),
+                "resolution": resolution,
+                "resize_mode": self.config.resize,
+            },
+        )

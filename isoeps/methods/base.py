@@ -1,0 +1,147 @@
+"""The method contract: one constructor signature, a typed config, three budget modes.
+
+Every method is ``Method(config, *, ctx)`` and implements :meth:`Method.pretrain_public`,
+:meth:`Method.fit` and :meth:`Method.sample`. The harness hands ``fit`` a ``PrivateData``
+guard (never the raw dataset) and re-accounts the guard's ledger itself; a method never adds
+DP noise itself but calls the shared engine in :mod:`isoeps.privacy`.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from isoeps.accountants import PrivacyBudget
+from isoeps.datasets.base import ImageSplit
+from isoeps.privacy.guard import PrivateData
+
+#: Purposes for which :class:`MethodContext` derives independent random streams.
+RNG_PURPOSES: tuple[str, ...] = ("data", "init", "sampling", "noise", "evaluation")
+
+
+class MethodConfig(BaseModel):
+    """Base of every method's ``Config``: unknown fields are errors that name the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: int = 1
+    gpus: float = 0
+    memory_gb: float = 4
+
+
+@dataclass
+class Samples:
+    """What ``sample`` returns: uint8 ``(n, 3, H, W)`` images and, per image, the prompt it
+    was generated from and the plain caption it is scored against (no private tokens)."""
+
+    images: np.ndarray
+    prompts: list[str]
+    eval_captions: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
+            raise ValueError(
+                f"Samples.images must be uint8 (n, 3, H, W), got "
+                f"{self.images.dtype} {self.images.shape}"
+            )
+        n = self.images.shape[0]
+        if len(self.prompts) != n or len(self.eval_captions) != n:
+            raise ValueError(
+                f"Samples: {n} images but {len(self.prompts)} prompts and "
+                f"{len(self.eval_captions)} eval_captions"
+            )
+
+
+@dataclass
+class MethodContext:
+    """Everything a method gets from the harness besides its config.
+
+    ``seed`` is the cell's root seed; :meth:`rng`/:meth:`seed_for` derive an independent
+    stream per purpose with ``numpy.random.SeedSequence``. ``secure`` asks the DP engine for
+    cryptographic sampling and noise.
+    """
+
+    device: str = "cpu"
+    seed: int = 0
+    secure: bool = False
+    cache_dir: Path | None = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("isoeps.method"))
+    tracker: Any = None
+    show_progress: bool = True
+
+    def seed_for(self, purpose: str) -> int:
+        if purpose not in RNG_PURPOSES:
+            raise ValueError(f"unknown RNG purpose {purpose!r}; known: {RNG_PURPOSES}")
+        sequence = np.random.SeedSequence(self.seed, spawn_key=(RNG_PURPOSES.index(purpose),))
+        return int(sequence.generate_state(1, dtype=np.uint32)[0])
+
+    def rng(self, purpose: str) -> np.random.Generator:
+        return np.random.default_rng(self.seed_for(purpose))
+
+    def torch_generator(self, purpose: str, device: str | None = None) -> Any:
+        import torch
+
+        generator = torch.Generator(device=device or "cpu")
+        generator.manual_seed(self.seed_for(purpose))
+        return generator
+
+
+class Method(ABC):
+    """Base class of every generator under test."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    version: ClassVar[str] = "1"
+    #: Budget modes this method can run: any of "private", "inf", "public".
+    supported_budgets: ClassVar[tuple[str, ...]] = ("private", "inf", "public")
+    #: Capabilities the method needs, e.g. {"text_conditioning", "public_models"}.
+    requires: ClassVar[frozenset[str]] = frozenset()
+    resources: ClassVar[Resources] = Resources()
+
+    def __init__(self, config: MethodConfig | dict[str, Any] | None = None, *, ctx: MethodContext):
+        self.config = config if isinstance(config, self.Config) else self.Config(**(config or {}))
+        self.ctx = ctx
+
+    # -- public pretraining (cached by the harness) -------------------------------------------
+    def public_cache_key(self) -> dict[str, Any]:
+        """What determines the public model besides the public data. Override to drop
+        private-only fields, so that epsilon or DP settings share one cached public model."""
+        return {"method": self.name, "version": self.version, "config": self.config.model_dump()}
+
+    @abstractmethod
+    def pretrain_public(self, public: ImageSplit) -> None:
+        """Train the public model(s) on public data only."""
+
+    @abstractmethod
+    def save_public(self, directory: Path) -> None:
+        """Write the public model(s) to ``directory`` (for the harness's cache)."""
+
+    @abstractmethod
+    def load_public(self, directory: Path) -> None:
+        """Load what :meth:`save_public` wrote."""
+
+    # -- private fit and sampling -------------------------------------------------------------
+    @abstractmethod
+    def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> None:
+        """Adapt to private data through the guard. ``private`` is None for ``public``."""
+
+    @abstractmethod
+    def sample(self, prompts: list[str], n: int) -> Samples:
+        """Generate ``n`` images, cycling through ``prompts``."""
+
+    def check_budget(self, budget: PrivacyBudget) -> None:
+        if budget.mode not in self.supported_budgets:
+            raise ValueError(
+                f"method {self.name!r} does not support budget {budget.mode!r}; "
+                f"supported: {self.supported_budgets}"
+            )

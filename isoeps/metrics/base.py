@@ -1,0 +1,70 @@
+"""The metric contract the harness calls.
+
+A metric is constructed with keyword options, then :meth:`Metric.evaluate` takes a
+:class:`MetricInputs` and returns :class:`MetricValue` rows. Feature-level math lives in pure
+functions (``frechet_distance``, ``kernel_distance``, ``prdc``...), each tested against its
+reference library; the objects only wire backbones, caches and provenance.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from isoeps.datasets.base import ImageSplit
+
+
+@dataclass
+class MetricInputs:
+    """Everything a metric may need for one cell.
+
+    ``fake`` are the generated uint8 ``(n, 3, H, W)`` images; ``fake_captions`` their plain
+    eval captions; ``fake_attributes`` the attributes their prompts asked for (name -> int
+    array, when the dataset has attributes). ``reference`` is the held-out real split the
+    prompts came from; ``eval`` the evaluator-training split; ``private`` the training split
+    (read for memorisation and style capture only, after the release; these numbers are not
+    DP). ``extraction`` holds samples generated from training captions, when asked for.
+    """
+
+    fake: np.ndarray
+    fake_captions: list[str]
+    reference: ImageSplit
+    fake_attributes: dict[str, np.ndarray] | None = None
+    fake_prompt_source_ids: list[str] | None = None
+    eval: ImageSplit | None = None
+    private: ImageSplit | None = None
+    extraction: np.ndarray | None = None
+    extraction_source_ids: list[str] | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class MetricValue:
+    """One number with its provenance. ``name`` is e.g. ``"fid"``, ``"precision"``."""
+
+    name: str
+    value: float
+    higher_is_better: bool
+    n: int
+    backbone: str | None = None
+    backbone_sha256: str | None = None
+    std: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Metric(ABC):
+    #: The registry name (``isoeps.metrics`` entry point), e.g. ``"fid"``.
+    name: ClassVar[str]
+    #: Inputs this metric needs beyond ``fake`` and ``reference``: e.g. {"eval", "private"}.
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
+        """Compute this metric's values for one cell."""

@@ -1,0 +1,73 @@
+"""CLI conventions: --help and --version work and import no torch; exit codes; JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from isoeps.cli.main import main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from isoeps.cli.main import main; sys.exit(main())", *args],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from isoeps.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'isoeps --help imported torch'\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_every_command_has_help(capsys):
+    from isoeps.cli.main import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert "cache" in commands and "doctor" in commands
+    for name in commands:
+        try:
+            main([name, "--help"])
+        except SystemExit as exc:
+            assert exc.code == 0, name
+    assert "usage" in capsys.readouterr().out
+
+
+def test_version():
+    result = _run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("isoeps ")
+
+
+def test_unknown_command_is_usage_error():
+    result = _run("no-such-command")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_cache_dir_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ISOEPS_CACHE_DIR", str(tmp_path / "c"))
+    assert main(["cache", "dir", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"cache_dir": str(tmp_path / "c")}
+
+
+def test_cache_ls_and_clear(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ISOEPS_CACHE_DIR", str(tmp_path))
+    (tmp_path / "public-models" / "abc").mkdir(parents=True)
+    (tmp_path / "public-models" / "abc" / "w.bin").write_bytes(b"x" * 1000)
+    assert main(["cache", "ls", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["entries"] == [{"kind": "public-models", "key": "abc", "bytes": 1000}]
+    assert main(["cache", "clear", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"freed_bytes": 1000}
+    assert not (tmp_path / "public-models").exists()
