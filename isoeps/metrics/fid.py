@@ -1,0 +1,108 @@
+"""Fréchet distance between Gaussian fits of two feature sets (FID).
+
+Statistics are float64. The matrix square root term is computed as
+``tr sqrt(S1^1/2 S2 S1^1/2)`` from symmetric eigendecompositions, which stays real and finite
+when a covariance is singular (n < d), where ``scipy.linalg.sqrtm`` of ``S1 S2`` needs an
+epsilon offset. It matches ``cleanfid.fid.frechet_distance`` (tested). FID is biased at small
+n and unstable for n < d: n is always recorded, and values compare only at equal n.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from isoeps.metrics.base import MetricInputs, MetricValue
+from isoeps.metrics.common import FeatureMetric, value
+from isoeps.metrics.features import check_features
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance in float64."""
+    features = check_features(features, what="fid features").astype(np.float64)
+    if features.shape[0] < 2:
+        raise ValueError(f"FID needs at least 2 feature vectors, got {features.shape[0]}")
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    eigenvalues, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ vectors.T
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
+    """``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2)`` in float64."""
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = (
+        np.atleast_2d(sigma1).astype(np.float64),
+        np.atleast_2d(sigma2).astype(np.float64),
+    )
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(f"FID: feature dimensions differ: {mu1.shape} vs {mu2.shape}")
+    root1 = _psd_sqrt(sigma1)
+    middle = root1 @ sigma2 @ root1
+    eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
+    tr_covmean = np.sqrt(np.clip(eigenvalues, 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def _frechet_low_rank(fake: np.ndarray, real: np.ndarray) -> float:
+    """Exact FID when n < d: with S1 = A'A and S2 = B'B (centred, scaled features), the
+    nonzero eigenvalues of S1 S2 are those of (A B')(A B')', so tr sqrt(S1 S2) is the nuclear
+    norm of the small (n1, n2) matrix A B'. Costs O(n1 n2 d) instead of O(d^3)."""
+    a = fake.astype(np.float64)
+    b = real.astype(np.float64)
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    a = (a - a.mean(axis=0)) / np.sqrt(a.shape[0] - 1)
+    b = (b - b.mean(axis=0)) / np.sqrt(b.shape[0] - 1)
+    nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * nuclear)
+
+
+def fid_from_features(fake: np.ndarray, real: np.ndarray) -> tuple[float, dict[str, object]]:
+    """FID of two feature sets, with details (n of each, and a flag when n < d)."""
+    fake = check_features(fake, what="fid fake features")
+    real = check_features(real, what="fid real features")
+    if fake.shape[1] != real.shape[1]:
+        raise ValueError(f"FID: feature dimensions differ: {fake.shape[1]} vs {real.shape[1]}")
+    dim = fake.shape[1]
+    n_min = min(fake.shape[0], real.shape[0])
+    if n_min < 2:
+        raise ValueError(f"FID needs at least 2 feature vectors in each set, got {n_min}")
+    details: dict[str, object] = {"n_fake": int(fake.shape[0]), "n_real": int(real.shape[0])}
+    if n_min <= dim:
+        details["n_below_dim"] = True
+        warnings.warn(
+            f"FID with n={n_min} <= feature dim {dim}: the covariance is singular and the "
+            "value is strongly biased; compare only at equal n",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return max(_frechet_low_rank(fake, real), 0.0), details
+    mu1, sigma1 = gaussian_stats(fake)
+    mu2, sigma2 = gaussian_stats(real)
+    return max(frechet_distance(mu1, sigma1, mu2, sigma2), 0.0), details
+
+
+class FIDMetric(FeatureMetric):
+    """FID of the samples against the reference split (default backbone: Inception)."""
+
+    name = "fid"
+
+    def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
+        backbone, fake, real = self.features(inputs)
+        number, details = fid_from_features(fake, real)
+        return [
+            value(
+                "fid",
+                number,
+                higher_is_better=False,
+                n=len(fake),
+                backbone=backbone,
+                details=details,
+            )
+        ]

@@ -1,0 +1,215 @@
+"""Memorisation: is each sample nearer to the training images than to unseen ones?
+
+For each sample, its nearest-neighbour distance to the private (training) images and to an
+EQUAL-SIZE held-out set from the reference split, excluding the reference record whose caption
+prompted the sample (when ``fake_prompt_source_ids`` is given; recorded either way) (a prompt pulls its sample toward its own image). Equal sizes matter: the
+larger set would otherwise win by chance. Both sets have ``m = min(n_private, n_reference - 1,
+max_set)`` images; each sample sees ``m`` held-out images (its own source, or else one fixed
+extra, is left out of a pool of ``m + 1``).
+
+- ``mem_closer_to_train``: the fraction of samples whose training distance is smaller. About
+  0.5 when the generator does not memorise; lower is better.
+- ``mem_near_copy_rate``: the fraction with ``d_train < near_copy_ratio * d_heldout``.
+- ``mem_extraction_near_copy_rate`` (when ``MetricInputs.extraction`` is given: samples
+  prompted by training captions): the same rate, plus how often the nearest training image is
+  the prompt's own source.
+
+Distances are Euclidean, in pixels ([0, 1], at the private resolution) by default, or in a
+backbone's feature space. Details hold only ids and distances of the closest pairs, never
+images; figures of them need ``--show-private``. These numbers are not DP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from isoeps.errors import ConfigError
+from isoeps.metrics.backbones import load_backbone
+from isoeps.metrics.base import Metric, MetricInputs, MetricValue
+from isoeps.metrics.common import value
+from isoeps.metrics.features import image_features
+from isoeps.metrics.preprocess import check_images, match_resolution
+
+
+def nearest(
+    queries: np.ndarray,
+    keys: np.ndarray,
+    *,
+    k: int = 1,
+    chunk_size: int = 1024,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` smallest Euclidean distances (and indices) from each query to ``keys``."""
+    import torch
+
+    q = torch.as_tensor(queries, dtype=torch.float32, device=device)
+    kt = torch.as_tensor(keys, dtype=torch.float32, device=device)
+    k_sq = (kt * kt).sum(1)
+    dists, indices = [], []
+    with torch.inference_mode():
+        for start in range(0, q.shape[0], chunk_size):
+            block = q[start : start + chunk_size]
+            sq = ((block * block).sum(1)[:, None] + k_sq[None] - 2 * block @ kt.T).clamp_min_(0)
+            top = sq.topk(min(k, kt.shape[0]), dim=1, largest=False)
+            dists.append(top.values.sqrt().cpu().numpy())
+            indices.append(top.indices.cpu().numpy())
+    return np.concatenate(dists), np.concatenate(indices)
+
+
+class MemorisationMetric(Metric):
+    name = "mem"
+    needs = frozenset({"private"})
+
+    def __init__(
+        self,
+        *,
+        space: str = "pixels",
+        device: str | None = None,
+        max_set: int = 10_000,
+        near_copy_ratio: float = 1 / 3,
+        top: int = 10,
+        batch_size: int = 64,
+    ) -> None:
+        self.space = space
+        self.device = device
+        self.max_set = max_set
+        self.near_copy_ratio = near_copy_ratio
+        self.top = top
+        self.batch_size = batch_size
+
+    def _embed(
+        self, images: np.ndarray, *, size: int, what: str, device: str
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if self.space == "pixels":
+            images, record = match_resolution(images, size=size, what=what)
+            return images.reshape(len(images), -1).astype(np.float32) / 255.0, record
+        backbone = load_backbone(self.space, device=device)
+        return image_features(backbone, images, batch_size=self.batch_size, what=what), {}
+
+    def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
+        fake = check_images(inputs.fake, what="samples")
+        private, reference = inputs.private, inputs.reference
+        if private is None:
+            raise ConfigError("memorisation needs the private (training) split")
+        source_ids = inputs.fake_prompt_source_ids
+        if source_ids is not None and len(source_ids) != len(fake):
+            raise ConfigError(
+                f"memorisation needs one prompt source id per sample (fake_prompt_source_ids): "
+                f"got {len(source_ids)} for {len(fake)} samples"
+            )
+        m = min(len(private), len(reference) - 1, self.max_set)
+        if m < 1:
+            raise ConfigError(f"memorisation needs >= 2 reference images, got {len(reference)}")
+        rng = np.random.default_rng(inputs.seed)
+        train_idx = np.sort(rng.choice(len(private), size=m, replace=False))
+        pool_idx = rng.choice(len(reference), size=m + 1, replace=False)
+        device = self.device or inputs.device
+        size = private.resolution
+        train_feat, _ = self._embed(
+            private.images[train_idx], size=size, what="private", device=device
+        )
+        pool_feat, _ = self._embed(
+            reference.images[pool_idx], size=size, what="reference", device=device
+        )
+        fake_feat, resized = self._embed(fake, size=size, what="samples", device=device)
+
+        d_train, i_train = nearest(fake_feat, train_feat, device=device)
+        d_train, i_train = d_train[:, 0], train_idx[i_train[:, 0]]
+        # Without source ids (e.g. a folder of samples) nothing can be excluded: say so.
+        d_held = self._held_out_distance(
+            fake_feat,
+            pool_feat,
+            [reference.ids[i] for i in pool_idx],
+            source_ids or [None] * len(fake),
+            device,
+        )
+        closer = d_train < d_held
+        near = d_train < self.near_copy_ratio * d_held
+        order = np.argsort(d_train)[: self.top]
+        details = {
+            "space": self.space,
+            "set_size": int(m),
+            "mean_d_train": float(d_train.mean()),
+            "mean_d_heldout": float(d_held.mean()),
+            "near_copy_ratio": self.near_copy_ratio,
+            "closest_pairs": [
+                {
+                    "sample": int(j),
+                    "private_id": private.ids[i_train[j]],
+                    "d_train": float(d_train[j]),
+                    "d_heldout": float(d_held[j]),
+                }
+                for j in order
+            ],
+            "prompt_source_excluded": source_ids is not None,
+            "not_dp": "reads the private split after the release",
+            **resized,
+        }
+        values = [
+            value(
+                "mem_closer_to_train",
+                closer.mean(),
+                higher_is_better=False,
+                n=len(fake),
+                details=details,
+            ),
+            value(
+                "mem_near_copy_rate",
+                near.mean(),
+                higher_is_better=False,
+                n=len(fake),
+                details={
+                    "space": self.space,
+                    "set_size": int(m),
+                    "near_copy_ratio": self.near_copy_ratio,
+                },
+            ),
+        ]
+        if inputs.extraction is not None:
+            values.append(
+                self._extraction(
+                    inputs,
+                    train_feat=train_feat,
+                    train_idx=train_idx,
+                    pool_feat=pool_feat,
+                    size=size,
+                    device=device,
+                    m=m,
+                )
+            )
+        return values
+
+    @staticmethod
+    def _held_out_distance(fake_feat, pool_feat, pool_ids, source_ids, device) -> np.ndarray:
+        """Nearest distance to the pool minus one image: the sample's source, or the last."""
+        d, idx = nearest(fake_feat, pool_feat, k=2, device=device)
+        position = {record_id: p for p, record_id in enumerate(pool_ids)}
+        excluded = np.array([position.get(s, len(pool_ids) - 1) for s in source_ids])
+        return np.where(idx[:, 0] == excluded, d[:, 1], d[:, 0])
+
+    def _extraction(
+        self, inputs: MetricInputs, *, train_feat, train_idx, pool_feat, size, device, m
+    ) -> MetricValue:
+        extraction = check_images(inputs.extraction, what="extraction samples")
+        feat, _ = self._embed(extraction, size=size, what="extraction samples", device=device)
+        d_train, i_train = nearest(feat, train_feat, device=device)
+        d_held, _ = nearest(feat, pool_feat[:m], device=device)
+        near = d_train[:, 0] < self.near_copy_ratio * d_held[:, 0]
+        details: dict[str, Any] = {
+            "space": self.space,
+            "set_size": int(m),
+            "near_copy_ratio": self.near_copy_ratio,
+        }
+        if inputs.extraction_source_ids is not None:
+            nearest_ids = [inputs.private.ids[train_idx[i]] for i in i_train[:, 0]]
+            hits = [a == b for a, b in zip(nearest_ids, inputs.extraction_source_ids)]
+            details["nearest_is_source_rate"] = float(np.mean(hits))
+        return value(
+            "mem_extraction_near_copy_rate",
+            near.mean(),
+            higher_is_better=False,
+            n=len(extraction),
+            details=details,
+        )

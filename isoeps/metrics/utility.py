@@ -1,0 +1,81 @@
+"""Downstream utility, the DPImageBench convention: train on samples, test on real images.
+
+A fresh classifier (``classifier.py``) is trained on the samples, labelled by the attributes
+their prompts asked for, then tested on the real reference images with their true attributes.
+The value is the mean accuracy over attributes; per-attribute accuracies and the majority-class
+baseline of the test set are in details.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from isoeps.errors import ConfigError
+from isoeps.metrics.base import Metric, MetricInputs, MetricValue
+from isoeps.metrics.classifier import (
+    ClassifierConfig,
+    accuracies,
+    check_labels,
+    predict,
+    train_classifier,
+)
+from isoeps.metrics.common import value
+from isoeps.metrics.preprocess import check_images
+
+
+class UtilityMetric(Metric):
+    name = "utility"
+
+    def __init__(
+        self, *, device: str | None = None, classifier: dict[str, Any] | None = None
+    ) -> None:
+        self.device = device
+        self.config = ClassifierConfig(**(classifier or {}))
+
+    def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
+        fake = check_images(inputs.fake, what="samples")
+        reference = inputs.reference
+        if not inputs.fake_attributes:
+            raise ConfigError(
+                "utility needs the attributes the samples' prompts asked for (fake_attributes)"
+            )
+        if not reference.attributes or not reference.attribute_schema:
+            raise ConfigError(
+                f"utility needs attributes on the test split {reference.dataset}/{reference.split}"
+            )
+        labels = check_labels(inputs.fake_attributes, n=len(fake), what="fake_attributes")
+        names = [name for name in labels if name in reference.attributes]
+        if not names:
+            raise ConfigError(
+                f"fake_attributes {sorted(labels)} share no attribute with {reference.dataset}"
+            )
+        classes = {name: len(reference.attribute_schema[name]) for name in names}
+        device = self.device or inputs.device
+        model = train_classifier(
+            fake, {n: labels[n] for n in names}, classes=classes, config=self.config, device=device
+        )
+        per = accuracies(
+            predict(model, reference.images, config=self.config, device=device),
+            reference.attributes,
+        )
+        majority = {
+            name: float(np.bincount(reference.attributes[name]).max() / len(reference))
+            for name in names
+        }
+        return [
+            value(
+                "utility_accuracy",
+                np.mean(list(per.values())),
+                higher_is_better=True,
+                n=len(fake),
+                details={
+                    "per_attribute": per,
+                    "majority_baseline": majority,
+                    "n_test": len(reference),
+                    "classifier_config": asdict(self.config),
+                },
+            )
+        ]

@@ -1,0 +1,144 @@
+"""Memorisation, attributes and utility on tiny synthetic shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from metrics_fixtures import shape_split
+
+from isoeps.errors import ConfigError
+from isoeps.metrics.attributes import AttributeMetric, total_variation
+from isoeps.metrics.base import MetricInputs
+from isoeps.metrics.memorisation import MemorisationMetric
+from isoeps.metrics.utility import UtilityMetric
+
+CLF = {"steps": 60, "batch_size": 64, "width": 16, "lr": 5e-3}
+
+
+def _noisy(images: np.ndarray, scale: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(images + rng.normal(0, scale, images.shape), 0, 255).astype(np.uint8)
+
+
+def test_memorisation_flags_copies_and_not_fresh_samples() -> None:
+    private = shape_split(60, seed=0, split="private")
+    reference = shape_split(60, seed=1, split="reference")
+    copies = _noisy(private.images[:20], 2)
+    fresh = shape_split(20, seed=2).images
+    source_ids = reference.ids[:20]
+    metric = MemorisationMetric()
+    copied = {
+        v.name: v
+        for v in metric.evaluate(
+            MetricInputs(
+                fake=copies,
+                fake_captions=[],
+                reference=reference,
+                private=private,
+                fake_prompt_source_ids=source_ids,
+                extraction=copies,
+                extraction_source_ids=private.ids[:20],
+            )
+        )
+    }
+    assert copied["mem_closer_to_train"].value == 1.0
+    assert copied["mem_near_copy_rate"].value > 0.9
+    assert copied["mem_extraction_near_copy_rate"].details["nearest_is_source_rate"] == 1.0
+    pairs = copied["mem_closer_to_train"].details["closest_pairs"]
+    assert set(pairs[0]) == {"sample", "private_id", "d_train", "d_heldout"}
+    novel = {
+        v.name: v
+        for v in metric.evaluate(
+            MetricInputs(
+                fake=fresh,
+                fake_captions=[],
+                reference=reference,
+                private=private,
+                fake_prompt_source_ids=source_ids,
+            )
+        )
+    }
+    assert novel["mem_closer_to_train"].value < 0.8
+    assert novel["mem_near_copy_rate"].value == 0.0
+
+
+def test_memorisation_excludes_the_prompt_source() -> None:
+    private = shape_split(30, seed=0, split="private")
+    reference = shape_split(31, seed=1, split="reference")
+    # Samples that copy their own prompt's reference image: only the exclusion keeps them honest.
+    fake = reference.images[:10]
+    (closer, _) = MemorisationMetric().evaluate(
+        MetricInputs(
+            fake=fake,
+            fake_captions=[],
+            reference=reference,
+            private=private,
+            fake_prompt_source_ids=reference.ids[:10],
+        )
+    )
+    assert closer.details["mean_d_heldout"] > 0.5
+    assert closer.details["prompt_source_excluded"] is True
+    (unexcluded, _) = MemorisationMetric().evaluate(
+        MetricInputs(fake=fake, fake_captions=[], reference=reference, private=private)
+    )
+    assert unexcluded.details["prompt_source_excluded"] is False
+    assert unexcluded.details["mean_d_heldout"] < closer.details["mean_d_heldout"]
+    with pytest.raises(ConfigError, match="prompt source id"):
+        MemorisationMetric().evaluate(
+            MetricInputs(
+                fake=fake,
+                fake_captions=[],
+                reference=reference,
+                private=private,
+                fake_prompt_source_ids=["x"],
+            )
+        )
+
+
+def test_total_variation() -> None:
+    assert total_variation(np.array([0.5, 0.5]), np.array([1.0, 0.0])) == 0.5
+
+
+@pytest.mark.slow
+def test_attribute_and_utility_metrics() -> None:
+    eval_split = shape_split(400, seed=0)
+    reference = shape_split(80, seed=1, split="reference")
+    private = shape_split(200, seed=2, split="private")
+    good = shape_split(80, seed=3)
+    inputs = MetricInputs(
+        fake=good.images,
+        fake_captions=[],
+        reference=reference,
+        fake_attributes=good.attributes,
+        eval=eval_split,
+        private=private,
+    )
+    values = {v.name: v for v in AttributeMetric(classifier=CLF).evaluate(inputs)}
+    held_out = values["attr_consistency"].details["classifier_heldout_accuracy"]
+    assert min(held_out.values()) > 0.8, held_out
+    assert values["attr_consistency"].value > 0.8
+    assert values["attr_tv"].value < 0.15
+    # Samples that ignore their prompts: all green squares.
+    wrong = good.images.copy()
+    wrong[:] = shape_split(1, seed=9).images[0]
+    bad = {
+        v.name: v
+        for v in AttributeMetric(classifier=CLF).evaluate(
+            MetricInputs(
+                fake=wrong,
+                fake_captions=[],
+                reference=reference,
+                fake_attributes=good.attributes,
+                eval=eval_split,
+                private=private,
+            )
+        )
+    }
+    assert bad["attr_consistency"].value < values["attr_consistency"].value - 0.2
+    assert bad["attr_tv"].value > 0.3
+    utility = UtilityMetric(classifier=CLF).evaluate(inputs)[0]
+    assert utility.value > max(utility.details["majority_baseline"].values())
+    with pytest.raises(ConfigError, match="fake_attributes"):
+        UtilityMetric(classifier=CLF).evaluate(
+            MetricInputs(fake=good.images, fake_captions=[], reference=reference)
+        )
