@@ -1,0 +1,482 @@
+"""The shared DP-SGD engine: Poisson batches, per-sample clipping, Gaussian noise, one step.
+
+Every method that trains on private records with gradients calls :func:`train_dp_sgd`; no
+method adds noise itself. One logical step is:
+
+1. a Poisson batch from the guard (``guard.poisson_batches`` writes ``SubsampledGaussian(sigma,
+   q, T)`` to the ledger before any record is read); an empty batch is legal and the step is
+   then noise only;
+2. the batch is processed in physical chunks of at most ``max_physical_batch_size`` records
+   (virtual batches: memory does not grow with the expected batch size); each chunk's
+   per-sample gradients over the trainable parameters are clipped to global L2 norm
+   ``clip_norm`` and added to a running sum;
+3. N(0, (sigma C)^2) noise is added to every coordinate of the sum;
+4. the result is divided by the constant expected batch size ``q N`` (never by the realised
+   batch size, which would leak it) and handed to the optimizer.
+
+The ``inf`` budget runs the same schedule (Poisson batches at rate q, T steps, division by
+``q N``) on ``guard.raw()``, with no clipping and no noise: the ledger then reads epsilon = inf.
+
+Noise source: with a ``secure`` guard the normals come from the guard's CSPRNG
+(:meth:`MechanismRandom.standard_normal`). In benchmark mode each step draws one 62-bit seed
+from the guard's seeded stream and fills a ``torch.Generator`` on the parameters' device with
+it: reproducible from the cell seed, and fast on a GPU.
+
+The module is put in eval mode and left there: frozen parts with train-time state (a VQ-EMA
+codebook) must not update, and our models use no dropout. Parameters outside ``trainable`` get
+``requires_grad=False`` during training (restored afterwards) and are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from isoeps.accountants import (
+    PRIMARY,
+    CalibrationError,
+    Ledger,
+    PrivacyBudget,
+    SubsampledGaussian,
+    accountant_names,
+    calibrate,
+    epsilon,
+)
+from isoeps.errors import ConfigError
+from isoeps.log import get_logger, progress
+from isoeps.privacy.guard import PoissonBatch, PrivateData
+from isoeps.privacy.per_sample import (
+    BACKENDS,
+    LossFn,
+    batch_size,
+    check_losses,
+    clip_and_sum,
+    create_backend,
+)
+from isoeps.privacy.rng import MechanismRandom
+
+Collate = Callable[[Any, np.random.Generator], dict[str, Tensor]]
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class DPSGDConfig:
+    """DP-SGD hyperparameters (plain, JSON-able fields)."""
+
+    clip_norm: float = 1.0
+    #: B; the Poisson sample rate is q = B / N.
+    expected_batch_size: int = 256
+    steps: int = 100
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    #: Records per forward/backward pass; a logical batch is processed in chunks of this size.
+    max_physical_batch_size: int = 64
+    backend: str = "functorch"
+
+    def __post_init__(self) -> None:
+        for name in ("clip_norm", "learning_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"dp_sgd.{name} must be a number > 0, got {value!r}")
+            if math.isnan(value) or math.isinf(value) or value <= 0:
+                raise ConfigError(f"dp_sgd.{name} must be a finite number > 0, got {value!r}")
+        for name in ("expected_batch_size", "steps", "max_physical_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"dp_sgd.{name} must be an integer >= 1, got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"dp_sgd.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"
+            )
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"dp_sgd.backend must be one of {tuple(BACKENDS)}, got {self.backend!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DPPlan:
+    """What a run will spend: printed by ``--dry-run`` and stored with the run."""
+
+    sample_rate: float
+    steps: int
+    #: sigma; ``None`` in ``inf`` mode.
+    noise_multiplier: float | None
+    clip_norm: float
+    expected_batch_size: int
+    #: Achieved epsilon of the whole run per accountant (``prv`` is primary); inf in ``inf`` mode.
+    epsilon: dict[str, float] = field(default_factory=dict)
+    delta: float | None = None
+
+    @property
+    def is_private(self) -> bool:
+        return self.noise_multiplier is not None
+
+    @property
+    def noise_std(self) -> float:
+        """The std of the noise added to the clipped sum: sigma * C (0 in ``inf`` mode)."""
+        return (self.noise_multiplier or 0.0) * self.clip_norm
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(kw_only=True)
+class DPTrainReport:
+    """What :func:`train_dp_sgd` did."""
+
+    plan: DPPlan
+    steps_done: int
+    backend: str
+    sampler: str = "poisson"
+    wall_time_s: float
+    secure: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _too_small(budget: PrivacyBudget, config: DPSGDConfig, num_records: int, q: float) -> str:
+    return (
+        f"epsilon={budget.epsilon:g} is too small to train {config.steps} steps at expected "
+        f"batch {config.expected_batch_size} of {num_records} records (sample rate {q:.3g}): "
+        "try fewer steps or a larger expected batch"
+    )
+
+
+def plan_dp_sgd(
+    *,
+    config: DPSGDConfig,
+    budget: PrivacyBudget,
+    num_records: int,
+    accountants: Sequence[str] | None = None,
+    prefix: Ledger | None = None,
+) -> DPPlan:
+    """Calibrate sigma for ``budget`` (PRV) and report the achieved epsilon per accountant.
+
+    ``prefix`` holds what the cell already spent (e.g. a noisy statistic released before
+    DP-SGD): sigma is calibrated so that prefix + DP-SGD meets the target, and the achieved
+    epsilon covers both. ``accountants`` defaults to every registered accountant. Raises :class:`ConfigError` (a
+    ``ValueError``) for a ``public`` budget, a sample rate above 1, or a target epsilon that
+    cannot be reached with the configured steps and batch.
+    """
+    if budget.mode == "public":
+        raise ConfigError("budget 'public' trains on no private data: do not call DP-SGD")
+    if isinstance(num_records, bool) or not isinstance(num_records, int) or num_records < 1:
+        raise ConfigError(f"num_records must be an integer >= 1, got {num_records!r}")
+    if config.expected_batch_size > num_records:
+        raise ConfigError(
+            f"dp_sgd.expected_batch_size={config.expected_batch_size} exceeds the {num_records} "
+            "private records (the sample rate B/N must be <= 1)"
+        )
+    q = config.expected_batch_size / num_records
+    common: dict[str, Any] = {
+        "sample_rate": q,
+        "steps": config.steps,
+        "clip_norm": config.clip_norm,
+        "expected_batch_size": config.expected_batch_size,
+    }
+    names = list(accountants) if accountants is not None else accountant_names()
+    if not budget.is_private:
+        return DPPlan(noise_multiplier=None, epsilon={n: math.inf for n in names}, **common)
+    if prefix is not None and not prefix.is_private:
+        raise ConfigError(
+            "the ledger already records raw (non-private) access: epsilon is infinite, "
+            f"so a private budget of epsilon={budget.epsilon:g} cannot be met"
+        )
+    try:
+        sigma = calibrate(
+            target_epsilon=budget.epsilon,
+            delta=budget.delta,
+            sample_rate=q,
+            steps=config.steps,
+            accountant=PRIMARY,
+            prefix=prefix if prefix is not None and not prefix.is_empty else None,
+        )
+    except CalibrationError as err:
+        raise ConfigError(f"{_too_small(budget, config, num_records, q)} ({err})") from err
+    ledger = Ledger([*(prefix or ()), SubsampledGaussian(float(sigma), q, config.steps)])
+    achieved = {n: float(epsilon(ledger, delta=budget.delta, accountant=n)) for n in names}
+    return DPPlan(noise_multiplier=float(sigma), epsilon=achieved, delta=budget.delta, **common)
+
+
+def gaussian_noise(random: MechanismRandom, like: Sequence[Tensor], *, std: float) -> list[Tensor]:
+    """One N(0, std^2) tensor shaped like each of ``like``, from the guard's randomness.
+
+    Secure mode: the normals come from the CSPRNG. Benchmark mode: a ``torch.Generator`` on the
+    tensors' device, seeded with one draw from the (seeded) mechanism stream.
+    """
+    total = sum(t.numel() for t in like)
+    if total == 0:
+        return [torch.zeros_like(t) for t in like]
+    reference = like[0]
+    if random.secure:
+        draws = torch.from_numpy(random.standard_normal(total)).to(
+            device=reference.device, dtype=reference.dtype
+        )
+    else:
+        seed = int(random.integers(2**62, 1)[0])
+        generator = torch.Generator(device=reference.device).manual_seed(seed)
+        draws = torch.randn(
+            total, generator=generator, device=reference.device, dtype=reference.dtype
+        )
+    pieces = torch.split(draws.mul_(std), [t.numel() for t in like])
+    return [piece.view_as(t) for piece, t in zip(pieces, like)]
+
+
+def select_trainable(module: nn.Module, trainable: Sequence[str] | None) -> dict[str, nn.Parameter]:
+    """The parameters to train: by exact name or module-name prefix; ``None`` = all that
+    require grad. Unknown names raise ``ConfigError``."""
+    named = dict(module.named_parameters())
+    if trainable is None:
+        selected = {n: p for n, p in named.items() if p.requires_grad}
+    else:
+        if isinstance(trainable, str):
+            raise ConfigError(f"trainable must be a list of parameter names, got {trainable!r}")
+        selected = {}
+        for wanted in trainable:
+            hits = {n: p for n, p in named.items() if n == wanted or n.startswith(f"{wanted}.")}
+            if not hits:
+                known = ", ".join(list(named)[:8])
+                raise ConfigError(
+                    f"trainable name {wanted!r} matches no parameter of "
+                    f"{type(module).__name__} (known: {known}, ...)"
+                )
+            selected.update(hits)
+    if not selected:
+        raise ConfigError(f"{type(module).__name__} has no trainable parameters")
+    return selected
+
+
+@contextlib.contextmanager
+def _only_trainable(module: nn.Module, params: Mapping[str, nn.Parameter]) -> Iterator[None]:
+    """``requires_grad`` on exactly ``params`` for the duration; the old flags come back."""
+    wanted = {id(p) for p in params.values()}
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(id(p) in wanted)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _take(dataset: Any, indices: np.ndarray) -> Any:
+    take = getattr(dataset, "take", None)
+    if take is not None:
+        return take(indices)
+    return [dataset[int(i)] for i in indices]
+
+
+def _raw_poisson_batches(
+    dataset: Any, random: MechanismRandom, sample_rate: float, steps: int
+) -> Iterator[PoissonBatch]:
+    """The private schedule on raw data (``inf`` mode): Poisson batches, nothing recorded."""
+    for step in range(steps):
+        indices = np.flatnonzero(random.poisson_mask(len(dataset), sample_rate))
+        yield PoissonBatch(step=step, records=_take(dataset, indices), size=len(indices))
+
+
+def _chunks(records: Any, size: int, chunk: int) -> Iterator[Any]:
+    if size <= chunk:
+        if size:
+            yield records
+        return
+    for start in range(0, size, chunk):
+        stop = min(start + chunk, size)
+        if hasattr(records, "take"):
+            yield records.take(np.arange(start, stop))
+        else:
+            yield records[start:stop]
+
+
+def _to_device(batch: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def _make_optimizer(config: DPSGDConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.learning_rate)
+    return torch.optim.SGD(params, lr=config.learning_rate)
+
+
+class _StepGradient:
+    """Sums the (clipped, when private) per-record gradients of one logical batch."""
+
+    def __init__(
+        self,
+        *,
+        module: nn.Module,
+        loss_fn: LossFn,
+        collate: Collate,
+        params: Mapping[str, nn.Parameter],
+        config: DPSGDConfig,
+        plan: DPPlan,
+        device: torch.device,
+        rng: np.random.Generator,
+    ) -> None:
+        self._module = module
+        self._loss_fn = loss_fn
+        self._collate = collate
+        self._params = dict(params)
+        self._config = config
+        self._plan = plan
+        self._device = device
+        self._rng = rng
+        self._backend = (
+            create_backend(config.backend, module=module, loss_fn=loss_fn, params=params)
+            if plan.is_private
+            else None
+        )
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+    def _chunk_sum(self, chunk: dict[str, Tensor]) -> dict[str, Tensor]:
+        if self._backend is not None:
+            per_sample = self._backend.compute(chunk)
+            return clip_and_sum(per_sample, clip_norm=self._config.clip_norm)
+        losses = self._loss_fn(self._module, chunk)
+        check_losses(losses, batch_size(chunk))
+        grads = torch.autograd.grad(losses.sum(), list(self._params.values()))
+        return dict(zip(self._params, grads))
+
+    def __call__(self, batch: PoissonBatch) -> dict[str, Tensor]:
+        total = {name: torch.zeros_like(p) for name, p in self._params.items()}
+        chunk_size = self._config.max_physical_batch_size
+        for records in _chunks(batch.records, batch.size, chunk_size):
+            chunk = _to_device(self._collate(records, self._rng), self._device)
+            for name, value in self._chunk_sum(chunk).items():
+                total[name] += value
+        return total
+
+
+def train_dp_sgd(
+    *,
+    guard: PrivateData,
+    module: nn.Module,
+    loss_fn: LossFn,
+    collate: Collate,
+    config: DPSGDConfig,
+    budget: PrivacyBudget,
+    trainable: Sequence[str] | None = None,
+    device: str = "cpu",
+    generator_seed: int,
+    logger: logging.Logger | None = None,
+    show_progress: bool = True,
+    accountants: Sequence[str] | None = None,
+) -> DPTrainReport:
+    """Train ``module`` on the guard's records with DP-SGD (or its ``inf`` twin).
+
+    ``loss_fn(module, batch)`` returns per-example losses of shape ``(B,)`` and must work for
+    B = 1 (the functorch backend evaluates one example at a time). ``collate(records, rng)``
+    turns a chunk of a Poisson batch (what the dataset's ``take`` returns) into a dict of
+    batched tensors, drawing one random caption per record with ``rng`` (seeded from
+    ``generator_seed``). ``trainable`` lists parameter names or module-name prefixes to update
+    (``None``: every parameter that requires grad); the rest stay frozen.
+
+    Sigma is calibrated so that what the guard's ledger already holds plus this run meets
+    ``budget``. Logs report the step, sigma and the planned epsilon of the whole run, never
+    losses.
+    """
+    log = logger or get_logger("privacy.engine")
+    select_trainable(module, trainable)  # fail on a bad name before the (slow) calibration
+    plan = plan_dp_sgd(
+        config=config,
+        budget=budget,
+        num_records=len(guard),
+        accountants=accountants,
+        prefix=guard.ledger,
+    )
+    target = torch.device(device)
+    module.to(target)
+    module.eval()
+    params = select_trainable(module, trainable)
+    rng = np.random.default_rng(generator_seed)
+    divisor = plan.sample_rate * len(guard)
+    if plan.is_private:
+        batches = guard.poisson_batches(
+            noise_multiplier=plan.noise_multiplier,
+            sample_rate=plan.sample_rate,
+            steps=plan.steps,
+        )
+        sigma_text = f"{plan.noise_multiplier:.4g}"
+    else:
+        dataset = guard.raw(reason="dp-sgd in 'inf' mode: no clipping, no noise")
+        batches = _raw_poisson_batches(dataset, guard.random, plan.sample_rate, plan.steps)
+        sigma_text = "none"
+    eps_text = ", ".join(f"{n}={v:.4g}" for n, v in plan.epsilon.items())
+    log.info(
+        "dp-sgd: %d steps, q=%.4g, sigma=%s, C=%g, backend=%s, epsilon of the run: %s",
+        plan.steps,
+        plan.sample_rate,
+        sigma_text,
+        plan.clip_norm,
+        config.backend,
+        eps_text,
+    )
+    log_every = max(1, plan.steps // 10)
+    start = time.perf_counter()
+    steps_done = 0
+    with _only_trainable(module, params):
+        optimizer = _make_optimizer(config, list(params.values()))
+        step_gradient = _StepGradient(
+            module=module,
+            loss_fn=loss_fn,
+            collate=collate,
+            params=params,
+            config=config,
+            plan=plan,
+            device=target,
+            rng=rng,
+        )
+        try:
+            bar = progress(
+                batches,
+                total=plan.steps,
+                desc="dp-sgd",
+                **({} if show_progress else {"disable": True}),
+            )
+            for batch in bar:
+                total = step_gradient(batch)
+                if plan.is_private:
+                    noise = gaussian_noise(guard.random, list(total.values()), std=plan.noise_std)
+                    for value, draw in zip(total.values(), noise):
+                        value.add_(draw)
+                for name, p in params.items():
+                    p.grad = total[name].div_(divisor)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                steps_done += 1
+                if steps_done % log_every == 0 or steps_done == plan.steps:
+                    log.info(
+                        "dp-sgd step %d/%d sigma=%s epsilon(%s, whole run)=%.4g",
+                        steps_done,
+                        plan.steps,
+                        sigma_text,
+                        PRIMARY,
+                        plan.epsilon.get(PRIMARY, math.nan),
+                    )
+        finally:
+            step_gradient.close()
+    return DPTrainReport(
+        plan=plan,
+        steps_done=steps_done,
+        backend=config.backend if plan.is_private else "autograd",
+        wall_time_s=time.perf_counter() - start,
+        secure=guard.secure,
+    )
