@@ -1,1 +1,166 @@
-"""Test helpers for plugin authors: MethodTesterMixin and tiny fixtures."""
+"""Test helpers for plugin authors: :class:`MethodTesterMixin` and tiny fixtures.
+
+Use the mixin in a pytest class, set ``method_class`` (and ``config`` for a tiny, fast
+configuration), and pytest runs the method through the contract on a few synthetic images::
+
+    class TestMyMethod(MethodTesterMixin):
+        method_class = MyMethod
+        config = {"steps": 2}
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from isoeps.datasets.base import ImageSplit
+
+_COLOURS = ("red", "green", "blue")
+
+
+def tiny_split(
+    split: str = "private", *, n: int = 16, resolution: int = 8, seed: int = 0,
+    dataset: str = "tiny",
+) -> ImageSplit:
+    """``n`` random images whose dominant colour is an attribute and named in the caption.
+
+    Ids are prefixed with the split name, so splits of one seed never share a record."""
+    rng = np.random.default_rng([seed, sum(map(ord, split))])
+    colour = rng.integers(0, len(_COLOURS), size=n)
+    images = rng.integers(0, 96, size=(n, 3, resolution, resolution), dtype=np.uint8)
+    for i, c in enumerate(colour):
+        images[i, c] += 128
+    captions = [[f"a {_COLOURS[c]} square", f"something {_COLOURS[c]}"] for c in colour]
+    return ImageSplit(
+        dataset=dataset,
+        split=split,
+        ids=[f"{split}-{seed}-{i}" for i in range(n)],
+        images=images,
+        captions=captions,
+        attributes={"colour": colour},
+        attribute_schema={"colour": list(_COLOURS)},
+        info={"source": "isoeps.testing.tiny_split"},
+    )
+
+
+class MethodTesterMixin:
+    """Runs ``method_class`` through the method contract on tiny data.
+
+    Class attributes: ``method_class`` (required), ``config`` (a tiny, fast config),
+    ``resolution``, ``num_private`` (large enough for the method's sample rate) and
+    ``target_epsilon``.
+    """
+
+    method_class: ClassVar[type]
+    config: ClassVar[dict[str, Any]] = {}
+    resolution: ClassVar[int] = 8
+    num_private: ClassVar[int] = 64
+    target_epsilon: ClassVar[float] = 10.0
+
+    # -- helpers --------------------------------------------------------------------------------
+    def make_method(self, seed: int = 0, cache_dir: Path | None = None) -> Any:
+        from isoeps.methods.base import MethodContext
+
+        ctx = MethodContext(device="cpu", seed=seed, cache_dir=cache_dir, show_progress=False)
+        return self.method_class(dict(self.config), ctx=ctx)
+
+    def public_split(self) -> ImageSplit:
+        return tiny_split("public", n=32, resolution=self.resolution)
+
+    def private_split(self) -> ImageSplit:
+        return tiny_split("private", n=self.num_private, resolution=self.resolution)
+
+    def budgets(self) -> list[Any]:
+        from isoeps.accountants import PrivacyBudget, default_delta
+
+        out = []
+        for mode in self.method_class.supported_budgets:
+            if mode == "private":
+                out.append(PrivacyBudget.private(self.target_epsilon,
+                                                 default_delta(self.num_private)))
+            elif mode == "inf":
+                out.append(PrivacyBudget.non_private())
+            else:
+                out.append(PrivacyBudget.public_only())
+        return out
+
+    def fitted(self, budget: Any, tmp_path: Path) -> tuple[Any, Any]:
+        from isoeps.privacy.guard import PrivateData
+
+        method = self.make_method(cache_dir=tmp_path)
+        method.pretrain_public(self.public_split())
+        guard = None
+        if budget.mode != "public":
+            guard = PrivateData(self.private_split(), seed=1)
+        method.fit(guard, budget)
+        return method, guard
+
+    # -- the contract ---------------------------------------------------------------------------
+    def test_contract_class_attributes(self) -> None:
+        from isoeps.methods.base import Method, MethodConfig
+
+        cls = self.method_class
+        assert issubclass(cls, Method), f"{cls} must subclass isoeps.methods.base.Method"
+        assert isinstance(cls.name, str) and cls.name
+        assert issubclass(cls.Config, MethodConfig)
+        assert set(cls.supported_budgets) <= {"private", "inf", "public"}
+        assert cls.supported_budgets, "supported_budgets is empty"
+
+    def test_contract_construct_and_reject_unknown_config(self) -> None:
+        import pytest
+
+        self.make_method()
+        from isoeps.methods.base import MethodContext
+
+        with pytest.raises(ValueError):
+            self.method_class({**self.config, "no_such_field_xyz": 1}, ctx=MethodContext())
+
+    def test_contract_save_load_public(self, tmp_path: Path) -> None:
+        method = self.make_method(cache_dir=tmp_path)
+        method.pretrain_public(self.public_split())
+        method.save_public(tmp_path / "public")
+        assert any((tmp_path / "public").iterdir()), "save_public wrote nothing"
+        other = self.make_method(cache_dir=tmp_path)
+        other.load_public(tmp_path / "public")
+        assert isinstance(method.public_cache_key(), dict)
+
+    def test_contract_fit_and_sample_every_budget(self, tmp_path: Path) -> None:
+        from isoeps.accountants import epsilon
+        from isoeps.methods.base import Samples
+
+        prompts = ["a red square", "a blue square", "something green"]
+        for budget in self.budgets():
+            method, guard = self.fitted(budget, tmp_path)
+            if budget.mode == "private":
+                assert guard is not None and not guard.ledger.is_empty, (
+                    "a private fit spent nothing through the guard"
+                )
+                achieved = epsilon(guard.ledger, budget.delta,
+                                   "pld" if guard.ledger.adjacency == "replace_one" else "prv")
+                assert achieved <= budget.epsilon, (
+                    f"ledger epsilon {achieved} exceeds the target {budget.epsilon}"
+                )
+            samples = method.sample(prompts, 5)
+            assert isinstance(samples, Samples)
+            assert samples.images.dtype == np.uint8
+            assert samples.images.shape == (5, 3, self.resolution, self.resolution)
+            assert len(samples.prompts) == len(samples.eval_captions) == 5
+            for caption in samples.eval_captions:
+                assert isinstance(caption, str) and caption
+            assert all(not math.isnan(float(x)) for x in samples.images.reshape(-1)[:10])
+
+    def test_contract_rejects_unsupported_budget(self) -> None:
+        import pytest
+
+        from isoeps.accountants import PrivacyBudget
+
+        all_modes = {"private": PrivacyBudget.private(1.0, 1e-5),
+                     "inf": PrivacyBudget.non_private(), "public": PrivacyBudget.public_only()}
+        method = self.make_method()
+        for mode, budget in all_modes.items():
+            if mode not in self.method_class.supported_budgets:
+                with pytest.raises(ValueError):
+                    method.check_budget(budget)

@@ -1,0 +1,398 @@
+"""The shared recipe of the spectral-token AR family (wavelet-two-stage, dpsgd-full-finetune).
+
+Both methods share the public models (spectral tokenizer, scale-causal AR transformer, wavelet
+SR net; one cache key, so one public pretraining serves both and every epsilon) and the DP-SGD
+finetune through the shared engine. They differ only in which scales the private budget is
+spent on (:meth:`ARFamilyMethod.private_scales`) and how samples reach full resolution.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from isoeps.accountants import PrivacyBudget
+from isoeps.datasets.base import ImageSplit
+from isoeps.errors import ConfigError
+from isoeps.methods.base import Method, MethodConfig, Resources, Samples
+from isoeps.models.ar_pretrain import (
+    drop_conditions,
+    fit_tokenizer,
+    pick_captions,
+    text_features,
+    tokenize,
+    train_ar,
+    train_sr,
+)
+from isoeps.models.ar_transformer import ARConfig, ScaleCausalTransformer, per_example_loss
+from isoeps.models.sr_net import WaveletSR
+from isoeps.models.text_encoders import TextEncoder, load_text_encoder
+from isoeps.models.tokenizer import SpectralTokenizer, TokenizerConfig, to_float, to_uint8
+from isoeps.privacy.engine import DPSGDConfig, DPTrainReport, train_dp_sgd
+from isoeps.privacy.guard import PrivateData
+
+PUBLIC_FILE = "ar_family.pt"
+META_FILE = "ar_family.json"
+#: Bumped when the public models' training changes, so stale caches are not reused.
+FAMILY_VERSION = "1"
+
+
+class DPSGDSettings(BaseModel):
+    """DP-SGD hyperparameters of the private finetune (see ``isoeps.privacy.engine``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clip_norm: float = Field(1.0, gt=0)
+    expected_batch_size: int = Field(256, ge=1)
+    steps: int = Field(40, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    max_physical_batch_size: int = Field(64, ge=1)
+    backend: Literal["functorch", "opacus"] = "functorch"
+
+
+class ARFamilyConfig(MethodConfig):
+    """Fields of the AR family. Public-model fields (tokenizer, model, pretraining, SR) form
+    the public cache key; ``dp_sgd``, sampling fields and :attr:`PRIVATE_ONLY` do not."""
+
+    # spectral tokenizer (public)
+    levels: int = Field(2, ge=1, description="Haar levels L (L + 1 scales)")
+    base_patch: int = Field(2, ge=1, description="patch side on the two coarsest scales")
+    codebook_size: int = Field(512, ge=2, description="VQ codes per scale")
+    kmeans_iters: int = Field(20, ge=1)
+    tokenizer_images: int = Field(4000, ge=1, description="public images for the codebooks")
+    # AR transformer (public)
+    text_encoder: str = "minilm"
+    text_mode: Literal["pooled", "tokens"] = "pooled"
+    text_len: int = Field(24, ge=1, description="text tokens kept in 'tokens' mode")
+    prefix_len: int = Field(4, ge=1, description="prefix slots in 'pooled' mode")
+    dim: int = Field(128, ge=8)
+    depth: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    mlp_ratio: int = Field(4, ge=1)
+    pretrain_steps: int = Field(1500, ge=1)
+    pretrain_batch_size: int = Field(64, ge=1)
+    pretrain_learning_rate: float = Field(1e-3, gt=0)
+    cond_dropout: float = Field(0.1, ge=0, lt=1, description="caption dropout (for CFG)")
+    pretrain_seed: int = Field(0, description="seed of all public training (shared by cells)")
+    # wavelet SR net (public)
+    sr_width: int = Field(64, ge=8)
+    sr_blocks: int = Field(2, ge=1)
+    sr_steps: int = Field(600, ge=1)
+    sr_batch_size: int = Field(64, ge=1)
+    sr_learning_rate: float = Field(2e-3, gt=0)
+    # private finetune
+    dp_sgd: DPSGDSettings = DPSGDSettings()
+    # sampling
+    temperature: float = Field(1.0, ge=0)
+    top_k: int = Field(0, ge=0, description="0 = no top-k truncation")
+    cfg_scale: float = Field(1.5, ge=0, description="classifier-free guidance; 1 = off")
+    sample_batch_size: int = Field(256, ge=1)
+
+
+class ARFamilyMethod(Method):
+    """Public pretraining, DP finetune and sampling shared by the AR family."""
+
+    Config: ClassVar[type[MethodConfig]] = ARFamilyConfig
+    requires: ClassVar[frozenset[str]] = frozenset({"text_conditioning", "public_models"})
+    resources: ClassVar[Resources] = Resources(cpus=1, gpus=0, memory_gb=4)
+    #: Config fields that affect only the private fit or sampling (not the public models).
+    PRIVATE_ONLY: ClassVar[frozenset[str]] = frozenset(
+        {"dp_sgd", "temperature", "top_k", "cfg_scale", "sample_batch_size"}
+    )
+
+    config: ARFamilyConfig
+
+    def __init__(self, config: Any = None, *, ctx: Any) -> None:
+        super().__init__(config, ctx=ctx)
+        self.tokenizer: SpectralTokenizer | None = None
+        self.public_model: ScaleCausalTransformer | None = None
+        self.sr: WaveletSR | None = None
+        self.model: ScaleCausalTransformer | None = None
+        self.pretrain_report: dict[str, Any] = {}
+        self.train_report: DPTrainReport | None = None
+        self._encoder: TextEncoder | None = None
+
+    # -- what subclasses decide -------------------------------------------------------------
+    def private_scales(self) -> int:
+        """How many of the coarsest scales the private finetune trains on."""
+        raise NotImplementedError
+
+    # -- config helpers -----------------------------------------------------------------------
+    def tokenizer_config(self) -> TokenizerConfig:
+        c = self.config
+        return TokenizerConfig(
+            levels=c.levels,
+            base_patch=c.base_patch,
+            codebook_size=c.codebook_size,
+            kmeans_iters=c.kmeans_iters,
+        )
+
+    def dp_config(self) -> DPSGDConfig:
+        return DPSGDConfig(**self.config.dp_sgd.model_dump())
+
+    def public_cache_key(self) -> dict[str, Any]:
+        """Family-wide: both AR methods and every epsilon share one public model."""
+        public = {
+            k: v
+            for k, v in self.config.model_dump().items()
+            if k in ARFamilyConfig.model_fields and k not in self.PRIVATE_ONLY
+        }
+        return {"family": "spectral-ar", "version": FAMILY_VERSION, "config": public}
+
+    def check_resolution(self, resolution: int) -> None:
+        try:
+            self.tokenizer_config().check_resolution(resolution)
+        except ValueError as err:
+            raise ConfigError(
+                f"{self.name}: levels={self.config.levels}, base_patch={self.config.base_patch}: "
+                f"{err}"
+            ) from err
+
+    @property
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            self._encoder = load_text_encoder(self.config.text_encoder, device="cpu")
+        return self._encoder
+
+    def featurize(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return text_features(
+            self.encoder, captions, mode=self.config.text_mode, length=self.config.text_len
+        )
+
+    def _require_public(self) -> None:
+        if self.tokenizer is None or self.public_model is None or self.sr is None:
+            raise RuntimeError(
+                f"{self.name}: no public models; call pretrain_public() or load_public() first"
+            )
+
+    # -- public pretraining -------------------------------------------------------------------
+    def pretrain_public(self, public: ImageSplit) -> None:
+        """Fit the tokenizer, the AR transformer and the SR net on the PUBLIC split."""
+        self.check_resolution(public.resolution)
+        c = self.config
+        log = self.ctx.logger
+        seed = c.pretrain_seed
+        tokenizer, psnr = fit_tokenizer(
+            public, config=self.tokenizer_config(), seed=seed, max_images=c.tokenizer_images
+        )
+        log.info("tokenizer PSNR per scale (public): %s", _fmt(psnr))
+        tokens = tokenize(tokenizer, public.images)
+        torch.manual_seed(seed)  # parameter init of the new modules below
+        model = self._build_model(tokenizer)
+        ar_losses = train_ar(
+            model,
+            tokens=tokens,
+            captions=public.captions,
+            featurize=self.featurize,
+            steps=c.pretrain_steps,
+            batch_size=c.pretrain_batch_size,
+            learning_rate=c.pretrain_learning_rate,
+            cond_dropout=c.cond_dropout,
+            seed=seed + 1,
+            logger=log,
+            show_progress=self.ctx.show_progress,
+        )
+        sr = WaveletSR(levels=c.levels, width=c.sr_width, blocks=c.sr_blocks)
+        sr_losses = train_sr(
+            sr,
+            images=public.images,
+            steps=c.sr_steps,
+            batch_size=c.sr_batch_size,
+            learning_rate=c.sr_learning_rate,
+            seed=seed + 2,
+            logger=log,
+            show_progress=self.ctx.show_progress,
+        )
+        self.tokenizer, self.public_model, self.sr = tokenizer, model, sr
+        self.model = model
+        self.pretrain_report = {
+            "tokenizer_psnr": psnr,
+            "ar_final_loss": float(np.mean(ar_losses[-20:])),
+            "sr_final_loss": float(np.mean(sr_losses[-20:])),
+            "public_images": len(public),
+        }
+
+    def _build_model(self, tokenizer: SpectralTokenizer) -> ScaleCausalTransformer:
+        c = self.config
+        return ScaleCausalTransformer(
+            ARConfig(
+                vocab_sizes=(c.codebook_size,) * tokenizer.num_scales,
+                tokens_per_scale=tokenizer.tokens_per_scale,
+                text_dim=self.encoder.dim,
+                text_mode=c.text_mode,
+                prefix_len=c.prefix_len,
+                dim=c.dim,
+                depth=c.depth,
+                heads=c.heads,
+                mlp_ratio=c.mlp_ratio,
+            )
+        ).eval()
+
+    def save_public(self, directory: Path) -> None:
+        self._require_public()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "tokenizer": self.tokenizer.state_dict(),
+                "ar": self.public_model.state_dict(),
+                "sr": self.sr.state_dict(),
+            },
+            directory / PUBLIC_FILE,
+        )
+        meta = {
+            "cache_key": self.public_cache_key(),
+            "resolution": self.tokenizer.resolution,
+            "pretrain_report": self.pretrain_report,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+
+    def load_public(self, directory: Path) -> None:
+        directory = Path(directory)
+        meta_path, weights_path = directory / META_FILE, directory / PUBLIC_FILE
+        if not meta_path.is_file() or not weights_path.is_file():
+            raise FileNotFoundError(
+                f"{self.name}: no public models in {directory} (need {META_FILE}, {PUBLIC_FILE})"
+            )
+        meta = json.loads(meta_path.read_text())
+        expected = json.loads(json.dumps(self.public_cache_key(), default=str))
+        if meta.get("cache_key") != expected:
+            raise ConfigError(
+                f"{self.name}: public models in {directory} were trained with another config"
+            )
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        tokenizer = SpectralTokenizer(self.tokenizer_config(), resolution=int(meta["resolution"]))
+        tokenizer.load_state_dict(state["tokenizer"])
+        model = self._build_model(tokenizer)
+        model.load_state_dict(state["ar"])
+        sr = WaveletSR(
+            levels=self.config.levels, width=self.config.sr_width, blocks=self.config.sr_blocks
+        )
+        sr.load_state_dict(state["sr"])
+        self.tokenizer, self.public_model, self.sr = tokenizer, model, sr.eval()
+        self.model = model
+        self.pretrain_report = meta.get("pretrain_report", {})
+
+    # -- private finetune ---------------------------------------------------------------------
+    def collate(self, records: ImageSplit | list, rng: np.random.Generator) -> dict:
+        """One Poisson chunk -> tensors: one random caption per record (``rng``), images
+        tokenised by the frozen public tokenizer up to :meth:`private_scales`."""
+        images, captions = _images_and_captions(records)
+        per = self.tokenizer.tokens_per_scale
+        scales = self.private_scales()
+        if len(images):
+            tokens = self.tokenizer.encode(to_float(images), num_scales=scales)
+        else:
+            tokens = torch.zeros(0, scales * per, dtype=torch.long)
+        text, mask = self.featurize(pick_captions(captions, rng))
+        return {
+            "tokens": tokens.contiguous(),
+            "text": text,
+            "text_mask": drop_conditions(mask, self.config.cond_dropout, rng),
+        }
+
+    def trainable(self, model: ScaleCausalTransformer) -> list[str]:
+        """Only parameters the trained scales use: noise on unused ones would be pointless."""
+        return model.scale_parameter_names(range(self.private_scales()))
+
+    def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> None:
+        """``public``: keep the public model, touch nothing. ``private``/``inf``: finetune a
+        copy of the public AR model with the shared DP-SGD engine (which owns clipping, noise
+        and the ledger) on the tokens of the first :meth:`private_scales` scales."""
+        self.check_budget(budget)
+        self._require_public()
+        if budget.mode == "public":
+            self.model = self.public_model
+            self.train_report = None
+            return
+        if private is None:
+            raise ValueError(f"{self.name}: budget {budget.label!r} needs private data")
+        model = copy.deepcopy(self.public_model)
+        self.train_report = train_dp_sgd(
+            guard=private,
+            module=model,
+            loss_fn=per_example_loss,
+            collate=self.collate,
+            config=self.dp_config(),
+            budget=budget,
+            trainable=self.trainable(model),
+            device=self.ctx.device,
+            generator_seed=self.ctx.seed_for("data"),
+            logger=self.ctx.logger,
+            show_progress=self.ctx.show_progress,
+        )
+        self.model = model.to("cpu").eval()
+
+    # -- sampling -----------------------------------------------------------------------------
+    def generate_tokens(
+        self,
+        model: ScaleCausalTransformer,
+        prompts: list[str],
+        *,
+        num_scales: int,
+        prefix_tokens: torch.Tensor | None = None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Tokens of the first ``num_scales`` scales for each prompt, in chunks."""
+        c = self.config
+        parts = []
+        for start in range(0, len(prompts), c.sample_batch_size):
+            chunk = prompts[start : start + c.sample_batch_size]
+            text, mask = self.featurize(chunk)
+            parts.append(
+                model.generate(
+                    text=text,
+                    text_mask=mask,
+                    num_scales=num_scales,
+                    prefix_tokens=(
+                        None
+                        if prefix_tokens is None
+                        else prefix_tokens[start : start + c.sample_batch_size]
+                    ),
+                    temperature=c.temperature,
+                    top_k=c.top_k,
+                    cfg_scale=c.cfg_scale,
+                    generator=generator,
+                )
+            )
+        return torch.cat(parts, dim=0)
+
+    def full_resolution(
+        self, tokens: torch.Tensor, *, prompts: list[str], generator: torch.Generator
+    ) -> torch.Tensor:
+        """Float images from tokens of the first ``private_scales()`` scales, generated for
+        ``prompts`` (subclasses choose how finer scales are obtained)."""
+        raise NotImplementedError
+
+    def sample(self, prompts: list[str], n: int) -> Samples:
+        """``n`` full-resolution images, cycling through ``prompts``."""
+        self._require_public()
+        if not prompts:
+            raise ValueError(f"{self.name}: sample() needs at least one prompt")
+        chosen = [prompts[i % len(prompts)] for i in range(n)]
+        generator = self.ctx.torch_generator("sampling")
+        tokens = self.generate_tokens(
+            self.model, chosen, num_scales=self.private_scales(), generator=generator
+        )
+        images = to_uint8(self.full_resolution(tokens, prompts=chosen, generator=generator))
+        return Samples(images=images, prompts=chosen, eval_captions=list(chosen))
+
+
+def _images_and_captions(records: ImageSplit | list) -> tuple[np.ndarray, list]:
+    if isinstance(records, ImageSplit):
+        return records.images, records.captions
+    records = list(records)
+    if not records:
+        return np.zeros((0, 3, 1, 1), dtype=np.uint8), []
+    return np.stack([r.image for r in records]), [list(r.captions) for r in records]
+
+
+def _fmt(values: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.2f}" for k, v in values.items())

@@ -1,0 +1,173 @@
+"""Public training of the AR family: spectral tokenizer, AR transformer and SR net.
+
+Everything here sees PUBLIC images only and is deterministic given its seeds (torch
+generators, no global RNG). Sizes and step counts are arguments so that tests train in
+seconds and the quick suite's cold pretraining takes a few minutes on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from isoeps.datasets.base import ImageSplit
+from isoeps.log import progress
+from isoeps.models.ar_transformer import ScaleCausalTransformer, per_example_loss
+from isoeps.models.sr_net import WaveletSR
+from isoeps.models.text_encoders import TextEncoder
+from isoeps.models.tokenizer import SpectralTokenizer, TokenizerConfig, to_float
+
+#: captions -> (features, mask) with fixed shapes, see :func:`text_features`.
+TextFeaturizer = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]
+
+
+def text_features(
+    encoder: TextEncoder, captions: Sequence[str], *, mode: str, length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen text features of fixed shape: ``pooled`` -> ``(B, 1, dim)`` and an all-True
+    ``(B, 1)`` mask; ``tokens`` -> ``(B, length, dim)`` token states (truncated / zero-padded)
+    and their mask. The encoder memoises captions, which repeat a lot."""
+    captions = list(captions)
+    if mode == "pooled":
+        pooled = encoder.encode_pooled(captions) if captions else torch.zeros(0, encoder.dim)
+        return pooled[:, None].float(), torch.ones(len(captions), 1, dtype=torch.bool)
+    if not captions:
+        return torch.zeros(0, length, encoder.dim), torch.zeros(0, length, dtype=torch.bool)
+    hidden, mask = encoder.encode(captions)
+    hidden, mask = hidden[:, :length], mask[:, :length]
+    pad = length - hidden.shape[1]
+    if pad > 0:
+        hidden = torch.nn.functional.pad(hidden, (0, 0, 0, pad))
+        mask = torch.nn.functional.pad(mask, (0, pad), value=False)
+    return hidden.float(), mask
+
+
+def drop_conditions(mask: torch.Tensor, rate: float, rng: np.random.Generator) -> torch.Tensor:
+    """Blank the text mask of a ``rate`` fraction of rows (classifier-free guidance training)."""
+    if rate <= 0:
+        return mask
+    keep = torch.from_numpy(rng.random(mask.shape[0]) >= rate)
+    return mask & keep[:, None]
+
+
+def pick_captions(captions: Sequence[Sequence[str]], rng: np.random.Generator) -> list[str]:
+    """One random caption per record."""
+    return [list(c)[int(rng.integers(len(c)))] for c in captions]
+
+
+def fit_tokenizer(
+    public: ImageSplit, *, config: TokenizerConfig, seed: int, max_images: int = 4000
+) -> tuple[SpectralTokenizer, dict[str, float]]:
+    """Fit the tokenizer's codebooks on (a seeded subset of) the PUBLIC split."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.permutation(len(public))[: min(max_images, len(public))])
+    images = to_float(public.images[idx])
+    tokenizer = SpectralTokenizer(config, resolution=public.resolution)
+    psnr = tokenizer.fit(images, seed=seed)
+    return tokenizer, psnr
+
+
+def tokenize(
+    tokenizer: SpectralTokenizer, images: np.ndarray, *, chunk: int = 1024
+) -> torch.Tensor:
+    """uint8 images -> token ids ``(N, S * n)`` of all scales."""
+    parts = [
+        tokenizer.encode(to_float(images[start : start + chunk]))
+        for start in range(0, len(images), chunk)
+    ]
+    return torch.cat(parts, dim=0) if parts else torch.zeros(0, 0, dtype=torch.long)
+
+
+def _schedule(step: int, steps: int, lr: float) -> float:
+    warmup = max(1, steps // 20)
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress_frac = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_frac)))
+
+
+def train_ar(
+    model: ScaleCausalTransformer,
+    *,
+    tokens: torch.Tensor,
+    captions: Sequence[Sequence[str]],
+    featurize: TextFeaturizer,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    cond_dropout: float,
+    seed: int,
+    logger: logging.Logger | None = None,
+    show_progress: bool = True,
+) -> list[float]:
+    """Non-private teacher-forced training on PUBLIC tokens; returns the loss per step."""
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    model.train()
+    losses = []
+    for step in progress(
+        range(steps), desc="public AR", **({} if show_progress else {"disable": True})
+    ):
+        idx = torch.randint(len(tokens), (batch_size,), generator=generator).numpy()
+        text, mask = featurize(pick_captions([captions[i] for i in idx], rng))
+        batch = {
+            "tokens": tokens[idx],
+            "text": text,
+            "text_mask": drop_conditions(mask, cond_dropout, rng),
+        }
+        for group in optimizer.param_groups:
+            group["lr"] = _schedule(step, steps, learning_rate)
+        loss = per_example_loss(model, batch).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        if logger is not None and (step + 1) % max(1, steps // 10) == 0:
+            logger.info("public AR step %d/%d loss %.4f", step + 1, steps, loss.item())
+    model.eval()
+    return losses
+
+
+def train_sr(
+    net: WaveletSR,
+    *,
+    images: np.ndarray,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    logger: logging.Logger | None = None,
+    show_progress: bool = True,
+) -> list[float]:
+    """Train the SR net on PUBLIC uint8 images; returns the loss per step."""
+    generator = torch.Generator().manual_seed(seed)
+    net.set_band_std(to_float(images[: min(len(images), 4000)]))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=0.0)
+    net.train()
+    losses = []
+    for step in progress(
+        range(steps), desc="public SR", **({} if show_progress else {"disable": True})
+    ):
+        idx = torch.randint(len(images), (batch_size,), generator=generator).numpy()
+        batch = to_float(images[idx])
+        # Horizontal flips double the public data; H and D bands change sign, which the net
+        # learns from the flipped inputs themselves.
+        flip = torch.rand(batch_size, generator=generator) < 0.5
+        batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+        for group in optimizer.param_groups:
+            group["lr"] = _schedule(step, steps, learning_rate)
+        loss = net.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if logger is not None and (step + 1) % max(1, steps // 10) == 0:
+            logger.info("public SR step %d/%d loss %.4f", step + 1, steps, loss.item())
+    net.eval()
+    return losses

@@ -1,0 +1,69 @@
+"""dpsgd-full-finetune: the same AR family, DP-finetuned on all scales."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from isoeps.accountants import PrivacyBudget, default_delta, epsilon
+from isoeps.datasets import load_split
+from isoeps.methods.base import MethodContext
+from isoeps.methods.dpsgd_full_finetune import DPSGDFullFinetune
+from isoeps.methods.wavelet_two_stage import WaveletTwoStage
+from isoeps.privacy.guard import PrivateData
+
+TINY = {
+    "codebook_size": 32,
+    "kmeans_iters": 3,
+    "tokenizer_images": 100,
+    "dim": 32,
+    "depth": 1,
+    "heads": 2,
+    "mlp_ratio": 2,
+    "pretrain_steps": 10,
+    "pretrain_batch_size": 16,
+    "sr_width": 16,
+    "sr_blocks": 1,
+    "sr_steps": 3,
+    "sr_batch_size": 8,
+    "sample_batch_size": 8,
+    "dp_sgd": {"steps": 2, "expected_batch_size": 20, "max_physical_batch_size": 16},
+}
+
+
+def _ctx() -> MethodContext:
+    return MethodContext(seed=0, show_progress=False, logger=logging.getLogger("test.ar"))
+
+
+def test_full_finetune_trains_every_scale_from_the_shared_public_model(tmp_path) -> None:
+    public = load_split("synthetic-faces", "public", resolution=32, n=100, seed=0)
+    private = load_split("synthetic-faces", "private", resolution=32, n=150, seed=0)
+    # One public pretraining serves both methods (same family cache key, same files).
+    source = WaveletTwoStage(TINY, ctx=_ctx())
+    source.pretrain_public(public)
+    source.save_public(tmp_path)
+    method = DPSGDFullFinetune(TINY, ctx=_ctx())
+    method.load_public(tmp_path)
+    before = {k: v.clone() for k, v in method.public_model.state_dict().items()}
+
+    delta = default_delta(len(private))
+    guard = PrivateData(private, seed=2)
+    method.fit(guard, PrivacyBudget.private(2.0, delta))
+    assert epsilon(guard.ledger, delta=delta, accountant="prv") <= 2.0
+    assert method.train_report.plan.steps == 2
+    tuned = method.model.state_dict()
+    # all scales' heads moved (the budget is spent on every scale)
+    for key in ("head.0.weight", "head.1.weight", "head.2.weight"):
+        assert not torch.equal(tuned[key], before[key]), key
+    assert torch.equal(method.public_model.state_dict()["head.2.weight"], before["head.2.weight"])
+
+    samples = method.sample(["The man has a beard."], 3)
+    assert samples.images.shape == (3, 3, 32, 32) and samples.images.dtype == np.uint8
+
+
+def test_full_finetune_has_no_stage_two_fields() -> None:
+    with pytest.raises(ValueError, match="coarse_scales"):
+        DPSGDFullFinetune({"coarse_scales": 1}, ctx=_ctx())

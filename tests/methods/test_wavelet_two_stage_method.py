@@ -1,0 +1,172 @@
+"""wavelet-two-stage end to end on tiny synthetic faces: pretrain -> fit -> sample."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from isoeps.accountants import PrivacyBudget, default_delta, epsilon
+from isoeps.datasets import load_split
+from isoeps.datasets.base import ImageSplit
+from isoeps.errors import ConfigError
+from isoeps.methods.base import MethodContext
+from isoeps.methods.dpsgd_full_finetune import DPSGDFullFinetune
+from isoeps.methods.wavelet_two_stage import WaveletTwoStage
+from isoeps.privacy.guard import PrivateData
+
+#: Seconds-scale sizes: the point is the plumbing, not the quality.
+TINY = {
+    "codebook_size": 32,
+    "kmeans_iters": 3,
+    "tokenizer_images": 120,
+    "dim": 32,
+    "depth": 1,
+    "heads": 2,
+    "mlp_ratio": 2,
+    "pretrain_steps": 20,
+    "pretrain_batch_size": 16,
+    "sr_width": 16,
+    "sr_blocks": 1,
+    "sr_steps": 5,
+    "sr_batch_size": 8,
+    "sample_batch_size": 8,
+    "dp_sgd": {"steps": 3, "expected_batch_size": 24, "max_physical_batch_size": 16},
+}
+PROMPTS = ["This lady has long blond hair. The background is blue.", "The man has a beard."]
+
+
+def _ctx(seed: int = 0) -> MethodContext:
+    return MethodContext(seed=seed, show_progress=False, logger=logging.getLogger("test.ar"))
+
+
+@pytest.fixture(scope="module")
+def public() -> ImageSplit:
+    return load_split("synthetic-faces", "public", resolution=32, n=120, seed=0)
+
+
+@pytest.fixture(scope="module")
+def private() -> ImageSplit:
+    return load_split("synthetic-faces", "private", resolution=32, n=200, seed=0)
+
+
+@pytest.fixture(scope="module")
+def pretrained(public: ImageSplit, tmp_path_factory: pytest.TempPathFactory):
+    method = WaveletTwoStage(TINY, ctx=_ctx())
+    method.pretrain_public(public)
+    directory = tmp_path_factory.mktemp("wavelet-public")
+    method.save_public(directory)
+    return directory
+
+
+def _method(directory, **overrides) -> WaveletTwoStage:
+    method = WaveletTwoStage({**TINY, **overrides}, ctx=_ctx())
+    method.load_public(directory)
+    return method
+
+
+def test_private_fit_and_sample(pretrained, private: ImageSplit) -> None:
+    method = _method(pretrained)
+    public_state = {k: v.clone() for k, v in method.public_model.state_dict().items()}
+    codebooks = {k: v.clone() for k, v in method.tokenizer.state_dict().items()}
+    delta = default_delta(len(private))
+    guard = PrivateData(private, seed=1)
+    method.fit(guard, PrivacyBudget.private(1.0, delta))
+
+    # Ledger: one DP-SGD release; re-accounted with the primary accountant <= target.
+    assert len(guard.ledger) == 1
+    assert epsilon(guard.ledger, delta=delta, accountant="prv") <= 1.0
+    assert method.train_report.steps_done == 3
+    # Frozen public models: the tokenizer's codebooks and the public AR copy are untouched.
+    for key, value in method.tokenizer.state_dict().items():
+        assert torch.equal(value, codebooks[key]), key
+    for key, value in method.public_model.state_dict().items():
+        assert torch.equal(value, public_state[key]), key
+    # Stage 1 moved the coarse-scale parameters, and only those.
+    tuned = method.model.state_dict()
+    assert not torch.equal(tuned["head.0.weight"], public_state["head.0.weight"])
+    for key in ("head.1.weight", "head.2.weight", "embed.2.weight", "pos.2.weight"):
+        assert torch.equal(tuned[key], public_state[key]), key
+
+    samples = method.sample(PROMPTS, 5)
+    assert samples.images.shape == (5, 3, 32, 32) and samples.images.dtype == np.uint8
+    assert samples.prompts == [PROMPTS[i % 2] for i in range(5)]
+    assert samples.eval_captions == samples.prompts
+    assert method.sample_coarse(PROMPTS, 3).shape == (3, 3, 8, 8)
+    again = method.sample(PROMPTS, 5)  # seeded from ctx: reproducible
+    assert np.array_equal(again.images, samples.images)
+
+
+def test_ar_upsampler_continues_with_public_model(pretrained) -> None:
+    method = _method(pretrained, upsampler="ar", coarse_scales=2)
+    method.fit(None, PrivacyBudget.public_only())
+    samples = method.sample(PROMPTS, 3)
+    assert samples.images.shape == (3, 3, 32, 32)
+    assert method.sample_coarse(PROMPTS, 2).shape == (2, 3, 16, 16)
+
+
+def test_inf_budget_runs_without_noise_and_ledger_is_infinite(pretrained, private) -> None:
+    method = _method(pretrained)
+    guard = PrivateData(private, seed=1)
+    method.fit(guard, PrivacyBudget.non_private())
+    assert method.train_report.plan.noise_multiplier is None
+    assert math.isinf(epsilon(guard.ledger, delta=1e-5, accountant="prv"))
+
+
+class _Untouchable:
+    """A private dataset whose every access raises."""
+
+    def __len__(self) -> int:
+        raise AssertionError("public mode touched private data")
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"public mode touched private data ({name})")
+
+
+def test_public_mode_never_touches_private_data(pretrained) -> None:
+    method = _method(pretrained)
+    method.fit(None, PrivacyBudget.public_only())
+    method.fit(_Untouchable(), PrivacyBudget.public_only())
+    assert method.model is method.public_model
+    assert method.sample(PROMPTS, 2).images.shape == (2, 3, 32, 32)
+
+
+def test_public_cache_key_is_shared_across_budgets_and_both_methods() -> None:
+    base = WaveletTwoStage(TINY, ctx=_ctx()).public_cache_key()
+    other = WaveletTwoStage(
+        {**TINY, "coarse_scales": 2, "upsampler": "ar", "cfg_scale": 3.0,
+         "dp_sgd": {"steps": 99}},
+        ctx=_ctx(seed=5),
+    ).public_cache_key()
+    assert base == other
+    assert DPSGDFullFinetune(TINY, ctx=_ctx()).public_cache_key() == base
+    assert WaveletTwoStage({**TINY, "dim": 64}, ctx=_ctx()).public_cache_key() != base
+
+
+def test_more_coarse_scales_than_levels_is_an_error() -> None:
+    with pytest.raises(ValidationError, match="coarse_scales=3 is more than levels=2"):
+        WaveletTwoStage({"levels": 2, "coarse_scales": 3}, ctx=_ctx())
+    with pytest.raises(ValidationError, match="typo_field"):
+        WaveletTwoStage({"typo_field": 1}, ctx=_ctx())
+
+
+def test_image_size_not_divisible_is_an_error(public: ImageSplit) -> None:
+    method = WaveletTwoStage({**TINY, "levels": 3}, ctx=_ctx())
+    odd = ImageSplit(
+        dataset="odd", split="public", ids=["a", "b"],
+        images=np.zeros((2, 3, 36, 36), dtype=np.uint8), captions=[["x"], ["y"]],
+    )
+    with pytest.raises(ConfigError, match=r"levels=3.*not divisible by 2\^levels = 8"):
+        method.pretrain_public(odd)
+
+
+@pytest.mark.slow  # the engine's calibration search takes ~30 s before it gives up
+def test_epsilon_too_small_suggests_steps_or_batch(pretrained, private) -> None:
+    method = _method(pretrained, dp_sgd={"steps": 2000, "expected_batch_size": 200})
+    guard = PrivateData(private, seed=1)
+    with pytest.raises(ConfigError, match="fewer steps or a larger expected batch"):
+        method.fit(guard, PrivacyBudget.private(1e-3, default_delta(len(private))))
