@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from isoeps.accountants.base import PRIMARY, Accountant, create_accountant
 from isoeps.accountants.ledger import Ledger
 from isoeps.accountants.mechanisms import (
+    ADJACENCIES,
     AccountingInputError,
+    Adjacency,
     Gaussian,
     Mechanism,
     SubsampledGaussian,
@@ -93,24 +95,55 @@ class _Found(Exception):
     """Raised inside the root finder to stop at the first sigma in the tolerance window."""
 
 
-def _mechanism(sigma: float, sample_rate: float, steps: int) -> Mechanism:
+def _mechanism(sigma: float, sample_rate: float, steps: int, adjacency: Adjacency) -> Mechanism:
     if sample_rate == 1:
-        return Gaussian(noise_multiplier=sigma, count=steps)
-    return SubsampledGaussian(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps)
+        return Gaussian(noise_multiplier=sigma, count=steps, adjacency=adjacency)
+    return SubsampledGaussian(
+        noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, adjacency=adjacency
+    )
 
 
-def _seed(target: float, delta: float, sample_rate: float, steps: int, prefix: Ledger) -> float:
+def _shift(adjacency: str) -> float:
+    """How far apart the two neighbouring means are, in units of C: replace-one is 2C."""
+    return 2.0 if adjacency == "replace_one" else 1.0
+
+
+def _seed(
+    target: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    prefix: Ledger,
+    adjacency: Adjacency,
+) -> float:
     from isoeps.accountants import gdp
 
     mu = gdp.mu_for(target, delta)
     spent = 0.0
     for m in prefix:
         if isinstance(m, SubsampledGaussian):
-            spent += gdp.mu_of(m.noise_multiplier, m.sample_rate, m.steps) ** 2
+            sigma = m.noise_multiplier / _shift(m.adjacency)
+            spent += gdp.mu_of(sigma, m.sample_rate, m.steps) ** 2
         elif isinstance(m, Gaussian):
-            spent += gdp.mu_of(m.noise_multiplier, 1.0, m.count) ** 2
+            spent += gdp.mu_of(m.noise_multiplier / _shift(m.adjacency), 1.0, m.count) ** 2
     mu = math.sqrt(max(mu**2 - spent, (0.1 * mu) ** 2))
-    return gdp.sigma_for_mu(mu, sample_rate, steps)
+    # A seed only: the GDP model of replace-one is add/remove at half the noise multiplier.
+    return _shift(adjacency) * gdp.sigma_for_mu(mu, sample_rate, steps)
+
+
+def _check_adjacency(adjacency: object, accountant: str | Accountant) -> Adjacency:
+    if adjacency not in ADJACENCIES:
+        raise AccountingInputError(f"adjacency must be one of {ADJACENCIES}, got {adjacency!r}")
+    if adjacency == "replace_one":
+        if isinstance(accountant, str):
+            name, supported = accountant, accountant == "pld"
+        else:
+            name, supported = accountant.name, accountant.supports_replace_one
+        if not supported:
+            raise AccountingInputError(
+                f"accountant {name!r} cannot account replace_one adjacency; use accountant 'pld'"
+            )
+    return adjacency  # type: ignore[return-value]
 
 
 def _backend_for(accountant: str | Accountant, target: float) -> Accountant:
@@ -204,6 +237,7 @@ def calibrate_detailed(
     max_noise_multiplier: float = MAX_NOISE_MULTIPLIER,
     rtol: float = 0.01,
     prefix: Ledger | None = None,
+    adjacency: Adjacency = "add_remove",
 ) -> Calibration:
     """:func:`calibrate`, returning the achieved epsilon and the number of evaluations too.
 
@@ -218,6 +252,7 @@ def calibrate_detailed(
         "max_noise_multiplier", max_noise_multiplier, low=0.0, high=math.inf, closed_high=False
     )
     rtol = _check_number("rtol", rtol, low=0.0, high=0.5, closed_high=True)
+    adjacency = _check_adjacency(adjacency, accountant)
     prefix = Ledger() if prefix is None else prefix
     if not isinstance(prefix, Ledger):
         raise AccountingInputError(f"prefix must be a Ledger, got {type(prefix).__name__}")
@@ -229,7 +264,7 @@ def calibrate_detailed(
 
     def guarded(method):
         def f(sigma: float) -> float:
-            ledger = Ledger([*prefix, _mechanism(sigma, sample_rate, steps)])
+            ledger = Ledger([*prefix, _mechanism(sigma, sample_rate, steps, adjacency)])
             calls[0] += 1
             try:
                 value = float(method(ledger, delta=delta))
@@ -247,8 +282,9 @@ def calibrate_detailed(
         return value
 
     lo = min(MIN_NOISE_MULTIPLIER, max_sigma)
-    seed = min(max(_seed(target, delta, sample_rate, steps, prefix), lo), max_sigma)
-    slope = _gdp_slope(seed, delta, sample_rate, steps)
+    seed = _seed(target, delta, sample_rate, steps, prefix, adjacency)
+    seed = min(max(seed, lo), max_sigma)
+    slope = _gdp_slope(seed / _shift(adjacency), delta, sample_rate, steps)
     solver = _Solver(exact, target=target, rtol=rtol, lo=lo, hi=max_sigma)
     predict = getattr(backend, "predict", None)
     if predict is not None and getattr(backend, "eps_error", None) is not None:
@@ -285,6 +321,7 @@ def calibrate(
     max_noise_multiplier: float = MAX_NOISE_MULTIPLIER,
     rtol: float = 0.01,
     prefix: Ledger | None = None,
+    adjacency: Adjacency = "add_remove",
 ) -> float:
     """The smallest noise multiplier whose epsilon is at most ``target_epsilon``.
 
@@ -294,6 +331,11 @@ def calibrate(
     ``prv`` at eps_error = 1% of the target, capped at 0.01, the setting
     :func:`epsilon` uses for it). Raises :class:`CalibrationError` when the target needs a
     sigma above ``max_noise_multiplier``.
+
+    ``adjacency="replace_one"`` calibrates replace-one steps (e.g. DPAgg-TI with groups: one
+    image moves its group's clipped vector by up to 2C); only ``accountant="pld"`` accounts
+    them. The returned sigma is the noise std divided by C, as for add/remove (see
+    :class:`~isoeps.accountants.mechanisms.SubsampledGaussian`).
     """
     return calibrate_detailed(
         target_epsilon,
@@ -304,4 +346,5 @@ def calibrate(
         max_noise_multiplier=max_noise_multiplier,
         rtol=rtol,
         prefix=prefix,
+        adjacency=adjacency,
     ).noise_multiplier

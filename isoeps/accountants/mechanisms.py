@@ -3,6 +3,8 @@
 Each mechanism is a frozen dataclass with a JSON form (``to_dict``/``mechanism_from_dict``).
 Adjacency is a property of the mechanism: ``add_remove`` (the default, sensitivity C) or
 ``replace_one`` (e.g. DPAgg-TI with groups, sensitivity 2C; only the ``pld`` backend accounts it).
+In both, ``noise_multiplier`` is the noise std divided by C, the bound on one unit's
+contribution (see :class:`SubsampledGaussian`).
 """
 
 from __future__ import annotations
@@ -57,8 +59,21 @@ class Mechanism:
 class SubsampledGaussian(Mechanism):
     """``steps`` compositions of a Poisson-subsampled Gaussian mechanism.
 
-    ``noise_multiplier`` is sigma: the noise std divided by the sensitivity. ``sample_rate``
-    is the Poisson inclusion probability q. DP-SGD with T steps is one such entry.
+    ``noise_multiplier`` is sigma: the noise std divided by C, the L2 bound on one unit's
+    clipped contribution to the noisy sum. ``sample_rate`` is the Poisson inclusion
+    probability q. DP-SGD with T steps is one such entry.
+
+    The convention is dp-accounting's, for both adjacencies:
+
+    - ``add_remove``: adding or removing a unit moves the sum by at most C (the sensitivity),
+      so noise std = sigma C.
+    - ``replace_one``: replacing a unit's contribution v by v' (both of norm <= C) moves the
+      sum by up to 2C. dp-accounting's REPLACE_ONE Gaussian already models that shift: its
+      privacy loss compares N(-1, sigma^2) with N(+1, sigma^2) (q mixtures of them with
+      N(0, sigma^2) when subsampled), which at q = 1 is the Gaussian mechanism with
+      sensitivity 2 and std sigma. So the noise std is still sigma C, *not* sigma 2C: dividing
+      by the replace-one sensitivity 2C would double the noise for nothing. Pinned by
+      ``tests/accountants/test_accountants_replace_one.py``.
     """
 
     kind: ClassVar[str] = "subsampled_gaussian"

@@ -12,6 +12,16 @@ folder) stays frozen. ``fit`` spends one subsampled Gaussian release through the
    adds N(0, sigma^2 C^2) and divides by the constant ``q N``; sigma comes from
    :func:`isoeps.accountants.calibrate` with one step (add/remove adjacency, sensitivity C).
 
+With ``group_size`` g > 1 (groups assigned by a hash of the record id, the only assignment
+allowed), the same release runs over G = ceil(N / g) groups through
+:meth:`PrivateData.aggregate_groups`: groups are Poisson-sampled at rate q, the images of each
+sampled group share one new token learned on all of them, each group's offset is clipped to C,
+and the sum is divided by the constant ``q G``. Adding or removing one image moves only its
+group's offset (by up to 2C): replace-one adjacency, calibrated and accounted by ``pld``
+(``prv`` cannot account it). The noise std stays sigma C: dp-accounting's REPLACE_ONE
+relation already accounts the 2C shift (see
+:class:`isoeps.accountants.mechanisms.SubsampledGaussian`).
+
 The private token is the public initialisation plus that noisy mean offset. Samples use the
 prompt template with the token; each sample's ``eval_caption`` is the plain caption.
 
@@ -34,7 +44,13 @@ Free choices and their defaults (the paper's abstract does not fix them):
 - ``expected_records = 128`` (q = 128 / N): inversion costs ~1.6 CPU-s per step per 64
   records here, so q N of a few hundred at most keeps a cell within two minutes, while the
   noise on the mean, sigma C sqrt(d) / (q N), stays below the signal at epsilon >= 1.
-- ``group_size = 1``: one image per embedding, add/remove adjacency (see the Config field).
+- ``group_size = 1``: one image per embedding, add/remove adjacency, the primary ``prv``
+  accountant. g > 1 averages each token over g images (less per-image noise in each vector)
+  but costs replace-one accounting; q stays ``expected_records / N``, so about
+  ``expected_records`` images (``expected_records / g`` groups) are inverted whatever g.
+- ``group_assignment = "hash"``: sha256 of the record id mod G
+  (:func:`isoeps.privacy.guard.group_of`), a function of each record alone, so that one image
+  can only change its own group; any data-dependent grouping is refused.
 """
 
 from __future__ import annotations
@@ -50,7 +66,7 @@ from isoeps.accountants import CalibrationError, PrivacyBudget, calibrate
 from isoeps.errors import ConfigError, MissingWeightsError
 from isoeps.log import progress
 from isoeps.methods.base import Method, MethodConfig, Resources, Samples
-from isoeps.privacy.guard import PrivateData
+from isoeps.privacy.guard import PrivateData, group_of
 
 PUBLIC_FILE = "dpagg_ti.json"
 TOKEN_MARK = "<s*>"
@@ -219,15 +235,19 @@ class DPAggTI(Method):
         return min(1.0, self.config.expected_records / num_records)
 
     def noise_multiplier_for(self, budget: PrivacyBudget, sample_rate: float) -> float:
-        """sigma for one subsampled Gaussian release at ``budget``; a clear error when the
-        target needs more noise than ``max_noise_multiplier``."""
+        """sigma for one subsampled Gaussian release at ``budget`` (replace-one through
+        ``pld`` when ``group_size > 1``); a clear error when the target needs more noise than
+        ``max_noise_multiplier``."""
+        grouped = self.config.group_size > 1
         try:
             return calibrate(
                 budget.epsilon,
                 budget.delta,
                 sample_rate,
                 1,
+                "pld" if grouped else "prv",
                 max_noise_multiplier=self.config.max_noise_multiplier,
+                adjacency="replace_one" if grouped else "add_remove",
             )
         except CalibrationError as error:
             raise ConfigError(
@@ -248,11 +268,6 @@ class DPAggTI(Method):
                 f"group_assignment={self.config.group_assignment!r}: any data-dependent grouping "
                 "breaks the replace-one (sensitivity 2C) accounting"
             )
-        raise ConfigError(
-            f"dpagg-ti: group_size={self.config.group_size} is replace-one adjacency with "
-            "sensitivity 2C accounted by 'pld', which needs a grouped release that "
-            "PrivateData.aggregate does not offer yet; use group_size=1"
-        )
 
     def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> None:
         self.check_budget(budget)
@@ -274,14 +289,7 @@ class DPAggTI(Method):
             self.report = {"mode": "inf", "sample_rate": sample_rate, "sampled": sampled}
         else:
             sigma = self.noise_multiplier_for(budget, sample_rate)
-            release = private.aggregate(
-                lambda records: self._offsets(records, init),
-                dim=int(init.shape[0]),
-                sample_rate=sample_rate,
-                clip_norm=self.config.clip_norm,
-                noise_multiplier=sigma,
-                note="dpagg-ti token",
-            )
+            release = self._release(private, sample_rate, sigma, init)
             offset = release.value
             self.report = {
                 "mode": "private",
@@ -290,29 +298,62 @@ class DPAggTI(Method):
                 "clip_norm": self.config.clip_norm,
                 "noise_std": release.noise_std,
                 "divisor": release.divisor,
+                "group_size": self.config.group_size,
+                "adjacency": "replace_one" if self.config.group_size > 1 else "add_remove",
             }
             self.ctx.logger.info(
-                "dpagg-ti: one release, sigma=%.4g q=%.4g C=%g",
+                "dpagg-ti: one release, sigma=%.4g q=%.4g C=%g g=%d",
                 sigma,
                 sample_rate,
                 self.config.clip_norm,
+                self.config.group_size,
             )
         self.token = init + torch.as_tensor(offset, dtype=init.dtype)
         self.report["token_offset_norm"] = float(np.linalg.norm(offset))
+
+    def _release(self, private: PrivateData, sample_rate: float, sigma: float, init: Any) -> Any:
+        """The guard's release: per record (g = 1) or per hashed group (g > 1)."""
+        common = {
+            "dim": int(init.shape[0]),
+            "sample_rate": sample_rate,
+            "clip_norm": self.config.clip_norm,
+            "noise_multiplier": sigma,
+        }
+        if self.config.group_size == 1:
+            return private.aggregate(
+                lambda records: self._offsets(records, init), note="dpagg-ti token", **common
+            )
+        return private.aggregate_groups(
+            lambda records, groups: self._offsets(records, init, groups=groups),
+            group_size=self.config.group_size,
+            note=f"dpagg-ti token, groups of {self.config.group_size}",
+            **common,
+        )
 
     def _fit_non_private(
         self, private: PrivateData, sample_rate: float, init: Any
     ) -> tuple[np.ndarray, int]:
         dataset = private.raw(reason="dpagg-ti inf: textual inversion without clipping or noise")
         rng = self.ctx.rng("data")
-        indices = np.flatnonzero(rng.random(len(dataset)) < sample_rate)
+        if self.config.group_size == 1:
+            indices = np.flatnonzero(rng.random(len(dataset)) < sample_rate)
+            groups = None
+        else:
+            # The same hashed groups and group-level Poisson sampling as the private release.
+            num_groups = -(-len(dataset) // self.config.group_size)
+            labels = np.array([group_of(i, num_groups) for i in dataset.ids])
+            chosen = np.flatnonzero(rng.random(num_groups) < sample_rate)
+            filled = [m for m in (np.flatnonzero(labels == g) for g in chosen) if len(m)]
+            indices = np.concatenate(filled) if filled else np.zeros(0, dtype=np.int64)
+            groups = np.repeat(np.arange(len(filled)), [len(m) for m in filled])
         if len(indices) == 0:
             return np.zeros(int(init.shape[0])), 0
-        offsets = self._offsets(dataset.take(indices), init)
-        return offsets.mean(axis=0), len(indices)
+        offsets = self._offsets(dataset.take(indices), init, groups=groups)
+        return offsets.mean(axis=0), len(offsets)
 
-    def _offsets(self, records: Any, init: Any) -> np.ndarray:
-        """Textual inversion of each record; returns ``(k, dim)`` offsets from ``init``."""
+    def _offsets(self, records: Any, init: Any, *, groups: np.ndarray | None = None) -> np.ndarray:
+        """Textual inversion of each record, or of each group when ``groups`` labels each
+        record's group (0..k-1); returns ``(k, dim)`` offsets from ``init``."""
         from isoeps.models.textual_inversion import InversionSettings, invert_tokens
 
         rng = self.ctx.rng("data")
@@ -333,6 +374,7 @@ class DPAggTI(Method):
             settings=settings,
             generator=self.ctx.torch_generator("init"),
             progress=self._progress,
+            groups=groups,
         )
         return (vectors - init).numpy().astype(np.float64)
 

@@ -6,6 +6,10 @@ forward pass per step, with the diffusion model and the text encoder frozen. Bec
 is a sum of per-image losses, every operation in the UNet is per example (GroupNorm, attention
 within one example) and Adam is element-wise, ``v_i`` depends on image ``i`` (and public
 randomness) only: the batch is an implementation detail, not a coupling between records.
+
+With ``groups`` (DPAgg-TI with g > 1), the images of one group share one vector, learned on
+the sum of their losses; a group's vector depends on that group's images only, and chunks
+never split a group.
 """
 
 from __future__ import annotations
@@ -40,15 +44,29 @@ def invert_tokens(
     settings: InversionSettings,
     generator: torch.Generator,
     progress: Callable[[Any], Any] = lambda it: it,
+    groups: Sequence[int] | np.ndarray | None = None,
 ) -> torch.Tensor:
     """Learn one placeholder vector per image; returns ``(len(images), dim)`` on the CPU.
 
     ``init`` (``(dim,)``, public, e.g. the embedding of a descriptive word) is every vector's
     starting point. Images are processed in chunks of ``settings.chunk_size`` to bound memory.
+    ``groups`` (one label in 0..k-1 per image, every label used) makes the images of a group
+    share one vector; the result is then ``(k, dim)``, row j for group j.
     """
     prompts = list(prompts)
     if len(prompts) != len(images):
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+    if groups is not None:
+        return _invert_groups(
+            model,
+            images=images,
+            prompts=prompts,
+            init=init,
+            settings=settings,
+            generator=generator,
+            progress=progress,
+            groups=np.asarray(groups, dtype=np.int64),
+        )
     missing = [p for p in prompts if PLACEHOLDER not in p]
     if missing:
         raise ConfigError(f"textual inversion prompt lacks {PLACEHOLDER!r}: {missing[0]!r}")
@@ -73,6 +91,50 @@ def invert_tokens(
     return torch.cat(results)
 
 
+def _invert_groups(
+    model: TextDiffusion,
+    *,
+    images: np.ndarray,
+    prompts: list[str],
+    init: torch.Tensor,
+    settings: InversionSettings,
+    generator: torch.Generator,
+    progress: Callable[[Any], Any],
+    groups: np.ndarray,
+) -> torch.Tensor:
+    """One vector per group; whole groups are packed into chunks of about ``chunk_size``."""
+    if groups.shape != (len(prompts),):
+        raise ValueError(f"{len(prompts)} images but {groups.shape} group labels")
+    count = int(groups.max()) + 1 if len(groups) else 0
+    members = [np.flatnonzero(groups == g) for g in range(count)]
+    if any(len(m) == 0 for m in members):
+        raise ValueError(f"group labels must use every value in 0..{count - 1}")
+    chunks: list[list[int]] = []
+    size = settings.chunk_size
+    for g in range(count):
+        if not chunks or sum(len(members[h]) for h in chunks[-1]) + len(members[g]) > size:
+            chunks.append([])
+        chunks[-1].append(g)
+    results = []
+    for chunk in progress(chunks):
+        index = np.concatenate([members[g] for g in chunk])
+        slots = np.repeat(np.arange(len(chunk)), [len(members[g]) for g in chunk])
+        results.append(
+            _invert_chunk(
+                model,
+                images=images[index],
+                prompts=[prompts[i] for i in index],
+                init=init,
+                settings=settings,
+                generator=generator,
+                slots=torch.as_tensor(slots, device=model.device),
+            )
+        )
+    if not results:
+        return torch.zeros((0, init.shape[0]))
+    return torch.cat(results)
+
+
 def _invert_chunk(
     model: TextDiffusion,
     *,
@@ -81,12 +143,16 @@ def _invert_chunk(
     init: torch.Tensor,
     settings: InversionSettings,
     generator: torch.Generator,
+    slots: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """Vectors for one chunk: one per image, or one per slot (``slots[i]`` is image i's)."""
     x0 = model.to_model_space(images)
-    vectors = init.detach().to(model.device).repeat(len(prompts), 1).requires_grad_(True)
+    count = len(prompts) if slots is None else int(slots.max()) + 1
+    vectors = init.detach().to(model.device).repeat(count, 1).requires_grad_(True)
     optimizer = torch.optim.Adam([vectors], lr=settings.learning_rate)
     for _ in range(settings.steps):
-        hidden, mask = model.condition(prompts, vectors)
+        per_image = vectors if slots is None else vectors[slots]
+        hidden, mask = model.condition(prompts, per_image)
         # Sum, not mean: each vector's gradient is its own image's loss gradient, whatever
         # the chunk size.
         loss = model.per_example_loss(x0, hidden, mask, generator=generator).sum()

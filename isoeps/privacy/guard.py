@@ -10,6 +10,9 @@ is touched, so the ledger can never understate what was spent:
 - :meth:`PrivateData.aggregate` is one subsampled Gaussian release of per-record vectors
   (DPAgg-TI): Poisson subsample, clip each vector to ``clip_norm``, sum, add
   N(0, sigma^2 C^2), divide by the constant ``q N``.
+- :meth:`PrivateData.aggregate_groups` is the same release over groups of records (DPAgg-TI
+  with g > 1): records fall into G = ceil(N / g) groups by a hash of their own id, groups are
+  Poisson-subsampled, one clipped vector per group; records ``replace_one`` adjacency.
 - :meth:`PrivateData.raw` hands out the dataset and records ``NonPrivate``: epsilon = inf.
 
 The wrapped dataset is anything sized and indexable; the guard never imports the datasets
@@ -18,6 +21,7 @@ package. Batches are fetched with ``dataset.take(indices)`` when the dataset has
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,8 +46,9 @@ class PoissonBatch:
 class AggregateRelease:
     """The output of :meth:`PrivateData.aggregate`.
 
-    ``value`` is the noisy mean estimate (sum + noise) / (q N). ``sampled`` is the realised
-    subsample size; it is not part of the release's guarantee and is kept for diagnostics.
+    ``value`` is the noisy mean estimate (sum + noise) / ``divisor`` (q N, or q G for groups).
+    ``sampled`` is the realised subsample size (records, or groups); it is not part of the
+    release's guarantee and is kept for diagnostics.
     """
 
     value: np.ndarray
@@ -152,6 +157,83 @@ class PrivateData:
             random=self._random,
         )
 
+    def aggregate_groups(
+        self,
+        embed: Callable[[Any, np.ndarray], Sequence[np.ndarray] | np.ndarray],
+        *,
+        dim: int,
+        group_size: int,
+        sample_rate: float,
+        clip_norm: float,
+        noise_multiplier: float,
+        id_of: Callable[[Any], str] | None = None,
+        note: str = "grouped aggregation",
+    ) -> AggregateRelease:
+        """One subsampled Gaussian release of per-group vectors (replace-one, sensitivity 2C).
+
+        The N records fall into G = ceil(N / ``group_size``) groups; a record's group is
+        :func:`group_of` its id (``id_of(record)``, or the dataset's ``ids``), so it depends on
+        that record alone. Each group is Poisson-sampled at rate q. ``embed(records, groups)``
+        gets the records of the sampled non-empty groups and ``groups``, each record's
+        position among them (0..k-1), and returns one ``dim``-vector per group, ``(k, dim)``.
+        Sampled empty groups contribute the zero vector. Vectors are clipped to ``clip_norm``
+        C, summed, N(0, sigma^2 C^2) is added and the sum is divided by the constant ``q G``.
+
+        Adjacency: with N, hence G, public (as the divisor already assumes), adding or removing
+        one image moves only its own group's clipped vector, from v to v' with |v|, |v'| <= C:
+        replace-one at the group level, a shift of up to 2C. The ledger entry is
+        ``SubsampledGaussian(sigma, q, 1, adjacency="replace_one")``, whose sigma is noise std
+        / C; pld's REPLACE_ONE accounts the 2C shift itself (see ``SubsampledGaussian``).
+        """
+        if not clip_norm > 0 or math.isnan(clip_norm):
+            raise ValueError(f"clip_norm must be > 0, got {clip_norm!r}")
+        if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
+            raise ValueError(f"group_size must be an integer >= 1, got {group_size!r}")
+        if id_of is None and getattr(self._dataset, "ids", None) is None:
+            raise ValueError(
+                "aggregate_groups needs record ids: pass id_of or wrap a dataset with `ids`"
+            )
+        num_groups = math.ceil(self._num_records / group_size)
+        self._ledger.append(
+            SubsampledGaussian(noise_multiplier, sample_rate, 1, adjacency="replace_one", note=note)
+        )
+        labels = np.array([group_of(i, num_groups) for i in self._ids(id_of)], dtype=np.int64)
+        chosen = np.flatnonzero(self._random.poisson_mask(num_groups, sample_rate))
+        members = [np.flatnonzero(labels == g) for g in chosen]
+        filled = [m for m in members if len(m)]
+        vectors = np.zeros((len(chosen), dim))
+        if filled:
+            indices = np.concatenate(filled)
+            position = np.repeat(np.arange(len(filled)), [len(m) for m in filled])
+            embedded = np.asarray(embed(self._take(indices), position), dtype=np.float64)
+            if embedded.shape != (len(filled), dim):
+                raise ValueError(
+                    f"embed must return one {dim}-vector per group, got shape {embedded.shape} "
+                    f"for {len(filled)} groups"
+                )
+            vectors[: len(filled)] = embedded  # the rows of empty groups stay zero
+        return aggregate_release(
+            vectors,
+            clip_norm=clip_norm,
+            noise_multiplier=noise_multiplier,
+            divisor=sample_rate * num_groups,
+            random=self._random,
+        )
+
+    def _ids(self, id_of: Callable[[Any], str] | None) -> list[str]:
+        if id_of is None:
+            return [str(i) for i in self._dataset.ids]
+        return [str(id_of(self._dataset[i])) for i in range(self._num_records)]
+
+
+def group_of(record_id: str, num_groups: int) -> int:
+    """The group of a record: sha256 of its id, mod ``num_groups``.
+
+    Stable across runs and processes (unlike ``hash``), and a function of this id alone.
+    """
+    digest = hashlib.sha256(str(record_id).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % num_groups
+
 
 def clip_rows(vectors: np.ndarray, clip_norm: float) -> np.ndarray:
     """Scale each row to L2 norm at most ``clip_norm``."""
@@ -167,7 +249,9 @@ def aggregate_release(
     divisor: float,
     random: MechanismRandom,
 ) -> AggregateRelease:
-    """Clip, sum, add N(0, (sigma C)^2), divide by the constant ``divisor``."""
+    """Clip, sum, add N(0, (sigma C)^2), divide by the constant ``divisor``.
+
+    Under both adjacencies the noise std is sigma C (see ``SubsampledGaussian``)."""
     total = clip_rows(vectors, clip_norm).sum(axis=0)
     noise_std = noise_multiplier * clip_norm
     noisy = total + noise_std * random.standard_normal(total.shape[0])

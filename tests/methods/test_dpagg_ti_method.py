@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from isoeps.accountants import PrivacyBudget, SubsampledGaussian, default_delta, epsilon
+from isoeps.accountants import (
+    AccountingInputError,
+    PrivacyBudget,
+    SubsampledGaussian,
+    default_delta,
+    epsilon,
+)
 from isoeps.errors import ConfigError, MissingWeightsError
 from isoeps.methods.base import MethodContext
 from isoeps.methods.dpagg_ti import TOKEN_MARK, DPAggTI
@@ -145,9 +151,43 @@ def test_groups_without_hashing_are_refused(public_dir: Path) -> None:
     budget = PrivacyBudget.private(1.0, 1e-3)
     with pytest.raises(ConfigError, match="hash of the record id"):
         _loaded(public_dir, group_size=4, group_assignment="sequential").fit(guard, budget)
-    with pytest.raises(ConfigError, match="replace-one"):
-        _loaded(public_dir, group_size=4).fit(guard, budget)
+    with pytest.raises(ConfigError, match="hash of the record id"):
+        _loaded(public_dir, group_size=2, group_assignment="sequential").fit(
+            guard, PrivacyBudget.non_private()
+        )
     assert guard.ledger.is_empty
+
+
+def test_groups_of_two_are_one_replace_one_release_accounted_by_pld(public_dir: Path) -> None:
+    private = tiny_split("private", n=40, resolution=8)
+    budget = PrivacyBudget.private(10.0, default_delta(len(private)))
+    method = _loaded(public_dir, group_size=2, expected_records=6)
+    guard = PrivateData(private, seed=1)
+    method.fit(guard, budget)
+    (entry,) = guard.ledger.entries
+    assert entry == SubsampledGaussian(
+        method.report["noise_multiplier"], 6 / 40, 1, adjacency="replace_one"
+    )
+    assert epsilon(guard.ledger, budget.delta, "pld") <= 10.0
+    with pytest.raises(AccountingInputError, match="use accountant 'pld'"):
+        epsilon(guard.ledger, budget.delta, "prv")
+    # q G, G = 20 groups of two; the noise std is sigma C (see SubsampledGaussian).
+    assert method.report["divisor"] == pytest.approx(6 / 40 * 20)
+    assert method.report["noise_std"] == pytest.approx(
+        method.report["noise_multiplier"] * method.report["clip_norm"]
+    )
+    assert method.report["adjacency"] == "replace_one"
+    samples = method.sample(["a red square"], 2)
+    assert samples.images.shape == (2, 3, 8, 8)
+    assert samples.prompts[0] == f"a photo of {PLACEHOLDER}, a red square"
+
+
+def test_groups_of_two_in_inf_mode(public_dir: Path) -> None:
+    method = _loaded(public_dir, group_size=2, expected_records=6)
+    guard = PrivateData(tiny_split("private", n=40, resolution=8), seed=1)
+    method.fit(guard, PrivacyBudget.non_private())
+    assert not guard.ledger.is_private
+    assert method.token is not None and method.report["sampled"] >= 1
 
 
 def test_bad_config_names_the_field() -> None:
