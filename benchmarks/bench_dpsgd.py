@@ -12,6 +12,10 @@ Variants:
 - ``opacus``: opacus ``GradSampleModule`` hooks on the same model (its position, start and
   text-position tables are ``nn.Embedding`` layers looked up with ids expanded to ``(B, T)``,
   which opacus needs);
+- ``bk``: book-keeping ("ghost") clipping (:mod:`isoeps.privacy.ghost_clipping`): per-example
+  norms from activations and output gradients, the clipped sum as one GEMM per layer, with no
+  per-sample gradient materialised (the DP step calls the backend's ``clipped_sum``, as the
+  engine does);
 - ``functorch-sdpa``: the shipped model with its attention replaced by
   ``torch.nn.functional.scaled_dot_product_attention`` (for comparison; DESIGN.md Notes).
 
@@ -40,7 +44,7 @@ from isoeps.models.ar_transformer import (
     per_example_loss,
 )
 from isoeps.privacy.engine import gaussian_noise
-from isoeps.privacy.per_sample import clip_and_sum, create_backend
+from isoeps.privacy.per_sample import create_backend
 from isoeps.privacy.rng import MechanismRandom
 
 BATCH = 64
@@ -83,7 +87,7 @@ def steppers(
         optimizer.zero_grad(set_to_none=True)
 
     def private() -> None:
-        summed = clip_and_sum(per_sample.compute(batch), clip_norm=1.0)
+        summed = per_sample.clipped_sum(batch, clip_norm=1.0)
         noise = gaussian_noise(random, list(summed.values()), std=1.0)
         for (name, p), draw in zip(params.items(), noise):
             p.grad = summed[name].add_(draw).div_(BATCH)
@@ -106,7 +110,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
-    parser.add_argument("--variants", default="functorch,opacus,functorch-sdpa")
+    parser.add_argument("--variants", default="functorch,opacus,bk,functorch-sdpa")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

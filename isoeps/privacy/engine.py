@@ -9,7 +9,8 @@ method adds noise itself. One logical step is:
 2. the batch is processed in physical chunks of at most ``max_physical_batch_size`` records
    (virtual batches: memory does not grow with the expected batch size); each chunk's
    per-sample gradients over the trainable parameters are clipped to global L2 norm
-   ``clip_norm`` and added to a running sum;
+   ``clip_norm`` and added to a running sum (the backend's ``clipped_sum``; the ``bk`` backend
+   gets it without materialising per-sample gradients);
 3. N(0, (sigma C)^2) noise is added to every coordinate of the sum;
 4. the result is divided by the constant expected batch size ``q N`` (never by the realised
    batch size, which would leak it) and handed to the optimizer.
@@ -59,7 +60,6 @@ from isoeps.privacy.per_sample import (
     LossFn,
     batch_size,
     check_losses,
-    clip_and_sum,
     create_backend,
 )
 from isoeps.privacy.rng import MechanismRandom
@@ -80,6 +80,9 @@ class DPSGDConfig:
     optimizer: str = "adam"
     #: Records per forward/backward pass; a logical batch is processed in chunks of this size.
     max_physical_batch_size: int = 64
+    #: Per-sample backend (:data:`isoeps.privacy.per_sample.BACKENDS`): "functorch", "opacus" or
+    #: "bk" (book-keeping clipping: the fastest, for models whose trainable parameters all live
+    #: in nn.Linear, nn.Embedding and nn.LayerNorm layers).
     backend: str = "functorch"
 
     def __post_init__(self) -> None:
@@ -348,8 +351,7 @@ class _StepGradient:
 
     def _chunk_sum(self, chunk: dict[str, Tensor]) -> dict[str, Tensor]:
         if self._backend is not None:
-            per_sample = self._backend.compute(chunk)
-            return clip_and_sum(per_sample, clip_norm=self._config.clip_norm)
+            return self._backend.clipped_sum(chunk, clip_norm=self._config.clip_norm)
         losses = self._loss_fn(self._module, chunk)
         check_losses(losses, batch_size(chunk))
         grads = torch.autograd.grad(losses.sum(), list(self._params.values()))
@@ -409,6 +411,8 @@ def train_dp_sgd(
     rng = np.random.default_rng(generator_seed)
     divisor = plan.sample_rate * len(guard)
     if plan.is_private:
+        # An unsupported model must fail before the guard writes the ledger.
+        BACKENDS[config.backend].check(module=module, params=params)
         batches = guard.poisson_batches(
             noise_multiplier=plan.noise_multiplier,
             sample_rate=plan.sample_rate,

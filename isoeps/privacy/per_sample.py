@@ -1,12 +1,18 @@
 """Per-sample gradients behind one interface, and per-sample clipping.
 
-Two backends compute the gradient of each example's loss with respect to the trainable
-parameters, as tensors of shape ``(B, *param.shape)``:
+Three backends compute the gradient of each example's loss with respect to the trainable
+parameters, as tensors of shape ``(B, *param.shape)``, and the sum of those gradients clipped
+per example (:meth:`PerSampleGradients.clipped_sum`, what the DP-SGD engine uses):
 
 - ``functorch``: ``torch.func.functional_call`` + ``vmap`` + ``grad``, the loss evaluated on
   one example at a time (a batch of size 1). The fastest on CPU for our models.
 - ``opacus``: opacus ``GradSampleModule`` hooks (Linear, LayerNorm, Embedding, Conv, GroupNorm
   have per-sample rules; other layers with their own parameters fall back to opacus' functorch).
+- ``bk``: book-keeping ("ghost") clipping (:mod:`isoeps.privacy.ghost_clipping`). Its
+  ``clipped_sum`` never materialises per-sample gradients: per-example norms come from
+  activations and output gradients, the clipped sum from one GEMM per layer. Trainable
+  parameters must live in ``nn.Linear``, ``nn.Embedding`` or ``nn.LayerNorm`` layers (any other
+  owner is refused with a ``ValueError`` naming it). The fastest for our transformer.
 
 Model rules that both backends need (DESIGN.md section 4, Notes): attention written as matmul
 + softmax (``scaled_dot_product_attention`` has no CPU vmap rule for its backward, and opacus
@@ -26,6 +32,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
+from isoeps.privacy.ghost_clipping import LayerCapture, sq_norms
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -94,9 +102,18 @@ class PerSampleGradients(ABC):
         self._loss_fn = loss_fn
         self._params = dict(params)
 
+    @classmethod
+    def check(cls, *, module: nn.Module, params: Mapping[str, nn.Parameter]) -> None:
+        """Raise ``ValueError`` if this backend cannot handle ``module`` (cheap; no batch)."""
+
     @abstractmethod
     def compute(self, batch: Batch) -> dict[str, Tensor]:
         """``{name: (B, *shape)}`` per-sample gradients for a non-empty batch."""
+
+    def clipped_sum(self, batch: Batch, *, clip_norm: float) -> dict[str, Tensor]:
+        """``{name: shape}``: the sum over the batch of per-sample gradients, each example's
+        clipped to global L2 norm at most ``clip_norm`` (as :func:`clip_and_sum`)."""
+        return clip_and_sum(self.compute(batch), clip_norm=clip_norm)
 
     def close(self) -> None:
         """Release hooks or caches. Idempotent."""
@@ -201,15 +218,59 @@ class OpacusGradients(PerSampleGradients):
             self._closed = True
 
 
+class BookKeepingGradients(PerSampleGradients):
+    """Book-keeping clipping: forward hooks on the trainable layers, one backward to their
+    outputs, per-example norms from Gram matrices, clipped sum as scaled weight GEMMs."""
+
+    name = "bk"
+
+    def __init__(
+        self, *, module: nn.Module, loss_fn: LossFn, params: Mapping[str, nn.Parameter]
+    ) -> None:
+        super().__init__(module=module, loss_fn=loss_fn, params=params)
+        self._capture = LayerCapture(module=module, params=self._params)
+
+    @classmethod
+    def check(cls, *, module: nn.Module, params: Mapping[str, nn.Parameter]) -> None:
+        LayerCapture(module=module, params=params)
+
+    def _activations(self, batch: Batch) -> tuple[int, list]:
+        size = batch_size(batch)
+
+        def forward() -> Tensor:
+            losses = self._loss_fn(self._module, batch)
+            check_losses(losses, size)
+            return losses
+
+        return size, self._capture.run(forward, size=size)
+
+    def compute(self, batch: Batch) -> dict[str, Tensor]:
+        size, activations = self._activations(batch)
+        grads = {}
+        for item in activations:
+            grads.update(item.per_sample(size))
+        return {name: grads[name] for name in self._params}
+
+    def clipped_sum(self, batch: Batch, *, clip_norm: float) -> dict[str, Tensor]:
+        size, activations = self._activations(batch)
+        like = next(iter(self._params.values()))
+        norms = sq_norms(activations, size=size, like=like).clamp(min=0).sqrt()
+        scale = (clip_norm / (norms + CLIP_EPS)).clamp(max=1.0)
+        sums = {}
+        for item in activations:
+            sums.update(item.weighted(scale))
+        return {name: sums[name] for name in self._params}
+
+
 BACKENDS: dict[str, type[PerSampleGradients]] = {
-    cls.name: cls for cls in (FunctorchGradients, OpacusGradients)
+    cls.name: cls for cls in (FunctorchGradients, OpacusGradients, BookKeepingGradients)
 }
 
 
 def create_backend(
     name: str, *, module: nn.Module, loss_fn: LossFn, params: Mapping[str, nn.Parameter]
 ) -> PerSampleGradients:
-    """The per-sample-gradient backend called ``name`` (``functorch`` or ``opacus``)."""
+    """The per-sample-gradient backend called ``name`` (``functorch``, ``opacus`` or ``bk``)."""
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {name!r}")
     return BACKENDS[name](module=module, loss_fn=loss_fn, params=params)
