@@ -48,7 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:
         # The main job: run the quick suite (once the run command exists).
         argv = ["run"] if "run" in parser._subparsers._group_actions[0].choices else ["--help"]
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    # argparse stops filling positionals once an option intervenes, so `run quick --jobs 2
+    # key=value` leaves the override over: it is as good as `--set key=value`.
+    overrides = [token for token in extras if "=" in token and not token.startswith("-")]
+    if overrides and isinstance(getattr(args, "set", None), list):
+        args.set.extend(overrides)
+        extras = [token for token in extras if token not in overrides]
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.parse_args([*argv, "--help"])

@@ -1,0 +1,275 @@
+"""Grid expansion and content-hash cell ids.
+
+A cell is one point of a suite's grid: dataset x method variant x budget x seed. Its id hashes
+only the experiment: the dataset identity (name, resolution, split sizes, options, data seed,
+public corpus), the method label, name, version and resolved config, the budget, the delta
+rule, the seed, n and the metrics. Runtime settings (device, jobs, executor, folders, caches,
+logging, trackers, resources) and dataset roots never enter it, so moving a suite to another
+machine or changing ``--jobs`` recomputes nothing. The content fingerprints of the loaded
+splits are recorded in each run folder (``environment.json``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from isoeps import registry
+from isoeps.bench.spec import DatasetSpec, StoreSpec, SuiteSpec
+from isoeps.cache import content_key
+from isoeps.errors import ConfigError, UnknownNameError
+
+CELL_ID_LENGTH = 12
+
+
+class Cell(BaseModel):
+    """One expanded cell; JSON round-trippable so executors can ship it to workers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cell_id: str
+    suite: str
+    imports: list[str]
+    dataset_label: str
+    dataset: DatasetSpec
+    method_label: str
+    method_name: str
+    method_version: str
+    method_config: dict[str, Any]
+    budget: str  # "1", "10", "inf" or "public"
+    epsilon: float | None
+    delta_rule: str | float
+    seed: int
+    n_samples: int
+    extraction_samples: int
+    metrics: dict[str, dict[str, Any]]
+    cross_check_accountants: list[str]
+    secure: bool = False
+    store: StoreSpec = StoreSpec()
+
+    @property
+    def slug(self) -> str:
+        """A readable folder name; the id keeps it unique."""
+        method = "".join(c if c.isalnum() or c in "-_=" else "_" for c in self.method_label)
+        return f"{self.dataset_label}.{method}.eps-{self.budget}.s{self.seed}.{self.cell_id}"
+
+    def identity(self) -> dict[str, Any]:
+        return cell_identity(self)
+
+
+def budget_label(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{float(value):g}"
+
+
+def dataset_identity(spec: DatasetSpec) -> dict[str, Any]:
+    """What determines the data, without the root (a runtime location)."""
+    public = None
+    if spec.public is not None:
+        public = {"name": spec.public.name, "options": spec.public.options, "n": spec.public.n}
+    return {
+        "name": spec.name,
+        "resolution": spec.resolution,
+        "n": dict(sorted(spec.n.items())),
+        "options": spec.options,
+        "data_seed": spec.data_seed,
+        "public": public,
+    }
+
+
+def cell_identity(cell: Cell) -> dict[str, Any]:
+    """The experiment, and nothing about the runtime: the payload hashed into the cell id."""
+    identity = {
+        "dataset": dataset_identity(cell.dataset),
+        "method": {
+            "label": cell.method_label,
+            "name": cell.method_name,
+            "version": cell.method_version,
+            "config": cell.method_config,
+        },
+        "budget": cell.budget,
+        "delta": cell.delta_rule,
+        "seed": cell.seed,
+        "n": cell.n_samples,
+        "extraction": cell.extraction_samples,
+        "metrics": cell.metrics,
+    }
+    if cell.secure:  # benchmark cells keep their ids; secure ones are different experiments
+        identity["secure"] = True
+    return identity
+
+
+def _method_class(label: str, name: str) -> Any:
+    try:
+        return registry.get("isoeps.methods", name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"methods.{label}.method: {exc}") from None
+    except ImportError as exc:  # an installed entry point whose module is broken or missing
+        raise ConfigError(
+            f"methods.{label}.method: cannot load {name!r}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def resolve_method_config(label: str, method_class: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """The method's full config (defaults filled in), validated by its ``Config`` model."""
+    try:
+        return method_class.Config(**config).model_dump(mode="json")
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = ".".join(str(p) for p in error["loc"])
+            if error["type"] == "extra_forbidden":
+                known = ", ".join(method_class.Config.model_fields)
+                problems.append(f"{loc}: unknown field; known fields: {known}")
+            else:
+                problems.append(f"{loc}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError(f"methods.{label}.config." + "; ".join(problems)) from None
+
+
+def _variants(label: str, config: dict[str, Any], sweep: dict[str, list[Any]]):
+    """(label, config) for each combination of the sweep values."""
+    if not sweep:
+        yield label, dict(config)
+        return
+    keys = sorted(sweep)
+    for values in itertools.product(*(sweep[k] for k in keys)):
+        variant = dict(config)
+        variant.update(zip(keys, values))
+        suffix = ",".join(f"{k}={v}" for k, v in zip(keys, values))
+        yield f"{label}[{suffix}]", variant
+
+
+def check_suite(spec: SuiteSpec, *, check_roots: bool = True) -> None:
+    """Check registry names and data roots, naming the field at fault."""
+    registry.import_modules(spec.imports)
+    known_datasets = registry.names("isoeps.datasets")
+    for label, dataset in spec.datasets.items():
+        entries = [(f"datasets.{label}", dataset.name, dataset.root)]
+        if dataset.public is not None:
+            entries.append((f"datasets.{label}.public", dataset.public.name, dataset.public.root))
+        for field, name, root in entries:
+            if name not in known_datasets:
+                raise ConfigError(
+                    f"{field}.name: unknown dataset {name!r}; known: {', '.join(known_datasets)}"
+                )
+            if check_roots:
+                _check_root(field, name, root)
+    for label, method in spec.methods.items():
+        _method_class(label, method.method)
+    known_metrics = registry.names("isoeps.metrics")
+    for name in spec.metrics:
+        if name not in known_metrics:
+            raise ConfigError(f"metrics.{name}: unknown metric; known: {', '.join(known_metrics)}")
+
+
+def _check_root(field: str, name: str, root: str | None) -> None:
+    if root is not None and not Path(root).expanduser().exists():
+        raise ConfigError(f"{field}.root: dataset root {root!r} of {name!r} does not exist")
+
+
+def expand(spec: SuiteSpec, *, check_roots: bool = True) -> list[Cell]:
+    """All cells of ``spec``, in a stable order (dataset, method, budget, seed)."""
+    check_suite(spec, check_roots=check_roots)
+    cells: list[Cell] = []
+    for dataset_label, dataset in spec.datasets.items():
+        for label, method in spec.methods.items():
+            method_class = _method_class(label, method.method)
+            supported = tuple(getattr(method_class, "supported_budgets", ()))
+            for variant_label, config in _variants(label, method.config, method.sweep):
+                resolved = resolve_method_config(variant_label, method_class, config)
+                for budget in spec.budgets:
+                    mode = budget if isinstance(budget, str) else "private"
+                    if mode not in supported:
+                        continue  # e.g. a method without a public-only mode has no such row
+                    for seed in spec.seeds:
+                        cells.append(
+                            _make_cell(
+                                spec, dataset_label, dataset, variant_label, method_class,
+                                resolved, budget, seed,
+                            )
+                        )
+    ids = [cell.cell_id for cell in cells]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"suite {spec.name}: two cells have the same identity")
+    return cells
+
+
+def _make_cell(
+    spec: SuiteSpec,
+    dataset_label: str,
+    dataset: DatasetSpec,
+    method_label: str,
+    method_class: Any,
+    method_config: dict[str, Any],
+    budget: float | str,
+    seed: int,
+) -> Cell:
+    fields: dict[str, Any] = {
+        "suite": spec.name,
+        "imports": list(spec.imports),
+        "dataset_label": dataset_label,
+        "dataset": dataset,
+        "method_label": method_label,
+        "method_name": method_class.name,
+        "method_version": str(getattr(method_class, "version", "1")),
+        "method_config": method_config,
+        "budget": budget_label(budget),
+        "epsilon": None if isinstance(budget, str) else float(budget),
+        "delta_rule": spec.delta,
+        "seed": seed,
+        "n_samples": spec.n_samples,
+        "extraction_samples": spec.extraction_samples if "mem" in spec.metrics else 0,
+        "metrics": spec.metrics,
+        "cross_check_accountants": list(spec.cross_check_accountants),
+        "secure": spec.runtime.secure,
+        "store": spec.store,
+    }
+    draft = Cell(cell_id="pending", **fields)
+    return Cell(cell_id=content_key(cell_identity(draft), length=CELL_ID_LENGTH), **fields)
+
+
+def find_cell(cells: list[Cell], cell_id: str) -> Cell:
+    matches = [cell for cell in cells if cell.cell_id.startswith(cell_id)]
+    if len(matches) != 1:
+        raise ConfigError(
+            f"--id {cell_id!r}: {'no cell' if not matches else 'several cells'} match "
+            f"(the suite has {len(cells)} cells)"
+        )
+    return matches[0]
+
+
+def select(cells: list[Cell], only: str | None) -> list[Cell]:
+    """Filter by ``--only key=value[,key=value]`` over dataset, method, budget and seed."""
+    if not only:
+        return cells
+    keys = {"dataset": "dataset_label", "method": "method_label", "budget": "budget",
+            "seed": "seed", "id": "cell_id"}
+    wanted: dict[str, set[str]] = {}
+    for part in only.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in keys:
+            raise ConfigError(f"--only {only!r}: expected key=value with key in {', '.join(keys)}")
+        wanted.setdefault(keys[key], set()).add(_normalise(key, value.strip()))
+    return [
+        cell for cell in cells
+        if all(_normalise_attr(attr, getattr(cell, attr)) in values
+               for attr, values in wanted.items())
+    ]
+
+
+def _normalise(key: str, value: str) -> str:
+    if key == "budget" and value not in ("inf", "public"):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return "inf" if math.isinf(number) else f"{number:g}"
+    return value
+
+
+def _normalise_attr(attr: str, value: Any) -> str:
+    return str(value)

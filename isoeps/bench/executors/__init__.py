@@ -1,0 +1,1 @@
+"""Executors run cell payloads and yield their outcomes; the driver writes the index."""

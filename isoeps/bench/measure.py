@@ -1,0 +1,67 @@
+"""Running a cell's metrics with full provenance."""
+
+from __future__ import annotations
+
+import resource
+import time
+from typing import Any
+
+from isoeps import registry
+from isoeps.log import get_logger
+
+log = get_logger("bench.measure")
+
+
+def _peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def measure(cell: Any, *, samples: Any, prompts: dict[str, Any], extraction: dict[str, Any] | None,
+            data: Any, device: str) -> list[dict[str, Any]]:
+    """Evaluate every metric of ``cell``; each value carries its provenance.
+
+    Metrics that read the private split (memorisation, style capture) are marked ``not_dp``:
+    they look at training data after the release and are not part of the DP guarantee.
+    """
+    from isoeps.metrics.base import MetricInputs
+
+    inputs = MetricInputs(
+        fake=samples.images,
+        fake_captions=list(samples.eval_captions),
+        reference=data.reference,
+        fake_attributes=prompts.get("attributes"),
+        fake_prompt_source_ids=prompts["source_ids"],
+        eval=data.eval,
+        private=data.private,
+        extraction=extraction["samples"].images if extraction else None,
+        extraction_source_ids=extraction["source_ids"] if extraction else None,
+        seed=cell.seed,
+        device=device,
+    )
+    values: list[dict[str, Any]] = []
+    for name, options in cell.metrics.items():
+        metric_class = registry.get("isoeps.metrics", name)
+        metric = metric_class(**options)
+        reads_private = "private" in getattr(metric_class, "needs", frozenset())
+        started = time.time()
+        results = metric.evaluate(inputs)
+        wall = time.time() - started
+        log.info("metric %s: %s (%.1fs)", name,
+                 ", ".join(f"{v.name}={v.value:.4g}" for v in results), wall)
+        for value in results:
+            row = value.to_dict()
+            row.update(
+                metric=name,
+                options=options,
+                not_dp=reads_private,
+                resize=(row.get("details") or {}).get("resize_mode"),
+                wall_time_s=wall,
+                peak_memory_mb=_peak_memory_mb(device),
+            )
+            values.append(row)
+    return values

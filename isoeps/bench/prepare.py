@@ -1,0 +1,37 @@
+"""``isoeps prepare``: train each distinct public model of a suite once, before a fan-out."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from isoeps import registry
+from isoeps.bench.cells import Cell
+
+
+def prepare_suite(cells: list[Cell], *, device: str = "cpu") -> list[dict[str, Any]]:
+    """One row per distinct (dataset, method variant): its public-model cache key and time."""
+    from isoeps.bench.data import load_cell_data
+    from isoeps.bench.public import prepare_public
+    from isoeps.cache import cache_dir
+    from isoeps.methods.base import MethodContext
+
+    rows = []
+    seen: set[tuple[str, str]] = set()
+    data_by_label: dict[str, Any] = {}
+    for cell in cells:
+        key = (cell.dataset_label, cell.method_label)
+        if key in seen:
+            continue
+        seen.add(key)
+        registry.import_modules(cell.imports)
+        if cell.dataset_label not in data_by_label:
+            data_by_label[cell.dataset_label] = load_cell_data(cell.dataset)
+        method_class = registry.get("isoeps.methods", cell.method_name)
+        method = method_class(cell.method_config,
+                              ctx=MethodContext(device=device, seed=cell.seed, cache_dir=cache_dir()))
+        started = time.time()
+        cache_key = prepare_public(method, data_by_label[cell.dataset_label].public)
+        rows.append({"dataset": cell.dataset_label, "method": cell.method_label, "key": cache_key,
+                     "seconds": time.time() - started})
+    return rows

@@ -1,0 +1,471 @@
+"""One cell's flow (DESIGN.md section 2) and the suite loop.
+
+:func:`run_cell` is what a worker runs: it writes one run folder and never raises for a cell's
+own failure (the traceback is recorded in ``status.json``). :func:`run_suite` is the driver:
+it skips finished cells (resume), hands the rest to an executor, and alone writes the index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from isoeps import registry
+from isoeps.bench import environment
+from isoeps.bench.cells import Cell
+from isoeps.bench.spec import RuntimeSpec, SuiteSpec, dump_suite
+from isoeps.errors import PrivacyError
+from isoeps.log import get_logger
+from isoeps.results import folders
+
+log = get_logger("bench.runner")
+
+#: The purpose-seed used to pick prompts: it depends on the cell seed only, so every method
+#: and budget of a seed sees the same prompts (and the sample grids line up).
+PROMPT_PURPOSE = "evaluation"
+
+
+class RefusedCell(PrivacyError):
+    """The re-accounted epsilon exceeds the cell's target: the cell is not stored."""
+
+
+@dataclass
+class CellOutcome:
+    cell_id: str
+    status: str
+    run_dir: str
+    reason: str | None = None
+    wall_time_s: float = 0.0
+
+
+@dataclass
+class SuiteSummary:
+    ran: list[CellOutcome] = field(default_factory=list)
+    skipped: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed_count(self) -> int:
+        return len(self.failed)
+
+
+# -- the cell's config as a one-cell suite (config.yaml; `isoeps run --from`) ----------------------
+
+def cell_suite(cell: Cell, runtime: RuntimeSpec | None = None) -> SuiteSpec:
+    """A suite that expands to exactly ``cell`` (same id): what ``config.yaml`` holds."""
+    from isoeps.bench.spec import MethodSpec
+
+    return SuiteSpec(
+        name=cell.suite,
+        imports=cell.imports,
+        datasets={cell.dataset_label: cell.dataset},
+        methods={cell.method_label: MethodSpec(method=cell.method_name, config=cell.method_config)},
+        budgets=[cell.budget if cell.epsilon is None else cell.epsilon],
+        delta=cell.delta_rule,
+        seeds=[cell.seed],
+        n_samples=cell.n_samples,
+        extraction_samples=cell.extraction_samples,
+        metrics=cell.metrics,
+        cross_check_accountants=cell.cross_check_accountants,
+        store=cell.store,
+        runtime=(runtime or RuntimeSpec()).model_copy(update={"secure": cell.secure}),
+    )
+
+
+# -- one cell -------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _cell_log(path: Path) -> Iterator[None]:
+    """Copy INFO and above to the run folder's log, whatever the console's level (-q/-v)."""
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("isoeps")
+    previous = logger.level
+    console = [(h, h.level) for h in logger.handlers]
+    if previous != logging.NOTSET and previous > logging.INFO:
+        for h, _ in console:
+            h.setLevel(max(h.level, previous))
+        logger.setLevel(logging.INFO)
+    elif previous == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+        for h, level in console:
+            h.setLevel(level)
+        handler.close()
+
+
+def _fresh_folder(folder: Path) -> None:
+    """Start a run folder from scratch: an interrupted or re-run cell leaves nothing behind."""
+    if folder.exists():
+        (folder / folders.STATUS).unlink(missing_ok=True)  # unfinished from here on
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def run_cell(
+    cell: Cell,
+    *,
+    folder: Path,
+    runtime: RuntimeSpec | None = None,
+    overrides: list[str] | None = None,
+) -> CellOutcome:
+    """Run one cell into ``folder``. A failure is recorded there, not raised."""
+    runtime = runtime or RuntimeSpec()
+    folder = Path(folder)
+    _fresh_folder(folder)
+    folders.write_json_atomic(folder / folders.CELL, cell.model_dump(mode="json"))
+    folders.write_text_atomic(folder / folders.CONFIG, dump_suite(cell_suite(cell, runtime)))
+    folders.write_text_atomic(folder / folders.OVERRIDES, "".join(f"{o}\n" for o in overrides or []))
+    started = time.time()
+    with _cell_log(folder / folders.LOG):
+        log.info("cell %s: %s", cell.cell_id, cell.slug)
+        try:
+            _execute(cell, folder, runtime)
+            status, reason, trace = folders.FINISHED, None, None
+        except RefusedCell as exc:
+            status, reason, trace = folders.REFUSED, str(exc), None
+            log.error("cell %s refused: %s", cell.cell_id, exc)
+        except Exception as exc:  # noqa: BLE001 (a failing cell must not stop the suite)
+            status, reason, trace = folders.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            log.error("cell %s failed: %s\n%s", cell.cell_id, reason, trace)
+    wall = time.time() - started
+    folders.write_json_atomic(
+        folder / folders.STATUS,
+        {"status": status, "reason": reason, "traceback": trace, "wall_time_s": wall,
+         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+    )
+    return CellOutcome(cell.cell_id, status, str(folder), reason, wall)
+
+
+def run_cell_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Executor entry point (picklable): a JSON cell in, a JSON outcome out."""
+    from isoeps.log import setup_logging
+
+    setup_logging(payload.get("verbosity", 0))
+    cell = Cell.model_validate(payload["cell"])
+    outcome = run_cell(
+        cell,
+        folder=Path(payload["folder"]),
+        runtime=RuntimeSpec.model_validate(payload["runtime"]),
+        overrides=payload.get("overrides"),
+    )
+    return outcome.__dict__
+
+
+def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
+    import numpy as np
+
+    from isoeps.accountants import PrivacyBudget, default_delta
+    from isoeps.bench.data import load_cell_data
+    from isoeps.bench.public import prepare_public
+    from isoeps.cache import cache_dir
+    from isoeps.methods.base import MethodContext
+    from isoeps.privacy.guard import PrivateData
+
+    registry.import_modules(cell.imports)
+    env = environment.collect(device=runtime.device)
+    folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
+
+    data = load_cell_data(cell.dataset)
+    num_private = len(data.private)
+    delta = default_delta(num_private) if cell.delta_rule == "auto" else float(cell.delta_rule)
+    budget = PrivacyBudget.parse(cell.budget, delta=delta)
+
+    method_class = registry.get("isoeps.methods", cell.method_name)
+    ctx = MethodContext(
+        device=runtime.device, seed=cell.seed, secure=cell.secure, cache_dir=cache_dir(),
+        logger=get_logger(f"method.{cell.method_name}"),
+    )
+    method = method_class(cell.method_config, ctx=ctx)
+    method.check_budget(budget)
+    timings: dict[str, float] = {}
+
+    started = time.time()
+    public_key = prepare_public(method, data.public)
+    timings["public_s"] = time.time() - started
+
+    started = time.time()
+    guard = None
+    if budget.mode != "public":
+        guard = PrivateData(
+            data.private, seed=None if cell.secure else ctx.seed_for("noise"), secure=cell.secure
+        )
+    method.fit(guard, budget)
+    timings["fit_s"] = time.time() - started
+
+    privacy = reaccount(guard.ledger if guard else None, budget=budget, delta=delta,
+                        cross_checks=cell.cross_check_accountants)
+    privacy.update(secure=cell.secure, num_private=num_private, public_model_key=public_key,
+                   release="secure run" if cell.secure else "benchmark run, not a DP release")
+    if guard is not None:
+        folders.write_text_atomic(folder / folders.LEDGER, guard.ledger.to_json())
+    folders.write_json_atomic(folder / folders.PRIVACY, privacy)
+    if privacy["refused"]:
+        raise RefusedCell(privacy["refused"])
+
+    started = time.time()
+    prompts = choose_prompts(data.reference, n=cell.n_samples, seed=ctx.seed_for(PROMPT_PURPOSE))
+    samples = method.sample(prompts["prompts"], cell.n_samples)
+    _check_samples(samples, cell.n_samples, data.reference.resolution)
+    extraction = None
+    if cell.extraction_samples:
+        extraction = choose_prompts(data.private, n=cell.extraction_samples,
+                                    seed=ctx.seed_for(PROMPT_PURPOSE))
+        extraction["samples"] = method.sample(extraction["prompts"], cell.extraction_samples)
+    timings["sample_s"] = time.time() - started
+
+    from isoeps.bench.measure import measure
+
+    values = measure(cell, samples=samples, prompts=prompts, extraction=extraction, data=data,
+                     device=runtime.device)
+    env.update(data_fingerprints=data.fingerprints(), timings=timings)
+    folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
+    folders.write_json_atomic(folder / folders.METRICS, {
+        "cell_id": cell.cell_id,
+        "values": values,
+        "provenance": {"seed": cell.seed, "git_commit": env.get("git_commit"),
+                       "versions": env.get("versions"), "n_samples": cell.n_samples},
+    })
+    _store_samples(folder, cell, samples, prompts, extraction, np)
+    _store_memorisation_pairs(folder, values, samples, data.private, np)
+
+
+def choose_prompts(split: Any, *, n: int, seed: int) -> dict[str, Any]:
+    """``n`` prompts from ``split``'s captions, cycling through a seeded permutation of its
+    records; also the source record ids and, when known, the attributes each prompt asks for."""
+    import numpy as np
+
+    if len(split) == 0:
+        raise ValueError(f"{split.dataset}/{split.split}: no records to take prompts from")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(split))
+    index = order[np.arange(n) % len(split)]
+    picks = rng.integers(0, 1 << 30, size=n)
+    prompts = [split.captions[i][picks[k] % len(split.captions[i])] for k, i in enumerate(index)]
+    attributes = None
+    if split.attributes:
+        attributes = {name: np.asarray(values)[index] for name, values in split.attributes.items()}
+    return {"prompts": prompts, "source_ids": [split.ids[i] for i in index], "index": index,
+            "attributes": attributes}
+
+
+def _check_samples(samples: Any, n: int, resolution: int) -> None:
+    images = samples.images
+    if images.shape[0] != n:
+        raise ValueError(f"method returned {images.shape[0]} samples, asked for {n}")
+    if images.shape[-1] != resolution or images.shape[-2] != resolution:
+        raise ValueError(
+            f"method returned {images.shape[-2]}x{images.shape[-1]} samples; the data is "
+            f"{resolution}x{resolution}"
+        )
+
+
+def reaccount(
+    ledger: Any, *, budget: Any, delta: float, cross_checks: list[str]
+) -> dict[str, Any]:
+    """Epsilon of the guard's ledger by the primary accountant (prv; pld for replace-one) and
+    by every cross-check. ``refused`` names why a private cell may not be stored."""
+    from isoeps.accountants import PRIMARY, epsilon
+
+    if ledger is None:  # public mode: the guard was never created
+        return {"mode": budget.mode, "target_epsilon": None, "delta": None,
+                "accountant": None, "adjacency": None, "epsilon_achieved": 0.0,
+                "epsilon_by_accountant": {}, "ledger_entries": 0, "refused": None}
+    adjacency = ledger.adjacency
+    primary = "pld" if adjacency == "replace_one" else PRIMARY
+    by_accountant: dict[str, float | str] = {}
+    for name in [primary, *[c for c in cross_checks if c != primary]]:
+        try:
+            by_accountant[name] = epsilon(ledger, delta, name)
+        except Exception as exc:  # noqa: BLE001 (reported; a primary failure refuses a private cell below)
+            by_accountant[name] = f"error: {type(exc).__name__}: {exc}"
+    primary_value = by_accountant[primary]
+    achieved = math.nan if isinstance(primary_value, str) else float(primary_value)
+    refused = None
+    if budget.is_private:
+        if math.isnan(achieved):
+            refused = f"{primary} could not account the ledger ({primary_value})"
+        elif math.isinf(achieved):
+            refused = "the ledger records raw (non-private) access in a private cell"
+        elif not achieved <= budget.epsilon:  # zero tolerance
+            refused = (
+                f"{primary} epsilon {achieved:.6g} exceeds the target {budget.epsilon:g} "
+                f"at delta {delta:.3g}"
+            )
+    return {
+        "mode": budget.mode,
+        "target_epsilon": budget.epsilon,
+        "delta": delta,
+        "accountant": primary,
+        "adjacency": adjacency,
+        "epsilon_achieved": achieved,
+        "epsilon_by_accountant": by_accountant,
+        "ledger_entries": len(ledger),
+        "refused": refused,
+    }
+
+
+def _store_samples(folder: Path, cell: Cell, samples: Any, prompts: dict[str, Any],
+                   extraction: dict[str, Any] | None, np: Any) -> None:
+    from isoeps.bench.grid import save_grid
+
+    keep = cell.store.samples
+    count = {"all": len(samples.images), "grid": cell.store.grid_size, "none": 0}[keep]
+    if count:
+        folders.write_npz_atomic(
+            folder / folders.SAMPLES,
+            images=samples.images[:count],
+            prompts=np.asarray(samples.prompts[:count], dtype=str),
+            eval_captions=np.asarray(samples.eval_captions[:count], dtype=str),
+            source_ids=np.asarray(prompts["source_ids"][:count], dtype=str),
+        )
+    if extraction is not None and keep == "all":
+        folders.write_npz_atomic(
+            folder / folders.EXTRACTION,
+            images=extraction["samples"].images,
+            prompts=np.asarray(extraction["prompts"], dtype=str),
+            source_ids=np.asarray(extraction["source_ids"], dtype=str),
+        )
+    save_grid(folder / folders.GRID, samples.images[: cell.store.grid_size],
+              samples.eval_captions[: cell.store.grid_size],
+              title=f"{cell.method_label} | eps {cell.budget} | seed {cell.seed}")
+
+
+#: Written when a metric's details list ``closest_pairs`` (``[{"sample": j, "private_id":
+#: id, "d_train": d}, ...]``, as the memorisation metric does). It holds private training
+#: images; reports show it only with ``--show-private``.
+MEM_PAIRS = "mem_pairs.npz"
+
+
+def _store_memorisation_pairs(folder: Path, values: list[dict[str, Any]], samples: Any,
+                              private: Any, np: Any) -> None:
+    for value in values:
+        pairs = (value.get("details") or {}).get("closest_pairs")
+        if not pairs:
+            continue
+        position = {record_id: k for k, record_id in enumerate(private.ids)}
+        sample_index = np.asarray([int(p["sample"]) for p in pairs], dtype=np.int64)
+        private_index = np.asarray([position[p["private_id"]] for p in pairs], dtype=np.int64)
+        folders.write_npz_atomic(
+            folder / MEM_PAIRS,
+            samples=samples.images[sample_index],
+            private=private.images[private_index],
+            distances=np.asarray([float(p["d_train"]) for p in pairs], dtype=np.float64),
+            metric=np.asarray(value["name"]),
+        )
+        return
+
+
+def _record_worker_death(payload: dict[str, Any], error: BaseException) -> dict[str, Any]:
+    """The worker process died (killed, out of memory): record the cell as failed."""
+    folder = Path(payload["folder"])
+    reason = f"worker died: {type(error).__name__}: {error}"
+    if not (folder / folders.CELL).is_file():
+        folders.write_json_atomic(folder / folders.CELL, payload["cell"])
+    folders.write_json_atomic(folder / folders.STATUS, {"status": folders.FAILED, "reason": reason,
+                                                      "traceback": None, "wall_time_s": 0.0})
+    return CellOutcome(payload["cell"]["cell_id"], folders.FAILED, str(folder), reason).__dict__
+
+
+# -- the suite loop -------------------------------------------------------------------------------
+
+def create_executor(runtime: RuntimeSpec) -> Any:
+    """The executor named by ``runtime.executor`` (registry group ``isoeps.executors``)."""
+    from isoeps.errors import ConfigError
+
+    try:
+        executor_class = registry.get("isoeps.executors", runtime.executor)
+    except (ConfigError, ImportError) as exc:
+        raise ConfigError(f"runtime.executor: {exc}") from None
+    return executor_class(jobs=runtime.jobs, resources=runtime.resources,
+                          **runtime.executor_options)
+
+
+def plan_status(cells: list[Cell], store: Path) -> dict[str, str]:
+    """cell id -> finished | failed | refused | incomplete | new."""
+    out = {}
+    for cell in cells:
+        folder = folders.find_run(store, cell.cell_id)
+        status = folders.status_of(folder) if folder else None
+        out[cell.cell_id] = status["status"] if status else ("incomplete" if folder else "new")
+    return out
+
+
+def run_suite(
+    cells: list[Cell],
+    *,
+    store: Path,
+    runtime: RuntimeSpec,
+    overrides: list[str] | None = None,
+    force: bool = False,
+    rerun_failed: bool = False,
+    executor: Any = None,
+    on_outcome: Callable[[CellOutcome], None] | None = None,
+    verbosity: int = 0,
+) -> SuiteSummary:
+    """Run every cell that is not finished; the driver alone updates the index."""
+    from isoeps.log import progress
+    from isoeps.results import index
+
+    store = Path(store)
+    statuses = plan_status(cells, store)
+    todo = []
+    summary = SuiteSummary()
+    for cell in cells:
+        status = statuses[cell.cell_id]
+        if force or status in ("new", "incomplete") or (
+            rerun_failed and status in (folders.FAILED, folders.REFUSED)
+        ):
+            todo.append(cell)
+        else:
+            summary.skipped += 1
+    executor = executor or create_executor(runtime)
+    payloads = [
+        {"cell": c.model_dump(mode="json"), "folder": str(folders.run_dir(store, c.slug)),
+         "runtime": runtime.model_dump(mode="json"), "overrides": overrides or [],
+         "verbosity": verbosity}
+        for c in todo
+    ]
+    from isoeps.bench.trackers import create_trackers
+
+    trackers = create_trackers(runtime.trackers, directory=store,
+                               project=f"isoeps-{cells[0].suite}" if cells else "isoeps")
+    bar = progress(total=len(todo), desc="cells", unit="cell")
+    try:
+        for payload, result in executor.map(run_cell_payload, payloads):
+            if isinstance(result, BaseException):
+                result = _record_worker_death(payload, result)
+            outcome = CellOutcome(**result)
+            index.update(store, Path(outcome.run_dir))
+            summary.ran.append(outcome)
+            bar.update(1)
+            for tracker in trackers:
+                tracker.log_cell(Path(outcome.run_dir))
+            if on_outcome:
+                on_outcome(outcome)
+    finally:
+        bar.close()
+        for tracker in trackers:
+            tracker.close()
+    for cell in cells:
+        folder = folders.find_run(store, cell.cell_id)
+        status = folders.status_of(folder) if folder else None
+        if status and status["status"] in (folders.FAILED, folders.REFUSED):
+            summary.failed.append(
+                {"cell_id": cell.cell_id, "slug": cell.slug, "status": status["status"],
+                 "reason": status.get("reason")}
+            )
+    return summary

@@ -1,0 +1,128 @@
+"""``isoeps cell``: run one cell into a run folder.
+
+Two forms: ``--suite SUITE --id CELL_ID`` runs one expanded cell of a suite into its store
+(for sbatch arrays and executors; run ``isoeps results reindex`` afterwards), and
+``--method NAME --dataset NAME --epsilon E|inf|public --out DIR`` runs an ad-hoc cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "cell", parents=[parent], help="run one cell (of a suite, or ad hoc) into a run folder",
+        description="Exit 0 when the cell finished, 1 when it failed or was refused.",
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="dotlist overrides rooted at the suite schema")
+    parser.add_argument("--set", action="append", default=[], metavar="key=value",
+                        help="dotlist override rooted at the suite, e.g. "
+                        "methods.NAME.config.FIELD=VALUE (the method's label is its name)")
+    parser.add_argument("--suite", help="a shipped suite name or YAML path (with --id)")
+    parser.add_argument("--id", dest="cell_id", help="the cell id (a unique prefix is enough)")
+    parser.add_argument("--results", help="store folder for --suite (default: runtime.results)")
+    parser.add_argument("--method", help="method registry name (ad-hoc cell)")
+    parser.add_argument("--dataset", help="dataset registry name (ad-hoc cell)")
+    parser.add_argument("--root", help="dataset root")
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--epsilon", help="a number > 0, inf or public")
+    parser.add_argument("--delta", type=float, help="default: 1/(N ln N)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-samples", type=int, default=64)
+    parser.add_argument("--metrics", default="", help="comma-separated metric names")
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE", help="a module that registers plugins (repeatable)")
+    parser.add_argument("--device", help="cpu or cuda")
+    parser.add_argument("--secure", action="store_true")
+    parser.add_argument("--out", help="the run folder to write (ad-hoc cell)")
+    parser.set_defaults(handler=_cell)
+
+
+def adhoc_suite_text(args: argparse.Namespace) -> str:
+    import json
+
+    from isoeps.errors import ConfigError
+
+    missing = [flag for flag, value in (("--method", args.method), ("--dataset", args.dataset),
+                                        ("--epsilon", args.epsilon), ("--out", args.out))
+               if not value]
+    if missing:
+        raise ConfigError(f"an ad-hoc cell needs {', '.join(missing)} (or use --suite and --id)")
+    budget: object = args.epsilon
+    if args.epsilon not in ("inf", "public"):
+        try:
+            budget = float(args.epsilon)
+        except ValueError:
+            raise ConfigError(
+                f"--epsilon must be a number > 0, inf or public, got {args.epsilon!r}"
+            ) from None
+    dataset: dict[str, object] = {"name": args.dataset, "resolution": args.resolution}
+    if args.root:
+        dataset["root"] = args.root
+    suite = {
+        "name": "cell",
+        "imports": list(args.imports),
+        "datasets": {args.dataset: dataset},
+        "methods": {args.method: {"method": args.method}},
+        "budgets": [budget],
+        "delta": "auto" if args.delta is None else args.delta,
+        "seeds": [args.seed],
+        "n_samples": args.n_samples,
+        "metrics": {name.strip(): {} for name in args.metrics.split(",") if name.strip()},
+    }
+    return json.dumps(suite)
+
+
+def _cell(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from isoeps.bench import cells as cells_module
+    from isoeps.bench.runner import run_cell
+    from isoeps.bench.session import runtime_overrides
+    from isoeps.bench.spec import load_suite, merge_config, validate
+    from isoeps.cli._common import emit
+    from isoeps.errors import ConfigError
+    from isoeps.results import folders
+
+    overrides = [*args.overrides, *args.set,
+                 *runtime_overrides(device=args.device, secure=args.secure or None,
+                                    results=args.results)]
+    if args.suite:
+        if not args.cell_id:
+            raise ConfigError("--suite needs --id CELL_ID")
+        spec = load_suite(args.suite, overrides)
+        cell = cells_module.find_cell(cells_module.expand(spec), args.cell_id)
+        folder = folders.run_dir(Path(spec.runtime.results), cell.slug)
+    else:
+        if args.cell_id:
+            raise ConfigError("--id needs --suite")
+        text = adhoc_suite_text(args)
+        spec = validate(merge_config(text, overrides, origin="isoeps cell"), origin="isoeps cell")
+        expanded = cells_module.expand(spec)
+        if len(expanded) != 1:
+            raise ConfigError(f"the overrides expand to {len(expanded)} cells; a cell is one")
+        cell, folder = expanded[0], Path(args.out)
+    outcome = run_cell(cell, folder=folder, runtime=spec.runtime, overrides=overrides)
+    privacy_path = folder / folders.PRIVACY
+    privacy = json.loads(privacy_path.read_text()) if privacy_path.is_file() else {}
+    payload = {
+        "cell_id": cell.cell_id,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "run_dir": str(folder),
+        "budget": cell.budget,
+        "target_epsilon": privacy.get("target_epsilon", cell.epsilon),
+        "delta": privacy.get("delta"),
+        "accountant": privacy.get("accountant"),
+        "epsilon_achieved": privacy.get("epsilon_achieved"),
+        "epsilon_by_accountant": privacy.get("epsilon_by_accountant", {}),
+        "wall_time_s": outcome.wall_time_s,
+    }
+    eps_text = ", ".join(f"{k}={v if isinstance(v, str) else f'{v:.4g}'}"
+                         for k, v in payload["epsilon_by_accountant"].items())
+    emit(args, payload, f"[{outcome.status}] {folder} (eps {cell.budget}; re-accounted: "
+                        f"{eps_text or 'n/a'})" + (f": {outcome.reason}" if outcome.reason else ""))
+    return 0 if outcome.status == folders.FINISHED else 1

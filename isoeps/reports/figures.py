@@ -1,0 +1,227 @@
+"""Figures (PNG + PDF) from the store alone: metric vs epsilon, sample grids, spectra."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from isoeps.reports.spec import ReportSpec
+from isoeps.reports.tables import budget_order
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure: Any, stem: Path) -> list[Path]:
+    plt = _plt()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = stem.with_suffix(f".{ext}")
+        figure.savefig(path, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    plt.close(figure)
+    return paths
+
+
+def _colour(spec: ReportSpec, method: str, index: int) -> str:
+    return spec.colours.get(method, f"C{index % 10}")
+
+
+def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
+    """One figure per dataset: a panel per metric, a line per method over private epsilon with
+    std-over-seeds error bars; the method's ``public`` (dotted) and ``inf`` (dashed) rows are
+    horizontal lines in its colour."""
+    plt = _plt()
+    written = []
+    for dataset in dict.fromkeys(frame["dataset"]):
+        part = frame[frame["dataset"] == dataset]
+        metrics = list(dict.fromkeys(part["metric"]))
+        if spec.metrics is not None:
+            metrics = [m for m in spec.metrics if m in metrics]
+        if not metrics:
+            continue
+        methods = list(dict.fromkeys(part["method"]))
+        cols = min(3, len(metrics))
+        rows = -(-len(metrics) // cols)
+        figure, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+        for axis, metric in zip(axes.flat, metrics):
+            sel = part[part["metric"] == metric]
+            higher = bool(sel["higher_is_better"].iloc[0])
+            for k, method in enumerate(methods):
+                mine = sel[sel["method"] == method]
+                colour = _colour(spec, method, k)
+                private = mine[~mine["budget"].isin(["inf", "public"])]
+                if len(private):
+                    stats = private.groupby("epsilon")["value"].agg(["mean", "std"]).sort_index()
+                    axis.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0),
+                                  marker="o", capsize=3, color=colour, label=spec.name(method))
+                for budget, style in (("inf", "--"), ("public", ":")):
+                    ref = mine[mine["budget"] == budget]["value"]
+                    if len(ref):
+                        axis.axhline(ref.mean(), linestyle=style, color=colour, linewidth=1,
+                                     label=f"{spec.name(method)} ({budget})")
+            axis.set_xscale("log")
+            axis.set_xlabel("ε (per-image, add/remove)")
+            axis.set_ylabel(f"{spec.name(metric)} ({'higher' if higher else 'lower'} is better)")
+            axis.set_title(spec.name(metric), fontsize=9)
+        for axis in list(axes.flat)[len(metrics):]:
+            axis.axis("off")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7,
+                      bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(labels) // 4)))
+        figure.suptitle(f"{dataset}: metrics vs ε (mean ± std over seeds; dashed: inf, "
+                        f"dotted: public)", fontsize=10)
+        figure.tight_layout(rect=(0, 0.06, 1, 0.97))
+        written += _save(figure, out / f"metrics_vs_eps_{_slug(dataset)}")
+    return written
+
+
+def sample_grids(cells: list[tuple[dict[str, Any], Path]], out: Path, spec: ReportSpec,
+                 *, columns: int = 8) -> list[Path]:
+    """One figure per dataset: a row per (method, budget) at the lowest seed, the same
+    prompts in every column (the runner picks prompts from the cell seed alone)."""
+    plt = _plt()
+    by_dataset: dict[str, dict[tuple[str, str], tuple[int, Path]]] = {}
+    for cell, path in cells:
+        key = (cell["method_label"], cell["budget"])
+        entry = by_dataset.setdefault(cell["dataset_label"], {})
+        if key not in entry or cell["seed"] < entry[key][0]:
+            entry[key] = (cell["seed"], path)
+    written = []
+    for dataset, entries in by_dataset.items():
+        keys = sorted(entries, key=lambda k: (_method_rank(spec, k[0]), budget_order(k[1])))
+        if spec.methods is not None:
+            keys = [k for k in keys if k[0] in spec.methods]
+        if not keys:
+            continue
+        loaded = {k: np.load(entries[k][1]) for k in keys}
+        width = min(columns, min(len(v["images"]) for v in loaded.values()))
+        figure, axes = plt.subplots(len(keys), width, figsize=(1.3 * width + 1.6, 1.4 * len(keys) + 0.9),
+                                    squeeze=False)
+        captions = [str(c) for c in loaded[keys[0]]["eval_captions"][:width]]
+        for r, key in enumerate(keys):
+            images = loaded[key]["images"]
+            for c in range(width):
+                axis = axes[r, c]
+                axis.imshow(images[c].transpose(1, 2, 0), interpolation="nearest")
+                axis.set_xticks([])
+                axis.set_yticks([])
+                if r == 0:
+                    axis.set_title("\n".join(textwrap.wrap(captions[c], 18)[:4]), fontsize=5)
+            axes[r, 0].set_ylabel(f"{spec.name(key[0])}\nε={key[1]}", fontsize=7, rotation=0,
+                                  ha="right", va="center")
+        figure.suptitle(f"{dataset}: samples per method and ε (same prompts per column)",
+                        fontsize=9)
+        figure.tight_layout()
+        written += _save(figure, out / f"samples_{_slug(dataset)}")
+    return written
+
+
+def spectra(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
+    """The frequency-fidelity comparison per dataset, from the spectrum metric's details:
+    left, the radially averaged log10 power spectra of real reference images and of each
+    method/budget's samples (lowest seed); right, the log10 energy ratio fake/real of every
+    wavelet detail band (0 is perfect; mean over seeds)."""
+    plt = _plt()
+    part = frame[frame["metric_group"] == "spectrum"]
+    written = []
+    for dataset in dict.fromkeys(part["dataset"]):
+        sel = part[part["dataset"] == dataset]
+        profiles, bands = {}, {}
+        for _, row in sel.sort_values("seed").iterrows():
+            details = json.loads(row["details"] or "{}")
+            key = (row["method"], row["budget"])
+            if "log10_profile_fake" in details and key not in profiles:
+                profiles[key] = (details["log10_profile_real"], details["log10_profile_fake"])
+            if "log10_energy_ratio" in details:
+                bands.setdefault(key, []).append(details["log10_energy_ratio"])
+        if not profiles and not bands:
+            continue
+        keys = sorted(set(profiles) | set(bands),
+                      key=lambda k: (_method_rank(spec, k[0]), budget_order(k[1])))
+        if spec.methods is not None:
+            keys = [k for k in keys if k[0] in spec.methods]
+        figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+        real_drawn = False
+        for k, key in enumerate(k for k in keys if k in profiles):
+            real, fake = profiles[key]
+            if not real_drawn:
+                left.plot(range(1, len(real) + 1), real, color="black", linewidth=2.5,
+                          label="real (reference)")
+                real_drawn = True
+            left.plot(range(1, len(fake) + 1), fake, linewidth=1, color=f"C{k % 10}",
+                      linestyle=":" if key[1] == "public" else "-",
+                      label=f"{spec.name(key[0])} ε={key[1]}")
+        left.set_xlabel("radial spatial frequency (cycles per image)")
+        left.set_ylabel("log10 mean power")
+        left.set_title("radially averaged power spectrum", fontsize=9)
+        left.legend(fontsize=6)
+        band_keys = [k for k in keys if k in bands]
+        if band_keys:
+            names = list(bands[band_keys[0]][0])
+            width = 0.8 / len(band_keys)
+            for k, key in enumerate(band_keys):
+                means = [float(np.mean([b.get(n, np.nan) for b in bands[key]])) for n in names]
+                right.bar(np.arange(len(names)) + k * width, means, width, color=f"C{k % 10}",
+                          label=f"{spec.name(key[0])} ε={key[1]}")
+            right.axhline(0, color="black", linewidth=0.8)
+            right.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
+            right.set_xticklabels(names, rotation=45, fontsize=7, ha="right")
+            right.set_ylabel("log10(energy fake / real)")
+            right.set_title("wavelet band energy (0 = matches real)", fontsize=9)
+            right.legend(fontsize=6)
+        else:
+            right.axis("off")
+        figure.suptitle(f"{dataset}: frequency fidelity", fontsize=10)
+        figure.tight_layout()
+        written += _save(figure, out / f"spectra_{_slug(dataset)}")
+    return written
+
+
+def memorisation_pairs(pairs: list[tuple[dict[str, Any], Path]], out: Path,
+                       *, count: int = 8) -> list[Path]:
+    """The closest (sample, private training image) pairs. Only called with --show-private."""
+    plt = _plt()
+    written = []
+    for cell, path in pairs:
+        data = np.load(path)
+        order = np.argsort(data["distances"])[:count]
+        if not len(order):
+            continue
+        figure, axes = plt.subplots(2, len(order), figsize=(1.3 * len(order), 3), squeeze=False)
+        for c, i in enumerate(order):
+            axes[0, c].imshow(data["samples"][i].transpose(1, 2, 0))
+            axes[1, c].imshow(data["private"][i].transpose(1, 2, 0))
+            axes[0, c].set_title(f"d={data['distances'][i]:.3g}", fontsize=6)
+            for r in (0, 1):
+                axes[r, c].set_xticks([])
+                axes[r, c].set_yticks([])
+        axes[0, 0].set_ylabel("sample", fontsize=7)
+        axes[1, 0].set_ylabel("nearest\nprivate", fontsize=7)
+        figure.suptitle(f"{cell['method_label']} ε={cell['budget']}: closest pairs "
+                        f"(PRIVATE TRAINING IMAGES)", fontsize=8)
+        figure.tight_layout()
+        written += _save(figure, out / f"memorisation_{_slug(cell['dataset_label'])}_"
+                                       f"{_slug(cell['method_label'])}_{cell['budget']}")
+    return written
+
+
+def _method_rank(spec: ReportSpec, method: str) -> tuple[int, str]:
+    if spec.methods and method in spec.methods:
+        return (spec.methods.index(method), method)
+    return (len(spec.methods or []), method)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(text))

@@ -1,0 +1,119 @@
+"""``reports/<suite>/``: tables, figures and an ``index.md`` that links them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from isoeps.reports import figures, tables
+from isoeps.reports.spec import ReportSpec, load_report_spec
+from isoeps.results import folders
+from isoeps.results.folders import write_text_atomic
+
+MEM_PAIRS = "mem_pairs.npz"
+
+
+def write_report(
+    frame: Any,
+    out: str | Path,
+    *,
+    title: str,
+    store: str | Path | None = None,
+    cell_ids: set[str] | None = None,
+    show_private: bool = False,
+    spec: ReportSpec | str | Path | None = None,
+) -> Path:
+    """Write tables (md, tex, csv), figures (png, pdf) and ``index.md``; return its path.
+
+    ``frame`` is the tidy frame (:func:`isoeps.results.load`); ``store`` (optional) adds the
+    sample grids, cell statuses and, with ``show_private``, the memorisation pairs, for the
+    cells in ``cell_ids`` (default: those in ``frame``).
+    """
+    if not isinstance(spec, ReportSpec):
+        spec = load_report_spec(spec)
+    out = Path(out)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    ids = set(frame["cell_id"]) if cell_ids is None else set(cell_ids)
+    lines = [f"# {title}", ""]
+    secure = bool(len(frame)) and bool(frame["secure"].all())
+    lines += [
+        "Every private row is per-image (ε, δ)-DP, re-accounted from the run's ledger with the "
+        "PRV accountant (upper bound; pld for replace-one ledgers) and never above its target. "
+        + ("Secure run." if secure else "**Benchmark run, not a DP release**: seeds are stored, "
+           "so the noise can be regenerated."),
+        "",
+    ]
+    cell_rows = _cell_rows(store, ids) if store is not None else []
+    if cell_rows:
+        counts: dict[str, int] = {}
+        for row in cell_rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        lines += ["Cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), ""]
+        for row in cell_rows:
+            if row["status"] != folders.FINISHED:
+                lines.append(f"- {row['status']}: `{Path(row['run_dir']).name}`: {row['reason']}")
+        lines.append("")
+
+    lines += ["## Tables", ""]
+    for table in tables.build_tables(frame, spec):
+        stem = out / "tables" / figures._slug(table.dataset)
+        markdown = tables.to_markdown(table, spec)
+        write_text_atomic(stem.with_suffix(".md"), markdown)
+        write_text_atomic(stem.with_suffix(".tex"), tables.to_latex(table, spec))
+        write_text_atomic(stem.with_suffix(".csv"), tables.to_csv(table, spec))
+        links = (f"[Markdown]({_rel(stem.with_suffix('.md'), out)}) · "
+                 f"[LaTeX]({_rel(stem.with_suffix('.tex'), out)}) · "
+                 f"[CSV]({_rel(stem.with_suffix('.csv'), out)})")
+        lines += [markdown, links, ""]
+    if frame.empty:
+        lines += ["No finished cells yet.", ""]
+
+    lines += ["## Figures", ""]
+    written = [] if frame.empty else figures.metric_vs_epsilon(frame, out / "figures", spec)
+    if store is not None:
+        samples = [(c, p) for c, p in _finished_samples(store) if c["cell_id"] in ids]
+        written += figures.sample_grids(samples, out / "figures", spec)
+    if not frame.empty:
+        written += figures.spectra(frame, out / "figures", spec)
+    if show_private and store is not None:
+        written += figures.memorisation_pairs(_mem_pairs(store, ids), out / "figures")
+    elif store is not None and _mem_pairs(store, ids):
+        lines += [("Memorisation pairs show private training images and are omitted; "
+                   "pass `--show-private` to include them."), ""]
+    for path in written:
+        if path.suffix == ".png":
+            image = (f"![{path.stem}]({_rel(path, out)}) "
+                     f"([PDF]({_rel(path.with_suffix('.pdf'), out)}))")
+            lines += [f"### {path.stem}", "", image, ""]
+    index = out / "index.md"
+    write_text_atomic(index, "\n".join(lines))
+    return index
+
+
+def _rel(path: Path, base: Path) -> str:
+    return str(path.relative_to(base))
+
+
+def _cell_rows(store: str | Path, ids: set[str]) -> list[dict[str, Any]]:
+    from isoeps.results.frame import cell_row
+
+    return [row for row in (cell_row(f) for f in folders.iter_run_dirs(Path(store)))
+            if row["cell_id"] in ids]
+
+
+def _finished_samples(store: str | Path) -> list[tuple[dict[str, Any], Path]]:
+    from isoeps.results import finished_samples
+
+    return finished_samples(store)
+
+
+def _mem_pairs(store: str | Path, ids: set[str]) -> list[tuple[dict[str, Any], Path]]:
+    out = []
+    for folder in folders.iter_run_dirs(Path(store)):
+        path = folder / MEM_PAIRS
+        if path.is_file():
+            cell = folders.read_json(folder / folders.CELL)
+            if cell["cell_id"] in ids:
+                out.append((cell, path))
+    return out

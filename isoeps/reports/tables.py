@@ -1,0 +1,188 @@
+"""Tables: mean ± std over seeds per dataset, method and budget, as Markdown, LaTeX and CSV.
+
+Rows are grouped by method: each method's ``public`` row, its private budgets (ascending
+epsilon), then its ``inf`` row, so that a method stands beside its own family's floor and
+ceiling. The best value of each column among rows with the same budget (the matched-epsilon
+comparison) is bold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from isoeps.reports.spec import ReportSpec
+
+
+@dataclass
+class Table:
+    dataset: str
+    metrics: list[str]
+    rows: list[dict[str, Any]]  # {method, budget, cells: {metric: (mean, std, count)}, bold}
+    caption: str
+    not_dp: set[str]
+
+
+def budget_order(budget: str) -> tuple[int, float]:
+    if budget == "public":
+        return (0, 0.0)
+    if budget == "inf":
+        return (2, 0.0)
+    return (1, float(budget))
+
+
+def summarise(frame: Any) -> Any:
+    """Mean, std and count over seeds per (dataset, method, budget, metric)."""
+    keys = ["dataset", "method", "method_name", "budget", "metric"]
+    grouped = frame.groupby(keys, sort=False)
+    out = grouped["value"].agg(["mean", "std", "count"]).reset_index()
+    out["higher_is_better"] = grouped["higher_is_better"].first().to_numpy()
+    return out
+
+
+def caption_for(frame: Any, dataset: str) -> str:
+    part = frame[frame["dataset"] == dataset]
+    accountants = sorted({a for a in part["accountant"].dropna().unique()})
+    adjacency = sorted({a for a in part["adjacency"].dropna().unique()})
+    n_values = sorted({int(n) for n in part["n"].dropna().unique()})
+    backbones = sorted({str(b) for b in part["backbone"].dropna().unique()})
+    seeds = sorted(part["seed"].unique())
+    deltas = sorted({f"{d:.2e}" for d in part["delta"].dropna().unique()})
+    secure = bool(len(part)) and bool(part["secure"].all())
+    text = (
+        f"{dataset}: mean ± std over {len(seeds)} seed(s). Per-image DP "
+        f"((ε, δ), {', '.join(a.replace('_', '/') for a in adjacency) or 'add/remove'} adjacency; "
+        f"δ = {', '.join(deltas) or 'n/a'}); ε re-accounted by {', '.join(accountants) or 'n/a'} "
+        f"(primary: prv upper bound; pld for replace-one). n = {', '.join(map(str, n_values))} "
+        f"samples; backbone(s): {', '.join(backbones) or 'n/a'}. Bold: best per column among "
+        f"rows at the same ε. † reads the private split at evaluation (not DP). "
+    )
+    text += "Secure run." if secure else "Benchmark run, not a DP release."
+    return text
+
+
+def build_tables(frame: Any, spec: ReportSpec) -> list[Table]:
+    """One table per dataset."""
+    if frame.empty:
+        return []
+    summary = summarise(frame)
+    tables = []
+    for dataset in dict.fromkeys(summary["dataset"]):
+        part = summary[summary["dataset"] == dataset]
+        metrics = list(dict.fromkeys(part["metric"]))
+        if spec.metrics is not None:
+            metrics = [m for m in spec.metrics if m in metrics]
+        methods = list(dict.fromkeys(part["method"]))
+        if spec.methods is not None:
+            methods = [m for m in spec.methods if m in methods]
+        higher = {m: bool(part[part["metric"] == m]["higher_is_better"].iloc[0]) for m in metrics}
+        rows = []
+        for method in methods:
+            budgets = sorted(set(part[part["method"] == method]["budget"]), key=budget_order)
+            if spec.budgets is not None:
+                budgets = [b for b in spec.budgets if b in budgets]
+            for budget in budgets:
+                sel = part[(part["method"] == method) & (part["budget"] == budget)]
+                cells = {
+                    r.metric: (float(r["mean"]), _std(r["std"]), int(r["count"]))
+                    for _, r in sel.iterrows()
+                }
+                rows.append({"method": method, "budget": budget, "cells": cells, "bold": set()})
+        for metric in metrics:
+            for budget in {r["budget"] for r in rows}:
+                peers = [r for r in rows if r["budget"] == budget and metric in r["cells"]]
+                values = [r["cells"][metric][0] for r in peers]
+                finite = [v for v in values if not math.isnan(v)]
+                if len(peers) < 2 or not finite:
+                    continue
+                best = max(finite) if higher[metric] else min(finite)
+                for r in peers:
+                    if r["cells"][metric][0] == best:
+                        r["bold"].add(metric)
+        not_dp = set(frame[(frame["dataset"] == dataset) & frame["not_dp"]]["metric"])
+        tables.append(Table(dataset, metrics, rows, caption_for(frame, dataset), not_dp))
+    return tables
+
+
+def _std(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _cell_text(cell: tuple[float, float | None, int] | None, decimals: int, pm: str) -> str:
+    if cell is None:
+        return "–"
+    mean, std, _ = cell
+    text = f"{mean:.{decimals}f}"
+    if std is not None:
+        text += f" {pm} {std:.{decimals}f}"
+    return text
+
+
+def _header(table: Table, spec: ReportSpec) -> list[str]:
+    out = []
+    for metric in table.metrics:
+        name = spec.name(metric) + ("†" if metric in table.not_dp else "")
+        out.append(name)
+    return out
+
+
+def to_markdown(table: Table, spec: ReportSpec) -> str:
+    header = ["method", "ε", *_header(table, spec)]
+    lines = [f"**{table.dataset}**", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    for row in table.rows:
+        cells = []
+        for metric in table.metrics:
+            text = _cell_text(row["cells"].get(metric), spec.decimals_for(metric), "±")
+            cells.append(f"**{text}**" if metric in row["bold"] else text)
+        lines.append(f"| {spec.name(row['method'])} | {row['budget']} | " + " | ".join(cells) + " |")
+    lines += ["", f"*{table.caption}*", ""]
+    return "\n".join(lines)
+
+
+_LATEX = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
+          "ε": r"$\varepsilon$", "δ": r"$\delta$", "±": r"$\pm$", "†": r"$^\dagger$"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX.get(char, char) for char in text)
+
+
+def to_latex(table: Table, spec: ReportSpec) -> str:
+    """A booktabs table fragment."""
+    header = ["method", r"$\varepsilon$", *(_latex_escape(h) for h in _header(table, spec))]
+    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{ll" + "r" * len(table.metrics) + "}",
+             r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+    previous = None
+    for row in table.rows:
+        if previous is not None and row["method"] != previous:
+            lines.append(r"\midrule")
+        previous = row["method"]
+        cells = []
+        for metric in table.metrics:
+            text = _cell_text(row["cells"].get(metric), spec.decimals_for(metric), r"$\pm$")
+            cells.append(rf"\textbf{{{text}}}" if metric in row["bold"] else text)
+        lines.append(" & ".join([_latex_escape(spec.name(row["method"])), row["budget"], *cells])
+                     + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              rf"\caption{{{_latex_escape(table.caption)}}}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def to_csv(table: Table, spec: ReportSpec) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["dataset", "method", "budget", "metric", "mean", "std", "seeds", "best"])
+    for row in table.rows:
+        for metric in table.metrics:
+            cell = row["cells"].get(metric)
+            if cell is None:
+                continue
+            writer.writerow([table.dataset, row["method"], row["budget"], metric, cell[0],
+                             "" if cell[1] is None else cell[1], cell[2],
+                             int(metric in row["bold"])])
+    return buffer.getvalue()

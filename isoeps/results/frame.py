@@ -1,0 +1,124 @@
+"""The tidy view of a store: one row per (cell, metric) with provenance.
+
+Rows come from finished run folders (the truth). Columns are listed in :data:`COLUMNS`;
+``higher_is_better`` travels with each row so that reports never import the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from isoeps.results import folders
+
+#: Columns of the tidy frame, in order.
+COLUMNS: tuple[str, ...] = (
+    "cell_id", "suite", "dataset", "dataset_name", "method", "method_name", "method_version",
+    "budget", "epsilon", "delta", "epsilon_achieved", "accountant", "adjacency", "seed",
+    "n_samples", "metric", "metric_group", "value", "std", "higher_is_better", "n",
+    "backbone", "backbone_sha256", "resize", "not_dp", "secure", "isoeps_version",
+    "git_commit", "device", "wall_time_s", "peak_memory_mb", "run_dir", "details",
+)
+
+#: One row per cell (any status), for the runner and reports.
+CELL_COLUMNS: tuple[str, ...] = (
+    "cell_id", "suite", "dataset", "method", "method_name", "budget", "seed", "status",
+    "reason", "epsilon", "epsilon_achieved", "wall_time_s", "run_dir",
+)
+
+
+def cell_row(folder: Path) -> dict[str, Any]:
+    cell = folders.read_json(folder / folders.CELL)
+    status = folders.status_of(folder) or {"status": "incomplete"}
+    privacy = _maybe(folder / folders.PRIVACY)
+    return {
+        "cell_id": cell["cell_id"],
+        "suite": cell.get("suite"),
+        "dataset": cell["dataset_label"],
+        "method": cell["method_label"],
+        "method_name": cell["method_name"],
+        "budget": cell["budget"],
+        "seed": cell["seed"],
+        "status": status["status"],
+        "reason": status.get("reason"),
+        "epsilon": cell.get("epsilon"),
+        "epsilon_achieved": _float(privacy.get("epsilon_achieved")),
+        "wall_time_s": status.get("wall_time_s"),
+        "run_dir": str(folder),
+    }
+
+
+def metric_rows(folder: Path) -> list[dict[str, Any]]:
+    """The tidy rows of one finished run folder (none for a failed or unfinished one)."""
+    status = folders.status_of(folder)
+    if not status or status.get("status") != folders.FINISHED:
+        return []
+    cell = folders.read_json(folder / folders.CELL)
+    privacy = _maybe(folder / folders.PRIVACY)
+    environment = _maybe(folder / folders.ENVIRONMENT)
+    metrics = _maybe(folder / folders.METRICS)
+    base = {
+        "cell_id": cell["cell_id"],
+        "suite": cell.get("suite"),
+        "dataset": cell["dataset_label"],
+        "dataset_name": cell["dataset"]["name"],
+        "method": cell["method_label"],
+        "method_name": cell["method_name"],
+        "method_version": cell["method_version"],
+        "budget": cell["budget"],
+        "epsilon": cell.get("epsilon"),
+        "delta": _float(privacy.get("delta")),
+        "epsilon_achieved": _float(privacy.get("epsilon_achieved")),
+        "accountant": privacy.get("accountant"),
+        "adjacency": privacy.get("adjacency"),
+        "seed": cell["seed"],
+        "n_samples": cell["n_samples"],
+        "secure": bool(cell.get("secure", False)),
+        "isoeps_version": environment.get("isoeps_version"),
+        "git_commit": environment.get("git_commit"),
+        "device": environment.get("device"),
+        "run_dir": str(folder),
+    }
+    rows = []
+    for value in metrics.get("values", []):
+        rows.append({
+            **base,
+            "metric": value["name"],
+            "metric_group": value.get("metric"),
+            "value": _float(value["value"]),
+            "std": _float(value.get("std")),
+            "higher_is_better": bool(value["higher_is_better"]),
+            "n": value.get("n"),
+            "backbone": value.get("backbone"),
+            "backbone_sha256": value.get("backbone_sha256"),
+            "resize": value.get("resize"),
+            "not_dp": bool(value.get("not_dp", False)),
+            "wall_time_s": value.get("wall_time_s"),
+            "peak_memory_mb": value.get("peak_memory_mb"),
+            "details": json.dumps(value.get("details") or {}, sort_keys=True, default=str),
+        })
+    return rows
+
+
+def _maybe(path: Path) -> dict[str, Any]:
+    return folders.read_json(path) if path.is_file() else {}
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(value)  # "inf" strings from JSON become float('inf')
+
+
+def rows_from_folders(store: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for folder in folders.iter_run_dirs(store):
+        rows.extend(metric_rows(folder))
+    return rows
+
+
+def to_frame(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=list(columns))

@@ -1,0 +1,94 @@
+"""Store-level operations: load, merge and export."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from isoeps.results import folders, index
+from isoeps.results.frame import CELL_COLUMNS, cell_row, rows_from_folders, to_frame
+
+
+def load(path: str | Path) -> Any:
+    """The tidy DataFrame of a store: one row per (cell, metric), finished cells only.
+
+    ``path`` is a store folder (read from its run folders, the truth), an ``index.sqlite``,
+    or a ``.parquet``/``.csv`` export.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if not folders.runs_dir(path).is_dir():
+            raise FileNotFoundError(f"{path} is not a results store (no {folders.RUNS}/ folder)")
+        return to_frame(rows_from_folders(path))
+    if path.suffix in (".sqlite", ".db"):
+        return index.read(path)
+    if path.suffix == ".parquet":
+        import pandas as pd
+
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        return pd.read_csv(path)
+    raise FileNotFoundError(f"not a results store, index, parquet or csv file: {path}")
+
+
+def load_cells(store: str | Path) -> Any:
+    """One row per run folder (any status): cell id, status, reason, achieved epsilon..."""
+    return to_frame([cell_row(f) for f in folders.iter_run_dirs(Path(store))], CELL_COLUMNS)
+
+
+def merge(target: str | Path, sources: list[str | Path]) -> dict[str, int]:
+    """Copy run folders from ``sources`` into ``target`` and reindex it.
+
+    A finished folder is never overwritten; an unfinished or failed one is replaced by a
+    finished copy from a source. Returns counts of copied and skipped folders.
+    """
+    target = Path(target)
+    copied = skipped = 0
+    for source in sources:
+        for folder in folders.iter_run_dirs(Path(source)):
+            status = folders.status_of(folder)
+            destination = folders.runs_dir(target) / folder.name
+            existing = folders.status_of(destination) if destination.exists() else None
+            if status is None or (existing and existing.get("status") == folders.FINISHED):
+                skipped += 1
+                continue
+            if existing and status.get("status") != folders.FINISHED:
+                skipped += 1
+                continue
+            staging = destination.with_name(f".{destination.name}.merging")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(folder, staging)
+            if destination.exists():
+                shutil.rmtree(destination)
+            staging.rename(destination)
+            copied += 1
+    index.reindex(target)
+    return {"copied": copied, "skipped": skipped}
+
+
+def export_table(store: str | Path, out: str | Path, *, fmt: str) -> Path:
+    """Write the tidy frame as ``parquet`` or ``csv``."""
+    frame = load(store)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        frame.to_parquet(out, index=False)
+    elif fmt == "csv":
+        frame.to_csv(out, index=False)
+    else:
+        raise ValueError(f"--format must be parquet, csv or dpimagebench, got {fmt!r}")
+    return out
+
+
+def finished_samples(store: str | Path) -> list[tuple[dict[str, Any], Path]]:
+    """(cell.json content, samples.npz path) for every finished cell that kept samples."""
+    out = []
+    for folder in folders.iter_run_dirs(Path(store)):
+        status = folders.status_of(folder)
+        samples = folder / folders.SAMPLES
+        if status and status.get("status") == folders.FINISHED and samples.is_file():
+            out.append((folders.read_json(folder / folders.CELL), samples))
+    return out

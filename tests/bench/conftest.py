@@ -1,0 +1,37 @@
+"""Harness test set-up: the test doubles module (``harness_plugin``) is importable here, in
+spawned workers and in ``isoeps`` subprocesses (through PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+
+@pytest.fixture
+def plugin_env() -> dict[str, str]:
+    """Environment for ``isoeps`` subprocesses that must import the test doubles."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["CI"] = "true"
+    return env
+
+
+@pytest.fixture
+def tiny_suite(tmp_path: Path):
+    """Write a tiny suite YAML (keyword arguments replace top-level keys); returns its path."""
+    import harness_plugin
+
+    def make(**overrides) -> Path:
+        overrides.setdefault("runtime", {"results": str(tmp_path / "results")})
+        path = tmp_path / "suite.yaml"
+        path.write_text(harness_plugin.suite_yaml(**overrides))
+        return path
+
+    return make

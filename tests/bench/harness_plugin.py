@@ -1,0 +1,176 @@
+"""Test doubles for the harness tests, registered on import (a suite's ``imports:`` loads it).
+
+- dataset ``test-tiny``: random coloured squares with a colour attribute;
+- method ``test-mean-image``: one ``guard.aggregate`` release of flattened images (sigma fixed
+  at 4 by default: epsilon about 0.2; ``sigma: null`` calibrates); samples are the
+  released mean plus seeded noise. ``fail`` raises in fit; ``overspend`` records a ledger
+  above the target; ``sleep_s`` slows fit (for the kill test);
+- metric ``test-brightness``: the mean pixel value of the samples;
+- metric ``test-nearest``: reads the private split (not DP); reports the closest pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from isoeps import registry
+from isoeps.datasets.source import DatasetSource, SourceConfig
+from isoeps.methods.base import Method, MethodConfig, Samples
+from isoeps.metrics.base import Metric, MetricValue
+from isoeps.testing import tiny_split
+
+SIZES = {"public": 24, "private": 64, "reference": 16, "eval": 16}
+
+
+class TinyConfig(SourceConfig):
+    brightness: int = 0
+
+
+class TinySource(DatasetSource):
+    name = "test-tiny"
+    description = "tiny coloured squares"
+    Config = TinyConfig
+
+    def load(self, split: str, *, resolution: int = 8, n: int | None = None, seed: int = 0):
+        split_data = tiny_split(split, n=n or SIZES[split], resolution=resolution, seed=seed,
+                                dataset=self.name)
+        if self.config.brightness:
+            split_data.images[:] = np.clip(
+                split_data.images.astype(int) + self.config.brightness, 0, 255
+            ).astype(np.uint8)
+        return split_data
+
+
+class MeanConfig(MethodConfig):
+    clip_norm: float = 1.0
+    sample_rate: float = 0.5
+    noise_scale: float = 10.0
+    sigma: float | None = 4.0  # None: calibrate to the target (slow: seconds per cell)
+    fail: bool = False
+    overspend: bool = False
+    sleep_s: float = 0.0
+
+
+class MeanImage(Method):
+    name = "test-mean-image"
+    description = "test double: the DP mean image"
+    Config = MeanConfig
+    version = "1"
+    plan_calls: ClassVar[int] = 0
+
+    def public_cache_key(self) -> dict[str, Any]:
+        return {"method": self.name, "version": self.version}
+
+    def pretrain_public(self, public) -> None:
+        self.public_mean = public.images.astype(np.float64).mean(axis=0)
+        self.shape = public.images.shape[1:]
+        self.mean = self.public_mean
+
+    def save_public(self, directory: Path) -> None:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        np.save(Path(directory) / "mean.npy", self.public_mean)
+
+    def load_public(self, directory: Path) -> None:
+        self.public_mean = np.load(Path(directory) / "mean.npy")
+        self.shape = self.public_mean.shape
+        self.mean = self.public_mean
+
+    def plan(self, budget, num_records: int) -> dict[str, Any]:
+        return {"sample_rate": self.config.sample_rate, "steps": 1}
+
+    def fit(self, private, budget) -> None:
+        from isoeps.accountants import calibrate
+
+        self.check_budget(budget)
+        if self.config.sleep_s:
+            time.sleep(self.config.sleep_s)
+        if self.config.fail:
+            raise RuntimeError("planted failure")
+        if budget.mode == "public":
+            return
+        if budget.mode == "inf":
+            data = private.raw(reason="inf mode")
+            self.mean = data.images.astype(np.float64).mean(axis=0)
+            return
+        sigma = self.config.sigma
+        if sigma is None:
+            sigma = calibrate(budget.epsilon, budget.delta, self.config.sample_rate, 1)
+        if self.config.overspend:
+            sigma = 0.5
+        dim = int(np.prod(self.shape))
+        scale = 255.0 * np.sqrt(dim)
+        release = private.aggregate(
+            lambda records: records.images.reshape(len(records), -1) / scale,
+            dim=dim, sample_rate=self.config.sample_rate, clip_norm=self.config.clip_norm,
+            noise_multiplier=sigma,
+        )
+        self.mean = np.clip(release.value.reshape(self.shape) * scale, 0, 255)
+
+    def sample(self, prompts: list[str], n: int) -> Samples:
+        rng = self.ctx.rng("sampling")
+        images = self.mean[None] + rng.normal(0, self.config.noise_scale, (n, *self.shape))
+        chosen = [prompts[i % len(prompts)] for i in range(n)]
+        return Samples(np.clip(images, 0, 255).astype(np.uint8), chosen, chosen)
+
+
+class Brightness(Metric):
+    name = "test-brightness"
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def evaluate(self, inputs) -> list[MetricValue]:
+        return [MetricValue(name="brightness", value=float(inputs.fake.mean()) + self.offset,
+                            higher_is_better=False, n=len(inputs.fake), backbone="pixels",
+                            details={"resize": "none"})]
+
+
+class Nearest(Metric):
+    """Pixel distance from each sample to its nearest private image (reads the private split)."""
+
+    name = "test-nearest"
+    needs = frozenset({"private"})
+
+    def evaluate(self, inputs) -> list[MetricValue]:
+        fake = inputs.fake.reshape(len(inputs.fake), -1).astype(np.float64)
+        private = inputs.private.images.reshape(len(inputs.private), -1).astype(np.float64)
+        distances = ((fake[:, None, :] - private[None]) ** 2).sum(-1) ** 0.5
+        nearest = distances.argmin(axis=1)
+        closest = distances[np.arange(len(fake)), nearest]
+        order = np.argsort(closest)[:4]
+        return [MetricValue(
+            name="nearest_private", value=float(closest.mean()), higher_is_better=True,
+            n=len(fake), backbone="pixels",
+            details={"closest_pairs": [
+                {"sample": int(j), "private_id": inputs.private.ids[nearest[j]],
+                 "d_train": float(closest[j])} for j in order]},
+        )]
+
+
+registry.register("isoeps.metrics", "test-nearest", Nearest, replace=True)
+registry.register("isoeps.datasets", "test-tiny", TinySource, replace=True)
+registry.register("isoeps.methods", "test-mean-image", MeanImage, replace=True)
+registry.register("isoeps.metrics", "test-brightness", Brightness, replace=True)
+
+
+def suite_yaml(**overrides: Any) -> str:
+    """A tiny suite over the doubles; keyword arguments replace top-level keys."""
+    suite: dict[str, Any] = {
+        "name": "tiny",
+        "imports": ["harness_plugin"],
+        "datasets": {"tiny": {"name": "test-tiny", "resolution": 8}},
+        "methods": {"mean": {"method": "test-mean-image", "config": {}}},
+        "budgets": [1, 10, "inf", "public"],
+        "seeds": [0],
+        "n_samples": 8,
+        "metrics": {"test-brightness": {}},
+        "cross_check_accountants": ["pld"],
+        "store": {"samples": "all", "grid_size": 4},
+    }
+    suite.update(overrides)
+    return json.dumps(suite)  # JSON is YAML

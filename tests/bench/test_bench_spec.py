@@ -1,0 +1,133 @@
+"""Suite spec: loading, overrides, sweeps, error messages naming the field, cell ids."""
+
+from __future__ import annotations
+
+import json
+
+import harness_plugin
+import pytest
+
+from isoeps.bench import cells
+from isoeps.bench.spec import load_suite
+from isoeps.errors import ConfigError
+
+
+def _suite(tmp_path, **overrides):
+    path = tmp_path / "s.yaml"
+    path.write_text(harness_plugin.suite_yaml(**overrides))
+    return path
+
+
+def test_overrides_and_list_sweeps(tmp_path):
+    path = _suite(tmp_path)
+    spec = load_suite(path, ["budgets=[1,5,inf]", "seeds=[0,1]",
+                             "methods.mean.sweep.noise_scale=[1.0,2.0]"])
+    expanded = cells.expand(spec)
+    assert len(expanded) == 3 * 2 * 2
+    labels = {c.method_label for c in expanded}
+    assert labels == {"mean[noise_scale=1.0]", "mean[noise_scale=2.0]"}
+    assert {c.method_config["noise_scale"] for c in expanded} == {1.0, 2.0}
+    assert len({c.cell_id for c in expanded}) == len(expanded)
+
+
+def test_runtime_and_root_do_not_change_cell_ids(tmp_path):
+    path = _suite(tmp_path)
+    base = {c.cell_id for c in cells.expand(load_suite(path))}
+    data_root = tmp_path / "elsewhere"
+    data_root.mkdir()
+    moved = load_suite(path, ["runtime.device=cuda", "runtime.jobs=8", "runtime.executor=ray",
+                              f"runtime.results={tmp_path}/other", "runtime.trackers=[tensorboard]"])
+    assert {c.cell_id for c in cells.expand(moved)} == base
+    # roots are locations, not data: the data's content fingerprint is recorded per run
+    spec = load_suite(path)
+    spec.datasets["tiny"].root = str(data_root)
+    assert {c.cell_id for c in cells.expand(spec)} == base
+
+
+@pytest.mark.parametrize("override", [
+    "seeds=[7]", "n_samples=9", "methods.mean.config.noise_scale=3.0", "datasets.tiny.resolution=16",
+    "delta=1e-6", "metrics.test-brightness.offset=1.0",
+])
+def test_experiment_changes_change_cell_ids(tmp_path, override):
+    path = _suite(tmp_path, budgets=[1])
+    before = {c.cell_id for c in cells.expand(load_suite(path))}
+    after = {c.cell_id for c in cells.expand(load_suite(path, [override]))}
+    assert before.isdisjoint(after), override
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"methods": {"mean": {"method": "no-such-method"}}}, "methods.mean.method"),
+    ({"budgets": [1, -2]}, "budgets"),
+    ({"budgets": [0]}, "budgets"),
+    ({"datasets": {"tiny": {"name": "test-tiny", "root": "/no/such/root"}}}, "datasets.tiny.root"),
+    ({"methods": {"mean": {"method": "test-mean-image", "confg": {}}}}, "methods.mean.confg"),
+    ({"n_sample": 3}, "n_sample"),
+    ({"methods": {"mean": {"method": "test-mean-image", "config": {"nois": 1}}}},
+     "methods.mean.config.nois"),
+    ({"datasets": {"tiny": {"name": "no-such-data"}}}, "datasets.tiny.name"),
+    ({"store": {"samples": "some"}}, "store.samples"),
+    ({"metrics": {"no-such-metric": {}}}, "metrics.no-such-metric"),
+])
+def test_malformed_suite_names_the_field(tmp_path, change, field):
+    path = _suite(tmp_path, **change)
+    with pytest.raises(ConfigError) as info:
+        cells.expand(load_suite(path))
+    assert field in str(info.value), str(info.value)
+
+
+def test_typo_lists_known_fields(tmp_path):
+    path = _suite(tmp_path, store={"sample": "all"})
+    with pytest.raises(ConfigError, match=r"store\.sample: unknown field; known fields: samples"):
+        load_suite(path)
+
+
+def test_env_root_missing_names_the_field(tmp_path, monkeypatch):
+    monkeypatch.delenv("ISOEPS_TEST_ROOT", raising=False)
+    text = json.loads(harness_plugin.suite_yaml())
+    text["datasets"]["tiny"]["root"] = "${oc.env:ISOEPS_TEST_ROOT}"
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(text).replace('"${oc.env:ISOEPS_TEST_ROOT}"',
+                                             "'${oc.env:ISOEPS_TEST_ROOT}'"))
+    with pytest.raises(ConfigError, match=r"datasets\.tiny\.root"):
+        load_suite(path)
+
+
+@pytest.mark.parametrize("name", ["quick", "smoke"])
+def test_shipped_suites_validate(name):
+    spec = load_suite(name)
+    assert spec.name == name
+    assert {"wavelet-two-stage", "dpsgd-full-finetune", "dpagg-ti"} <= {
+        m.method for m in spec.methods.values()
+    }
+
+
+@pytest.mark.parametrize(("name", "env"), [("paper-coco", "COCO_ROOT"),
+                                           ("paper-mmceleba", "MMCELEBA_ROOT")])
+def test_paper_suites_need_their_root(name, env, monkeypatch, tmp_path):
+    monkeypatch.delenv(env, raising=False)
+    with pytest.raises(ConfigError, match="root"):
+        load_suite(name)
+    monkeypatch.setenv(env, str(tmp_path))
+    spec = load_suite(name)
+    assert len(spec.seeds) == 3 and spec.n_samples >= 5000
+    assert [b for b in spec.budgets if not isinstance(b, str)] == [1.0, 5.0, 10.0]
+
+
+def test_only_selects_cells(tmp_path):
+    spec = load_suite(_suite(tmp_path))
+    expanded = cells.expand(spec)
+    chosen = cells.select(expanded, "budget=1.0,budget=inf")
+    assert sorted(c.budget for c in chosen) == ["1", "inf"]
+    with pytest.raises(ConfigError, match="--only"):
+        cells.select(expanded, "colour=red")
+
+
+@pytest.mark.parametrize(("name", "count"), [("quick", 12), ("smoke", 6)])
+def test_shipped_suites_expand_against_the_real_registry(name, count):
+    expanded = cells.expand(load_suite(name))
+    assert len(expanded) == count
+    assert {c.method_name for c in expanded} == {
+        "wavelet-two-stage", "dpsgd-full-finetune", "dpagg-ti"}
+    if name == "quick":
+        assert all(c.dataset.n["private"] >= 20000 for c in expanded)
+        assert {c.budget for c in expanded} == {"1", "10", "inf", "public"}

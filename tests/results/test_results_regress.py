@@ -1,0 +1,69 @@
+"""Regression gates: tolerances from the spread over seeds, a planted regression fails."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_results_store import make_run
+
+from isoeps.results import load
+from isoeps.results.regress import Tolerance, compare, write_baseline
+
+
+def _store(tmp_path, shift: float = 0.0):
+    store = tmp_path / "store"
+    for seed, value in enumerate([1.0, 1.1, 0.9, 1.05, 0.95]):
+        make_run(store, f"id{seed}", seed=seed, value=value + (shift if seed == 0 else 0))
+    return store
+
+
+def test_baseline_tolerance_from_spread_and_verdicts(tmp_path):
+    store = _store(tmp_path)
+    baseline = write_baseline(load(store), tmp_path / "b.json")
+    (entry,) = baseline["entries"]  # only kid is gated; mem is not
+    assert entry["metric"] == "kid" and entry["seed"] == 0 and entry["value"] == 1.0
+    assert entry["tolerance"]["value"] == pytest.approx(3 * 0.0790569, rel=1e-4)
+    assert [r["verdict"] for r in compare(load(store), baseline)] == ["ok"]
+    worse = load(_store(tmp_path / "w", shift=0.5))
+    assert [r["verdict"] for r in compare(worse, baseline)] == ["regressed"]
+    better = load(_store(tmp_path / "b", shift=-0.5))
+    assert [r["verdict"] for r in compare(better, baseline)] == ["improved"]
+    loose = {"kid": Tolerance.parse("kid=rel:1.0")[1]}
+    assert [r["verdict"] for r in compare(worse, baseline, tolerances=loose)] == ["ok"]
+
+
+def test_baseline_needs_five_seeds_or_explicit_tolerance(tmp_path):
+    store = tmp_path / "s"
+    make_run(store, "one")
+    with pytest.raises(ValueError, match=">= 5"):
+        write_baseline(load(store), tmp_path / "b.json")
+    baseline = write_baseline(load(store), tmp_path / "b.json",
+                              tolerances={"kid": Tolerance("abs", 0.2)})
+    assert baseline["entries"][0]["tolerance"]["source"] == "given"
+
+
+def test_tolerance_parse_errors_name_the_flag():
+    with pytest.raises(ValueError, match="--tolerance"):
+        Tolerance.parse("kid=pct:3")
+
+
+def test_cli_regress_exit_codes(tmp_path):
+    store = _store(tmp_path)
+    baseline = tmp_path / "b.json"
+
+    def regress(*args):
+        return subprocess.run([sys.executable, "-m", "isoeps.cli.main", "regress", *map(str, args)],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    assert regress("--baseline", baseline, "--results", store, "--write-baseline").returncode == 0
+    unchanged = regress("--baseline", baseline, "--results", store)
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    planted = _store(tmp_path / "p", shift=0.5)
+    result = regress("--baseline", baseline, "--results", planted)
+    assert result.returncode == 3
+    assert "regressed" in result.stdout and "d/m/1/kid" in result.stdout
+    as_json = regress("--baseline", baseline, "--results", planted, "--json")
+    assert json.loads(as_json.stdout)["regressed"] == 1
