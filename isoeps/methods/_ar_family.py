@@ -34,7 +34,7 @@ from isoeps.models.ar_transformer import ARConfig, ScaleCausalTransformer, per_e
 from isoeps.models.sr_net import WaveletSR
 from isoeps.models.text_encoders import TextEncoder, load_text_encoder
 from isoeps.models.tokenizer import SpectralTokenizer, TokenizerConfig, to_float, to_uint8
-from isoeps.privacy.engine import DPSGDConfig, DPTrainReport, train_dp_sgd
+from isoeps.privacy.engine import DPSGDConfig, DPTrainReport, plan_dp_sgd, train_dp_sgd
 from isoeps.privacy.guard import PrivateData
 
 PUBLIC_FILE = "ar_family.pt"
@@ -303,6 +303,12 @@ class ARFamilyMethod(Method):
     def trainable(self, model: ScaleCausalTransformer) -> list[str]:
         """Only parameters the trained scales use: noise on unused ones would be pointless."""
         return model.scale_parameter_names(range(self.private_scales()))
+
+    def plan(self, budget: PrivacyBudget, num_records: int) -> dict[str, Any] | None:
+        """The DP-SGD plan (q, T, calibrated sigma, achieved epsilon) ``fit`` would follow."""
+        if budget.mode == "public":
+            return None
+        return plan_dp_sgd(config=self.dp_config(), budget=budget, num_records=num_records).to_dict()
 
     def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> None:
         """``public``: keep the public model, touch nothing. ``private``/``inf``: finetune a

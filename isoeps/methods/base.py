@@ -139,6 +139,12 @@ class Method(ABC):
     def sample(self, prompts: list[str], n: int) -> Samples:
         """Generate ``n`` images, cycling through ``prompts``."""
 
+    def plan(self, budget: PrivacyBudget, num_records: int) -> dict[str, Any] | None:
+        """What ``fit`` would spend on ``num_records`` private records at ``budget``, without
+        touching data: sample rate, steps, calibrated sigma, achieved epsilon. ``--dry-run``
+        prints it. None when the method spends nothing (``public``) or cannot say."""
+        return None
+
     def check_budget(self, budget: PrivacyBudget) -> None:
         if budget.mode not in self.supported_budgets:
             raise ValueError(

@@ -62,7 +62,14 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, field_validator
 
-from isoeps.accountants import CalibrationError, PrivacyBudget, calibrate
+from isoeps.accountants import (
+    CalibrationError,
+    Ledger,
+    PrivacyBudget,
+    SubsampledGaussian,
+    calibrate,
+    epsilon,
+)
 from isoeps.errors import ConfigError, MissingWeightsError
 from isoeps.log import progress
 from isoeps.methods.base import Method, MethodConfig, Resources, Samples
@@ -257,6 +264,32 @@ class DPAggTI(Method):
                 "noise. Raise expected_records (q N) or epsilon, or max_noise_multiplier "
                 "if you mean it"
             ) from error
+
+    def plan(self, budget: PrivacyBudget, num_records: int) -> dict[str, Any] | None:
+        """The one aggregation release ``fit`` would make: q, sigma, C and the achieved
+        epsilon under the accountant that applies to its adjacency."""
+        if budget.mode == "public":
+            return None
+        sample_rate = self.sample_rate_for(num_records)
+        plan: dict[str, Any] = {
+            "sample_rate": sample_rate,
+            "steps": 1,
+            "clip_norm": self.config.clip_norm,
+            "expected_records": sample_rate * num_records,
+            "group_size": self.config.group_size,
+        }
+        if budget.mode == "private":
+            sigma = self.noise_multiplier_for(budget, sample_rate)
+            grouped = self.config.group_size > 1
+            mechanism = SubsampledGaussian(
+                sigma, sample_rate, 1, adjacency="replace_one" if grouped else "add_remove"
+            )
+            accountant = "pld" if grouped else "prv"
+            plan["noise_multiplier"] = sigma
+            plan["epsilon"] = {
+                accountant: epsilon(Ledger([mechanism]), budget.delta, accountant)
+            }
+        return plan
 
     def _check_groups(self) -> None:
         if self.config.group_size == 1:
