@@ -55,7 +55,7 @@ class DPSGDSettings(BaseModel):
     optimizer: Literal["adam", "sgd"] = "adam"
     max_physical_batch_size: int = Field(64, ge=1)
     # Book-keeping clipping is exact on this model family (Linear, Embedding, LayerNorm only)
-    # and the fastest on CPU: see benchmarks/RESULTS-dpsgd.md.
+    # and the fastest on CPU: see benchmarks/RESULTS.md.
     backend: Literal["bk", "functorch", "opacus"] = "bk"
 
 
