@@ -26,20 +26,12 @@ def setup_from_args(args: argparse.Namespace) -> None:
     setup_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
     """Print ``payload`` as JSON under ``--json``, else ``text``."""
     if getattr(args, "json", False):
-        json.dump(_jsonable(payload), sys.stdout, indent=2, default=str)
+        from isoeps.results.folders import jsonable
+
+        json.dump(jsonable(payload), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
         print(text)

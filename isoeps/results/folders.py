@@ -36,15 +36,16 @@ STATUS = "status.json"
 FINISHED, FAILED, REFUSED = "finished", "failed", "refused"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with inf/nan as strings and numpy scalars as Python numbers, for JSON."""
     if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _jsonable(value.item())
+        return jsonable(value.item())
     return value
 
 
@@ -69,7 +70,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    write_text_atomic(path, json.dumps(_jsonable(payload), indent=2, sort_keys=False) + "\n")
+    write_text_atomic(path, json.dumps(jsonable(payload), indent=2, sort_keys=False) + "\n")
 
 
 def write_npz_atomic(path: Path, **arrays: Any) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from isoeps.bench.executors.options import check_options
+
 
 class LocalExecutor:
     """``jobs == 1`` runs in this process; more uses a spawn-based process pool (torch and
@@ -13,10 +15,9 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, *, jobs: int = 1, **_: Any) -> None:
-        # resources and other options concern remote executors; one machine ignores them
-        if jobs < 1:
-            raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    def __init__(self, *, jobs: int = 1, resources: Any = None, **unknown: Any) -> None:
+        # resources concern remote schedulers: on one machine the cells share what it has
+        check_options("local", unknown, known=(), jobs=jobs)
         self.jobs = jobs
 
     def map(self, fn: Callable[[Any], Any], payloads: Iterable[Any]) -> Iterator[tuple[Any, Any]]:

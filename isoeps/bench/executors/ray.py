@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from isoeps.bench.executors.options import as_resources, check_options
 from isoeps.bench.executors.transfer import land, run_away
 from isoeps.bench.spec import ResourcesSpec
 from isoeps.errors import ConfigError, IsoepsError
@@ -35,21 +36,6 @@ def import_ray() -> Any:
             "pip install 'isoeps[ray]'"
         ) from None
     return ray
-
-
-def reject_unknown(executor: str, unknown: dict[str, Any], *, known: tuple[str, ...]) -> None:
-    """A misspelt ``runtime.executor_options`` key is an error, not a silent default."""
-    if unknown:
-        raise ConfigError(
-            f"runtime.executor_options: unknown option(s) for the {executor} executor: "
-            f"{', '.join(sorted(unknown))}; known: {', '.join(known)}"
-        )
-
-
-def as_resources(resources: ResourcesSpec | dict[str, Any] | None) -> ResourcesSpec:
-    if isinstance(resources, ResourcesSpec):
-        return resources
-    return ResourcesSpec.model_validate(resources or {})
 
 
 def task_request(resources: ResourcesSpec) -> dict[str, float]:
@@ -132,11 +118,8 @@ class RayExecutor:
         runtime_env: dict[str, Any] | None = None,
         **unknown: Any,
     ) -> None:
-        reject_unknown("ray", unknown, known=("address", "max_retries", "num_cpus", "runtime_env"))
-        if jobs < 1:
-            raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-        if max_retries < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        check_options("ray", unknown, known=("address", "max_retries", "num_cpus", "runtime_env"),
+                      jobs=jobs, max_retries=max_retries)
         self.jobs = jobs
         self.resources = as_resources(resources)
         self.address = address

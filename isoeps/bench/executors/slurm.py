@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from isoeps.bench.executors.ray import as_resources, reject_unknown
+from isoeps.bench.executors.options import as_resources, check_options
 from isoeps.bench.executors.transfer import land, run_away
 from isoeps.bench.spec import ResourcesSpec
 from isoeps.errors import ConfigError, IsoepsError
@@ -94,12 +94,9 @@ class SlurmExecutor:
         slurm_options: dict[str, Any] | None = None,
         **unknown: Any,
     ) -> None:
-        reject_unknown("slurm", unknown, known=("cluster", "folder", "partition", "max_retries",
-                                                "poll_s", "slurm_options"))
-        if jobs < 1:
-            raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-        if max_retries < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        check_options("slurm", unknown, known=("cluster", "folder", "partition", "max_retries",
+                                               "poll_s", "slurm_options"),
+                      jobs=jobs, max_retries=max_retries)
         self.jobs = jobs
         self.resources = as_resources(resources)
         self.cluster = cluster
