@@ -58,7 +58,8 @@ def measure(cell: Any, *, samples: Any, prompts: dict[str, Any], extraction: dic
             row.update(
                 metric=name,
                 options=options,
-                not_dp=reads_private,
+                # A metric may say per value whether it read the private split.
+                not_dp=bool((row.get("details") or {}).get("reads_private", reads_private)),
                 resize=(row.get("details") or {}).get("resize_mode"),
                 wall_time_s=wall,
                 peak_memory_mb=_peak_memory_mb(device),

@@ -93,7 +93,7 @@ class AttributeMetric(Metric):
                     np.mean(list(per.values())),
                     higher_is_better=True,
                     n=len(fake),
-                    details={**common, "per_attribute": per},
+                    details={**common, "per_attribute": per, "reads_private": False},
                 )
             )
         private_predicted = predict(model, inputs.private.images, config=self.config, device=device)
@@ -120,6 +120,7 @@ class AttributeMetric(Metric):
                     "per_attribute": tv,
                     "tv_vs_private_predicted": tv_predicted,
                     "n_private": len(inputs.private),
+                    "reads_private": True,
                 },
             )
         )

@@ -44,7 +44,11 @@ class MetricInputs:
 
 @dataclass
 class MetricValue:
-    """One number with its provenance. ``name`` is e.g. ``"fid"``, ``"precision"``."""
+    """One number with its provenance. ``name`` is e.g. ``"fid"``, ``"precision"``.
+
+    ``details["reads_private"]`` says whether this value read the private split (so it is not
+    DP); without it, every value of a metric whose ``needs`` include "private" counts as such.
+    """
 
     name: str
     value: float

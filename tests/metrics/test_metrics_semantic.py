@@ -118,6 +118,9 @@ def test_attribute_and_utility_metrics() -> None:
     assert min(held_out.values()) > 0.8, held_out
     assert values["attr_consistency"].value > 0.8
     assert values["attr_tv"].value < 0.15
+    # Only the style-capture value reads the private split (so only it is marked not DP).
+    assert values["attr_tv"].details["reads_private"] is True
+    assert values["attr_consistency"].details["reads_private"] is False
     # Samples that ignore their prompts: all green squares.
     wrong = good.images.copy()
     wrong[:] = shape_split(1, seed=9).images[0]
