@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_metrics.py [--images 32] [--repeats 3]
         [--pr-sizes 10000,20000] [--prdc-size 10000] [--dim 2048] [--device cpu]
 
-1. Inception features (images/s) through the full pipeline (clean resize + network), against
-   a bare forward of the same network on pre-resized inputs in the same run; best of repeats.
+1. Inception features (images/s) through the full pipeline (clean resize + network, which
+   feeds channels_last), against a bare forward of the same network on pre-resized inputs in
+   the same run, in the default contiguous layout and in channels_last; best of repeats.
 2. Peak resident memory and wall time of our precision/recall/density/coverage at each N (D =
    ``--dim``), and of ``prdc.compute_prdc`` at ``--prdc-size``; each in a fresh subprocess,
    peak = VmHWM of that process (ru_maxrss would carry the parent's peak across exec). ``baseline_mb`` is the peak right after making the
@@ -33,20 +34,27 @@ def bench_inception(images: int, repeats: int, device: str) -> dict:
     backbone = InceptionBackbone(device=device)
     resized = torch.from_numpy(resize_clean(batch, size=299)).to(device)
     backbone.features(batch[:4])  # warm-up (TorchScript profiling runs)
-    pipeline, bare = [], []
+    channels_last = resized.contiguous(memory_format=torch.channels_last)
+    pipeline, bare, bare_channels_last = [], [], []
     for _ in range(repeats):
         start = time.perf_counter()
         backbone.features(batch, batch_size=images)
         pipeline.append(time.perf_counter() - start)
-        start = time.perf_counter()
         with torch.inference_mode():
-            backbone.forward_resized(resized).cpu()
-        bare.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            contiguous_out = backbone.forward_resized(resized).cpu()
+            bare.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            channels_last_out = backbone.forward_resized(channels_last).cpu()
+            bare_channels_last.append(time.perf_counter() - start)
     return {
         "images": images,
         "pipeline_images_per_s": images / min(pipeline),
         "bare_images_per_s": images / min(bare),
-        "overhead": min(pipeline) / min(bare) - 1,
+        "bare_channels_last_images_per_s": images / min(bare_channels_last),
+        "channels_last_speedup": min(bare) / min(bare_channels_last),
+        "channels_last_max_abs_diff": float((contiguous_out - channels_last_out).abs().max()),
+        "overhead_vs_channels_last": min(pipeline) / min(bare_channels_last) - 1,
     }
 
 

@@ -46,6 +46,7 @@ class Cell(BaseModel):
     seed: int
     n_samples: int
     extraction_samples: int
+    open_prompt_samples: int = 0
     metrics: dict[str, dict[str, Any]]
     cross_check_accountants: list[str]
     secure: bool = False
@@ -97,6 +98,8 @@ def cell_identity(cell: Cell) -> dict[str, Any]:
         "extraction": cell.extraction_samples,
         "metrics": cell.metrics,
     }
+    if cell.open_prompt_samples:  # absent when 0, so older cells keep their ids
+        identity["open_prompt"] = cell.open_prompt_samples
     if cell.secure:  # benchmark cells keep their ids; secure ones are different experiments
         identity["secure"] = True
     return identity
@@ -222,6 +225,7 @@ def _make_cell(
         "seed": seed,
         "n_samples": spec.n_samples,
         "extraction_samples": spec.extraction_samples if "mem" in spec.metrics else 0,
+        "open_prompt_samples": spec.open_prompt_samples if "attr" in spec.metrics else 0,
         "metrics": spec.metrics,
         "cross_check_accountants": list(spec.cross_check_accountants),
         "secure": spec.runtime.secure,

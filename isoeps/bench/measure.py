@@ -22,7 +22,7 @@ def _peak_memory_mb(device: str) -> float:
 
 
 def measure(cell: Any, *, samples: Any, prompts: dict[str, Any], extraction: dict[str, Any] | None,
-            data: Any, device: str) -> list[dict[str, Any]]:
+            data: Any, device: str, open_samples: Any = None) -> list[dict[str, Any]]:
     """Evaluate every metric of ``cell``; each value carries its provenance.
 
     Metrics that read the private split (memorisation, style capture) are marked ``not_dp``:
@@ -40,6 +40,7 @@ def measure(cell: Any, *, samples: Any, prompts: dict[str, Any], extraction: dic
         private=data.private,
         extraction=extraction["samples"].images if extraction else None,
         extraction_source_ids=extraction["source_ids"] if extraction else None,
+        open_prompt=open_samples.images if open_samples is not None else None,
         seed=cell.seed,
         device=device,
     )

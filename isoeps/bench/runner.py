@@ -73,6 +73,7 @@ def cell_suite(cell: Cell, runtime: RuntimeSpec | None = None) -> SuiteSpec:
         seeds=[cell.seed],
         n_samples=cell.n_samples,
         extraction_samples=cell.extraction_samples,
+        open_prompt_samples=cell.open_prompt_samples,
         metrics=cell.metrics,
         cross_check_accountants=cell.cross_check_accountants,
         store=cell.store,
@@ -186,7 +187,7 @@ def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     from isoeps.bench.data import load_cell_data
     from isoeps.bench.public import prepare_public
     from isoeps.cache import cache_dir
-    from isoeps.methods.base import MethodContext
+    from isoeps.methods.base import OPEN_PROMPT, MethodContext
     from isoeps.privacy.guard import PrivateData
 
     registry.import_modules(cell.imports)
@@ -239,12 +240,16 @@ def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
         extraction = choose_prompts(data.private, n=cell.extraction_samples,
                                     seed=ctx.seed_for(PROMPT_PURPOSE))
         extraction["samples"] = method.sample(extraction["prompts"], cell.extraction_samples)
+    open_samples = None
+    if cell.open_prompt_samples:
+        open_samples = method.sample([OPEN_PROMPT], cell.open_prompt_samples)
+        _check_samples(open_samples, cell.open_prompt_samples, data.reference.resolution)
     timings["sample_s"] = time.time() - started
 
     from isoeps.bench.measure import measure
 
-    values = measure(cell, samples=samples, prompts=prompts, extraction=extraction, data=data,
-                     device=runtime.device)
+    values = measure(cell, samples=samples, prompts=prompts, extraction=extraction,
+                     open_samples=open_samples, data=data, device=runtime.device)
     env.update(data_fingerprints=data.fingerprints(), timings=timings)
     folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
     folders.write_json_atomic(folder / folders.METRICS, {
@@ -253,7 +258,7 @@ def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
         "provenance": {"seed": cell.seed, "git_commit": env.get("git_commit"),
                        "versions": env.get("versions"), "n_samples": cell.n_samples},
     })
-    _store_samples(folder, cell, samples, prompts, extraction, np)
+    _store_samples(folder, cell, samples, prompts, extraction, open_samples, np)
     _store_memorisation_pairs(folder, values, samples, data.private, np)
 
 
@@ -333,7 +338,7 @@ def reaccount(
 
 
 def _store_samples(folder: Path, cell: Cell, samples: Any, prompts: dict[str, Any],
-                   extraction: dict[str, Any] | None, np: Any) -> None:
+                   extraction: dict[str, Any] | None, open_samples: Any, np: Any) -> None:
     from isoeps.bench.grid import save_grid
 
     keep = cell.store.samples
@@ -353,6 +358,10 @@ def _store_samples(folder: Path, cell: Cell, samples: Any, prompts: dict[str, An
             prompts=np.asarray(extraction["prompts"], dtype=str),
             source_ids=np.asarray(extraction["source_ids"], dtype=str),
         )
+    if open_samples is not None and count:
+        folders.write_npz_atomic(folder / folders.OPEN_PROMPT_SAMPLES,
+                                 images=open_samples.images[:count],
+                                 prompts=np.asarray(open_samples.prompts[:count], dtype=str))
     save_grid(folder / folders.GRID, samples.images[: cell.store.grid_size],
               samples.eval_captions[: cell.store.grid_size],
               title=f"{cell.method_label} | eps {cell.budget} | seed {cell.seed}")

@@ -111,6 +111,12 @@ class SuiteSpec(_Strict):
     extraction_samples: int = Field(
         default=0, ge=0, description="samples from training captions for the mem metric"
     )
+    open_prompt_samples: int = Field(
+        default=0,
+        ge=0,
+        description="samples from the open prompt '' (no attribute named) for style capture "
+        "(attr_tv); 0 measures attr_tv on the prompted samples",
+    )
     metrics: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="metric registry name -> options (backbone, ...)"
     )

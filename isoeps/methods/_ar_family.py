@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from isoeps.accountants import PrivacyBudget
 from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
-from isoeps.methods.base import Method, MethodConfig, Resources, Samples
+from isoeps.methods.base import OPEN_PROMPT, Method, MethodConfig, Resources, Samples
 from isoeps.models.ar_pretrain import (
     drop_conditions,
     fit_tokenizer,
@@ -164,9 +164,13 @@ class ARFamilyMethod(Method):
         return self._encoder
 
     def featurize(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return text_features(
+        """Frozen text features; the open prompt gets an all-False mask, the null condition
+        that caption dropout trains (so it samples the model's unconditional distribution)."""
+        text, mask = text_features(
             self.encoder, captions, mode=self.config.text_mode, length=self.config.text_len
         )
+        named = torch.tensor([caption != OPEN_PROMPT for caption in captions], dtype=torch.bool)
+        return text, mask & named.reshape(-1, 1)
 
     def _require_public(self) -> None:
         if self.tokenizer is None or self.public_model is None or self.sr is None:
@@ -200,6 +204,7 @@ class ARFamilyMethod(Method):
             seed=seed + 1,
             logger=log,
             show_progress=self.ctx.show_progress,
+            device=self.ctx.device,
         )
         sr = WaveletSR(levels=c.levels, width=c.sr_width, blocks=c.sr_blocks)
         sr_losses = train_sr(
@@ -211,6 +216,7 @@ class ARFamilyMethod(Method):
             seed=seed + 2,
             logger=log,
             show_progress=self.ctx.show_progress,
+            device=self.ctx.device,
         )
         self.tokenizer, self.public_model, self.sr = tokenizer, model, sr
         self.model = model

@@ -38,6 +38,13 @@ class Resources:
     memory_gb: float = 4
 
 
+#: The open prompt: it names no attribute, so samples drawn from it show the distribution a
+#: model has learned (style capture), not how well it follows prompts. Text-conditional
+#: methods read it as their null condition (what caption dropout trained); a method with a
+#: learned private token keeps the token and drops only the caption.
+OPEN_PROMPT = ""
+
+
 @dataclass
 class Samples:
     """What ``sample`` returns: uint8 ``(n, 3, H, W)`` images and, per image, the prompt it
@@ -137,7 +144,8 @@ class Method(ABC):
 
     @abstractmethod
     def sample(self, prompts: list[str], n: int) -> Samples:
-        """Generate ``n`` images, cycling through ``prompts``."""
+        """Generate ``n`` images, cycling through ``prompts``; :data:`OPEN_PROMPT` asks for
+        the model's own distribution (no attribute named)."""
 
     def plan(self, budget: PrivacyBudget, num_records: int) -> dict[str, Any] | None:
         """What ``fit`` would spend on ``num_records`` private records at ``budget``, without

@@ -72,7 +72,7 @@ from isoeps.accountants import (
 )
 from isoeps.errors import ConfigError, MissingWeightsError
 from isoeps.log import progress
-from isoeps.methods.base import Method, MethodConfig, Resources, Samples
+from isoeps.methods.base import OPEN_PROMPT, Method, MethodConfig, Resources, Samples
 from isoeps.privacy.guard import PrivateData, group_of
 
 PUBLIC_FILE = "dpagg_ti.json"
@@ -430,7 +430,10 @@ class DPAggTI(Method):
         return Samples(images=images, prompts=full, eval_captions=captions)
 
     def _prompt(self, caption: str) -> str:
-        return self.config.prompt_template.replace("{caption}", caption)
+        """The template around ``caption``; for the open prompt, the token alone (the
+        template's separators before the empty caption are dropped)."""
+        prompt = self.config.prompt_template.replace("{caption}", caption)
+        return prompt.strip(" ,;:") if caption == OPEN_PROMPT else prompt
 
     def _progress(self, iterable: Any) -> Any:
         return progress(iterable) if self.ctx.show_progress else iterable

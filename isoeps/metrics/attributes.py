@@ -5,7 +5,9 @@
   (``MetricInputs.fake_attributes``).
 - ``attr_tv``: per attribute, the total-variation distance between the samples' predicted
   value frequencies and the private split's true frequencies, averaged over attributes (the
-  "style capture" claim). ``details["tv_vs_private_predicted"]`` repeats it against the
+  "style capture" claim). It reads the open-prompt samples when the cell drew them
+  (``MetricInputs.open_prompt``): prompts that name every attribute would fix the frequencies
+  and measure prompt following instead (that number stays in ``details["tv_prompted"]``). ``details["tv_vs_private_predicted"]`` repeats it against the
   classifier's labels of the private images, which cancels the classifier's own bias.
 
 The classifier's held-out accuracy on the real reference images is in every value's details,
@@ -97,26 +99,30 @@ class AttributeMetric(Metric):
                 )
             )
         private_predicted = predict(model, inputs.private.images, config=self.config, device=device)
-        tv, tv_predicted = {}, {}
-        for name, labels in inputs.private.attributes.items():
-            if name not in predicted:
-                continue
-            classes = len(schema[name])
-            sample_freq = frequencies(predicted[name], classes)
-            tv[name] = total_variation(sample_freq, frequencies(np.asarray(labels), classes))
-            tv_predicted[name] = total_variation(
-                sample_freq, frequencies(private_predicted[name], classes)
+        private_labels = {k: np.asarray(v) for k, v in inputs.private.attributes.items()}
+        prompted = _style_distances(predicted, private_labels, private_predicted, schema)
+        if inputs.open_prompt is not None:
+            open_images = check_images(inputs.open_prompt, what="open-prompt samples")
+            open_predicted = predict(model, open_images, config=self.config, device=device)
+            tv, tv_predicted = _style_distances(
+                open_predicted, private_labels, private_predicted, schema
             )
-        if not tv:
-            raise ConfigError("the private split shares no attribute with the eval classifier")
+            count = len(open_images)
+            source = {"samples": "open prompt (no attribute named)",
+                      "tv_prompted": float(np.mean(list(prompted[0].values())))}
+        else:
+            tv, tv_predicted = prompted
+            count = len(fake)
+            source = {"samples": "prompted with reference captions (mostly prompt following)"}
         values.append(
             value(
                 "attr_tv",
                 np.mean(list(tv.values())),
                 higher_is_better=False,
-                n=len(fake),
+                n=count,
                 details={
                     **common,
+                    **source,
                     "per_attribute": tv,
                     "tv_vs_private_predicted": tv_predicted,
                     "n_private": len(inputs.private),
@@ -125,3 +131,26 @@ class AttributeMetric(Metric):
             )
         )
         return values
+
+
+def _style_distances(
+    predicted: dict[str, np.ndarray],
+    private_labels: dict[str, np.ndarray],
+    private_predicted: dict[str, np.ndarray],
+    schema: dict[str, list[str]],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per attribute, the TV distance of the samples' predicted frequencies from the private
+    split's true frequencies, and from the classifier's labels of the private split."""
+    tv, tv_predicted = {}, {}
+    for name, labels in private_labels.items():
+        if name not in predicted:
+            continue
+        classes = len(schema[name])
+        sample_freq = frequencies(predicted[name], classes)
+        tv[name] = total_variation(sample_freq, frequencies(labels, classes))
+        tv_predicted[name] = total_variation(
+            sample_freq, frequencies(private_predicted[name], classes)
+        )
+    if not tv:
+        raise ConfigError("the private split shares no attribute with the eval classifier")
+    return tv, tv_predicted

@@ -26,7 +26,9 @@ class MetricInputs:
     array, when the dataset has attributes). ``reference`` is the held-out real split the
     prompts came from; ``eval`` the evaluator-training split; ``private`` the training split
     (read for memorisation and style capture only, after the release; these numbers are not
-    DP). ``extraction`` holds samples generated from training captions, when asked for.
+    DP). ``extraction`` holds samples generated from training captions, when asked for;
+    ``open_prompt`` samples generated from the open prompt (no attribute named), when asked
+    for: style capture reads them.
     """
 
     fake: np.ndarray
@@ -38,6 +40,7 @@ class MetricInputs:
     private: ImageSplit | None = None
     extraction: np.ndarray | None = None
     extraction_source_ids: list[str] | None = None
+    open_prompt: np.ndarray | None = None
     seed: int = 0
     device: str = "cpu"
 

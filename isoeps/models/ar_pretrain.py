@@ -103,12 +103,16 @@ def train_ar(
     seed: int,
     logger: logging.Logger | None = None,
     show_progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> list[float]:
-    """Non-private teacher-forced training on PUBLIC tokens; returns the loss per step."""
+    """Non-private teacher-forced training on PUBLIC tokens; returns the loss per step.
+
+    Trains on ``device`` and leaves ``model`` on the CPU, where the public models are kept.
+    Batches are drawn by a CPU generator, so the data order does not depend on the device."""
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
+    model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    model.train()
     losses = []
     for step in progress(
         range(steps), desc="public AR", **({} if show_progress else {"disable": True})
@@ -116,9 +120,9 @@ def train_ar(
         idx = torch.randint(len(tokens), (batch_size,), generator=generator).numpy()
         text, mask = featurize(pick_captions([captions[i] for i in idx], rng))
         batch = {
-            "tokens": tokens[idx],
-            "text": text,
-            "text_mask": drop_conditions(mask, cond_dropout, rng),
+            "tokens": tokens[idx].to(device),
+            "text": text.to(device),
+            "text_mask": drop_conditions(mask, cond_dropout, rng).to(device),
         }
         for group in optimizer.param_groups:
             group["lr"] = _schedule(step, steps, learning_rate)
@@ -130,7 +134,7 @@ def train_ar(
         losses.append(loss.item())
         if logger is not None and (step + 1) % max(1, steps // 10) == 0:
             logger.info("public AR step %d/%d loss %.4f", step + 1, steps, loss.item())
-    model.eval()
+    model.to("cpu").eval()
     return losses
 
 
@@ -144,22 +148,25 @@ def train_sr(
     seed: int,
     logger: logging.Logger | None = None,
     show_progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> list[float]:
-    """Train the SR net on PUBLIC uint8 images; returns the loss per step."""
+    """Train the SR net on PUBLIC uint8 images; returns the loss per step.
+
+    Trains on ``device`` and leaves ``net`` on the CPU (like :func:`train_ar`)."""
     generator = torch.Generator().manual_seed(seed)
     net.set_band_std(to_float(images[: min(len(images), 4000)]))
+    net.to(device).train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=0.0)
-    net.train()
     losses = []
     for step in progress(
         range(steps), desc="public SR", **({} if show_progress else {"disable": True})
     ):
         idx = torch.randint(len(images), (batch_size,), generator=generator).numpy()
-        batch = to_float(images[idx])
+        batch = to_float(images[idx]).to(device)
         # Horizontal flips double the public data; H and D bands change sign, which the net
         # learns from the flipped inputs themselves.
         flip = torch.rand(batch_size, generator=generator) < 0.5
-        batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+        batch = torch.where(flip.to(device)[:, None, None, None], batch.flip(-1), batch)
         for group in optimizer.param_groups:
             group["lr"] = _schedule(step, steps, learning_rate)
         loss = net.loss(batch)
@@ -169,5 +176,5 @@ def train_sr(
         losses.append(loss.item())
         if logger is not None and (step + 1) % max(1, steps // 10) == 0:
             logger.info("public SR step %d/%d loss %.4f", step + 1, steps, loss.item())
-    net.eval()
+    net.to("cpu").eval()
     return losses

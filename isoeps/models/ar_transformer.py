@@ -223,7 +223,8 @@ class ScaleCausalTransformer(nn.Module):
         logits: ``uncond + s * (cond - uncond)``.
         """
         b = text.shape[0]
-        guided = cfg_scale != 1.0
+        # With no text in any row the conditional pass equals the unconditional one.
+        guided = cfg_scale != 1.0 and bool(text_mask.any())
         if guided:
             text = torch.cat([text, text], dim=0)
             text_mask = torch.cat([text_mask, torch.zeros_like(text_mask)], dim=0)
@@ -239,7 +240,9 @@ class ScaleCausalTransformer(nn.Module):
         # The prefix attends to valid text keys and the start position; feed both at once.
         first = self.start(_ids(rows, 0, 1, text.device)) + self._position(0, rows, text.device)
         x = torch.cat([prefix, first], dim=1)
-        keys_ok = torch.cat([prefix_mask, torch.ones(rows, 1, dtype=torch.bool)], dim=1)
+        keys_ok = torch.cat(
+            [prefix_mask, torch.ones(rows, 1, dtype=torch.bool, device=text.device)], dim=1
+        )
         bias = torch.where(keys_ok, 0.0, NEG)[:, None, None, :].expand(rows, 1, p + 1, p + 1)
         pasts: list = [None] * len(self.blocks)
         for i in range(total):
@@ -259,7 +262,9 @@ class ScaleCausalTransformer(nn.Module):
             if guided:
                 step_tokens = torch.cat([step_tokens, step_tokens], dim=0)
             x = self.embed[scale](step_tokens)[:, None] + self._position(i + 1, rows, text.device)
-            keys_ok = torch.cat([keys_ok, torch.ones(rows, 1, dtype=torch.bool)], dim=1)
+            keys_ok = torch.cat(
+                [keys_ok, torch.ones(rows, 1, dtype=torch.bool, device=text.device)], dim=1
+            )
             bias = torch.where(keys_ok, 0.0, NEG)[:, None, None, :]
         return tokens
 

@@ -88,9 +88,10 @@ def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
 
 
 def sample_grids(cells: list[tuple[dict[str, Any], Path]], out: Path, spec: ReportSpec,
-                 *, columns: int = 8) -> list[Path]:
+                 *, columns: int = 8, open_prompt: bool = False) -> list[Path]:
     """One figure per dataset: a row per (method, budget) at the lowest seed, the same
-    prompts in every column (the runner picks prompts from the cell seed alone)."""
+    prompts in every column (the runner picks prompts from the cell seed alone). With
+    ``open_prompt``, the samples drawn from the open prompt (what style capture reads)."""
     plt = _plt()
     by_dataset: dict[str, dict[tuple[str, str], tuple[int, Path]]] = {}
     for cell, path in cells:
@@ -109,7 +110,8 @@ def sample_grids(cells: list[tuple[dict[str, Any], Path]], out: Path, spec: Repo
         width = min(columns, min(len(v["images"]) for v in loaded.values()))
         figure, axes = plt.subplots(len(keys), width, figsize=(1.3 * width + 1.6, 1.4 * len(keys) + 0.9),
                                     squeeze=False)
-        captions = [str(c) for c in loaded[keys[0]]["eval_captions"][:width]]
+        captions = ([""] * width if open_prompt
+                    else [str(c) for c in loaded[keys[0]]["eval_captions"][:width]])
         for r, key in enumerate(keys):
             images = loaded[key]["images"]
             for c in range(width):
@@ -121,10 +123,12 @@ def sample_grids(cells: list[tuple[dict[str, Any], Path]], out: Path, spec: Repo
                     axis.set_title("\n".join(textwrap.wrap(captions[c], 18)[:4]), fontsize=5)
             axes[r, 0].set_ylabel(f"{spec.name(key[0])}\nε={key[1]}", fontsize=7, rotation=0,
                                   ha="right", va="center")
-        figure.suptitle(f"{dataset}: samples per method and ε (same prompts per column)",
-                        fontsize=9)
+        title = ("open prompt (no attribute named): what each model learned"
+                 if open_prompt else "samples per method and ε (same prompts per column)")
+        figure.suptitle(f"{dataset}: {title}", fontsize=9)
         figure.tight_layout()
-        written += _save(figure, out / f"samples_{_slug(dataset)}")
+        stem = "samples_open_prompt" if open_prompt else "samples"
+        written += _save(figure, out / f"{stem}_{_slug(dataset)}")
     return written
 
 

@@ -74,6 +74,9 @@ def write_report(
     if store is not None:
         samples = [(c, p) for c, p in _finished_samples(store) if c["cell_id"] in ids]
         written += figures.sample_grids(samples, out / "figures", spec)
+        open_samples = [(c, p) for c, p in _finished_samples(store, file=folders.OPEN_PROMPT_SAMPLES)
+                        if c["cell_id"] in ids]
+        written += figures.sample_grids(open_samples, out / "figures", spec, open_prompt=True)
     if not frame.empty:
         written += figures.spectra(frame, out / "figures", spec)
     if show_private and store is not None:
@@ -102,10 +105,11 @@ def _cell_rows(store: str | Path, ids: set[str]) -> list[dict[str, Any]]:
             if row["cell_id"] in ids]
 
 
-def _finished_samples(store: str | Path) -> list[tuple[dict[str, Any], Path]]:
+def _finished_samples(store: str | Path, *, file: str = folders.SAMPLES
+                      ) -> list[tuple[dict[str, Any], Path]]:
     from isoeps.results import finished_samples
 
-    return finished_samples(store)
+    return finished_samples(store, file=file)
 
 
 def _mem_pairs(store: str | Path, ids: set[str]) -> list[tuple[dict[str, Any], Path]]:

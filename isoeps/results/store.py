@@ -83,12 +83,15 @@ def export_table(store: str | Path, out: str | Path, *, fmt: str) -> Path:
     return out
 
 
-def finished_samples(store: str | Path) -> list[tuple[dict[str, Any], Path]]:
-    """(cell.json content, samples.npz path) for every finished cell that kept samples."""
+def finished_samples(
+    store: str | Path, *, file: str = folders.SAMPLES
+) -> list[tuple[dict[str, Any], Path]]:
+    """(cell.json content, path of ``file``) for every finished cell that kept that file:
+    the prompted samples by default, or :data:`folders.OPEN_PROMPT_SAMPLES`."""
     out = []
     for folder in folders.iter_run_dirs(Path(store)):
         status = folders.status_of(folder)
-        samples = folder / folders.SAMPLES
+        samples = folder / file
         if status and status.get("status") == folders.FINISHED and samples.is_file():
             out.append((folders.read_json(folder / folders.CELL), samples))
     return out

@@ -263,3 +263,30 @@ def test_isoeps_run_on_a_running_cluster(ray_cluster, tiny_suite, plugin_env):
     assert ran.returncode == 0, ran.stderr
     assert "1 ran" in ran.stdout
     assert ray_cluster.is_initialized()  # the driver left the shared cluster running
+
+
+@pytest.mark.slow
+def test_the_smoke_suite_on_ray_equals_the_local_executor(ray_cluster, tmp_path):
+    """The shipped ``smoke`` suite, local then on Ray (public models cached by the first run):
+    the same rows and the same samples for the same seeds."""
+    import torch
+
+    local_store, ray_store = tmp_path / "local", tmp_path / "ray"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 1-CPU Ray task gets one thread: the same float reductions
+    try:
+        _, expanded, local = _run("smoke", [f"runtime.results={local_store}"])
+    finally:
+        torch.set_num_threads(threads)
+    assert local.failed_count == 0 and len(local.ran) == len(expanded) >= 6
+    _, _, remote = _run("smoke", [f"runtime.results={ray_store}"],
+                        executor=RayExecutor(resources={"memory_gb": 0.25}))
+    assert sorted(o.status for o in remote.ran) == ["finished"] * len(expanded)
+    assert all(o.run_dir.startswith(str(ray_store)) for o in remote.ran)
+    ours, theirs = _rows(ray_store), _rows(local_store)
+    assert len(ours) >= len(expanded) * 2  # kid and the attribute metrics, per cell
+    assert ours.equals(theirs)
+    for cell in expanded:
+        remote_samples = np.load(folders.find_run(ray_store, cell.cell_id) / "samples.npz")
+        local_samples = np.load(folders.find_run(local_store, cell.cell_id) / "samples.npz")
+        assert np.array_equal(remote_samples["images"], local_samples["images"])

@@ -16,7 +16,7 @@ from isoeps.accountants import (
     epsilon,
 )
 from isoeps.errors import ConfigError, MissingWeightsError
-from isoeps.methods.base import MethodContext
+from isoeps.methods.base import OPEN_PROMPT, MethodContext
 from isoeps.methods.dpagg_ti import TOKEN_MARK, DPAggTI
 from isoeps.models.text_encoders import PLACEHOLDER
 from isoeps.privacy.guard import PrivateData
@@ -105,6 +105,10 @@ def test_inf_mode_records_non_private_access(public_dir: Path) -> None:
     method.fit(guard, PrivacyBudget.non_private())
     assert not guard.ledger.is_private
     assert method.token is not None and method.report["mode"] == "inf"
+    # The open prompt keeps the private token and drops only the caption.
+    samples = method.sample([OPEN_PROMPT], 2)
+    assert samples.prompts == [f"a photo of {TOKEN_MARK}"] * 2
+    assert samples.eval_captions == [OPEN_PROMPT] * 2
 
 
 def test_public_mode_never_touches_private_data(public_dir: Path) -> None:

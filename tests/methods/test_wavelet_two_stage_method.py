@@ -14,7 +14,7 @@ from isoeps.accountants import PrivacyBudget, default_delta, epsilon
 from isoeps.datasets import load_split
 from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
-from isoeps.methods.base import MethodContext
+from isoeps.methods.base import OPEN_PROMPT, MethodContext
 from isoeps.methods.dpsgd_full_finetune import DPSGDFullFinetune
 from isoeps.methods.wavelet_two_stage import WaveletTwoStage
 from isoeps.privacy.guard import PrivateData
@@ -99,6 +99,14 @@ def test_private_fit_and_sample(pretrained, private: ImageSplit) -> None:
     assert method.sample_coarse(PROMPTS, 3).shape == (3, 3, 8, 8)
     again = method.sample(PROMPTS, 5)  # seeded from ctx: reproducible
     assert np.array_equal(again.images, samples.images)
+
+
+def test_open_prompt_is_the_null_condition(pretrained) -> None:
+    method = _method(pretrained)
+    _, mask = method.featurize([OPEN_PROMPT, PROMPTS[0]])
+    assert not mask[0].any() and mask[1].all()
+    samples = method.sample([OPEN_PROMPT], 3)
+    assert samples.images.shape == (3, 3, 32, 32) and samples.prompts == [OPEN_PROMPT] * 3
 
 
 def test_ar_upsampler_continues_with_public_model(pretrained) -> None:

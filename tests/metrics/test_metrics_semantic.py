@@ -105,15 +105,14 @@ def test_attribute_and_utility_metrics() -> None:
     reference = shape_split(80, seed=1, split="reference")
     private = shape_split(200, seed=2, split="private")
     good = shape_split(80, seed=3)
-    inputs = MetricInputs(
-        fake=good.images,
-        fake_captions=[],
-        reference=reference,
-        fake_attributes=good.attributes,
-        eval=eval_split,
-        private=private,
-    )
-    values = {v.name: v for v in AttributeMetric(classifier=CLF).evaluate(inputs)}
+    common = {"fake_captions": [], "reference": reference, "fake_attributes": good.attributes,
+              "eval": eval_split, "private": private}
+
+    def evaluate(fake: np.ndarray, **extra) -> dict:
+        inputs = MetricInputs(fake=fake, **common, **extra)
+        return {v.name: v for v in AttributeMetric(classifier=CLF).evaluate(inputs)}
+
+    values = evaluate(good.images)
     held_out = values["attr_consistency"].details["classifier_heldout_accuracy"]
     assert min(held_out.values()) > 0.8, held_out
     assert values["attr_consistency"].value > 0.8
@@ -124,21 +123,17 @@ def test_attribute_and_utility_metrics() -> None:
     # Samples that ignore their prompts: all green squares.
     wrong = good.images.copy()
     wrong[:] = shape_split(1, seed=9).images[0]
-    bad = {
-        v.name: v
-        for v in AttributeMetric(classifier=CLF).evaluate(
-            MetricInputs(
-                fake=wrong,
-                fake_captions=[],
-                reference=reference,
-                fake_attributes=good.attributes,
-                eval=eval_split,
-                private=private,
-            )
-        )
-    }
+    bad = evaluate(wrong)
     assert bad["attr_consistency"].value < values["attr_consistency"].value - 0.2
     assert bad["attr_tv"].value > 0.3
+    # Style capture reads the open-prompt samples when given; prompted ones stay in details.
+    styled = evaluate(good.images, open_prompt=wrong[:50])
+    assert styled["attr_tv"].value == pytest.approx(bad["attr_tv"].value, abs=0.1)
+    assert styled["attr_tv"].n == 50
+    assert styled["attr_tv"].details["samples"].startswith("open prompt")
+    assert styled["attr_tv"].details["tv_prompted"] == pytest.approx(values["attr_tv"].value)
+    assert styled["attr_consistency"].value == pytest.approx(values["attr_consistency"].value)
+    inputs = MetricInputs(fake=good.images, **common)
     utility = UtilityMetric(classifier=CLF).evaluate(inputs)[0]
     assert utility.value > max(utility.details["majority_baseline"].values())
     with pytest.raises(ConfigError, match="fake_attributes"):
