@@ -225,7 +225,7 @@ def _make_cell(
         "seed": seed,
         "n_samples": spec.n_samples,
         "extraction_samples": spec.extraction_samples if "mem" in spec.metrics else 0,
-        "open_prompt_samples": spec.open_prompt_samples if "attr" in spec.metrics else 0,
+        "open_prompt_samples": spec.open_prompt_samples if _needs(spec, "open_prompt") else 0,
         "metrics": spec.metrics,
         "cross_check_accountants": list(spec.cross_check_accountants),
         "secure": spec.runtime.secure,
@@ -233,6 +233,12 @@ def _make_cell(
     }
     draft = Cell(cell_id="pending", **fields)
     return Cell(cell_id=content_key(cell_identity(draft), length=CELL_ID_LENGTH), **fields)
+
+
+def _needs(spec: SuiteSpec, what: str) -> bool:
+    """Whether any metric of ``spec`` declares ``what`` among its ``needs``."""
+    return any(what in getattr(registry.get("isoeps.metrics", name), "needs", ())
+               for name in spec.metrics)
 
 
 def find_cell(cells: list[Cell], cell_id: str) -> Cell:

@@ -427,6 +427,34 @@ def plan_status(cells: list[Cell], store: Path) -> dict[str, str]:
     return out
 
 
+def public_family(cell: Cell) -> tuple[str, str]:
+    """(dataset, public-model key): cells that share a cached public model."""
+    from isoeps.cache import content_key
+    from isoeps.methods.base import MethodContext
+
+    registry.import_modules(cell.imports)
+    method = registry.get("isoeps.methods", cell.method_name)(
+        cell.method_config, ctx=MethodContext(show_progress=False)
+    )
+    return cell.dataset_label, content_key(method.public_cache_key())
+
+
+def interleave_families(cells: list[Cell], *, family: Callable[[Cell], Any] = public_family
+                        ) -> list[Cell]:
+    """Round-robin over public-model families, so that parallel workers start on different
+    public models (each trains its own while the others train theirs) instead of queueing on
+    one model's lock. Results do not depend on the order."""
+    groups: dict[Any, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(family(cell), []).append(cell)
+    queues = list(groups.values())
+    ordered = []
+    while queues:
+        ordered += [queue.pop(0) for queue in queues]
+        queues = [queue for queue in queues if queue]
+    return ordered
+
+
 def run_suite(
     cells: list[Cell],
     *,
@@ -455,6 +483,7 @@ def run_suite(
             todo.append(cell)
         else:
             summary.skipped += 1
+    todo = interleave_families(todo)
     executor = executor or create_executor(runtime)
     payloads = [
         {"cell": c.model_dump(mode="json"), "folder": str(folders.run_dir(store, c.slug)),

@@ -114,8 +114,8 @@ class SuiteSpec(_Strict):
     open_prompt_samples: int = Field(
         default=0,
         ge=0,
-        description="samples from the open prompt '' (no attribute named) for style capture "
-        "(attr_tv); 0 measures attr_tv on the prompted samples",
+        description="samples from the open prompt '' (no attribute named) for metrics that "
+        "need them (style capture, attr_tv); 0 measures attr_tv on the prompted samples",
     )
     metrics: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="metric registry name -> options (backbone, ...)"

@@ -45,7 +45,7 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
 
 class AttributeMetric(Metric):
     name = "attr"
-    needs = frozenset({"eval", "private"})
+    needs = frozenset({"eval", "private", "open_prompt"})
 
     def __init__(
         self, *, device: str | None = None, classifier: dict[str, Any] | None = None

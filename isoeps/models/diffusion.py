@@ -356,10 +356,10 @@ class TextDiffusion:
             hidden, mask = self.condition(
                 chunk, None if token_vector is None else token_vector.detach()
             )
+            # Unconditional prompts need no guidance: both passes would be the same.
+            scale = 1.0 if all(p == UNCONDITIONAL for p in chunk) else guidance_scale
             outputs.append(
-                self._denoise(
-                    scheduler, hidden, mask, uncond_hidden, uncond_mask, guidance_scale, generator
-                )
+                self._denoise(scheduler, hidden, mask, uncond_hidden, uncond_mask, scale, generator)
             )
         return np.concatenate(outputs) if outputs else np.zeros((0, 3, 1, 1), np.uint8)
 
@@ -388,12 +388,17 @@ class TextDiffusion:
                 [_pad_to(mask, width), _pad_to(uncond_mask, width).expand(batch, -1)]
             )
         for t in scheduler.timesteps:
-            model_in = torch.cat([x, x])
-            eps = self.unet(
-                model_in, t, encoder_hidden_states=both_hidden, encoder_attention_mask=both_mask
-            ).sample
-            cond, uncond = eps.chunk(2)
-            guided = uncond + guidance_scale * (cond - uncond)
+            if guidance_scale == 1.0:
+                guided = self.unet(
+                    x, t, encoder_hidden_states=hidden, encoder_attention_mask=mask
+                ).sample
+            else:
+                eps = self.unet(
+                    torch.cat([x, x]), t, encoder_hidden_states=both_hidden,
+                    encoder_attention_mask=both_mask,
+                ).sample
+                cond, uncond = eps.chunk(2)
+                guided = uncond + guidance_scale * (cond - uncond)
             x = scheduler.step(guided, t, x).prev_sample
         if self.vae is not None:
             x = self.vae.decode(x / self.vae.config.scaling_factor).sample

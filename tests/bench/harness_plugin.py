@@ -6,6 +6,7 @@
   released mean plus seeded noise. ``fail`` raises in fit; ``overspend`` records a ledger
   above the target; ``sleep_s`` slows fit (for the kill test);
 - metric ``test-brightness``: the mean pixel value of the samples;
+- metric ``test-open-brightness``: the same of the open-prompt samples;
 - metric ``test-nearest``: reads the private split (not DP); reports the closest pairs.
 """
 
@@ -130,6 +131,17 @@ class Brightness(Metric):
                             details={"resize": "none"})]
 
 
+class OpenBrightness(Metric):
+    """The mean pixel value of the open-prompt samples (so the harness must draw them)."""
+
+    name = "test-open-brightness"
+    needs = frozenset({"open_prompt"})
+
+    def evaluate(self, inputs) -> list[MetricValue]:
+        return [MetricValue(name="open_brightness", value=float(inputs.open_prompt.mean()),
+                            higher_is_better=False, n=len(inputs.open_prompt), backbone="pixels")]
+
+
 class Nearest(Metric):
     """Pixel distance from each sample to its nearest private image (reads the private split)."""
 
@@ -156,6 +168,7 @@ registry.register("isoeps.metrics", "test-nearest", Nearest, replace=True)
 registry.register("isoeps.datasets", "test-tiny", TinySource, replace=True)
 registry.register("isoeps.methods", "test-mean-image", MeanImage, replace=True)
 registry.register("isoeps.metrics", "test-brightness", Brightness, replace=True)
+registry.register("isoeps.metrics", "test-open-brightness", OpenBrightness, replace=True)
 
 
 def suite_yaml(**overrides: Any) -> str:

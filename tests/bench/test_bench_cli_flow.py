@@ -11,6 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from isoeps.results import folders, load
 from isoeps.results.index import read
 
@@ -114,6 +117,20 @@ def test_dry_run_prints_plan_and_status(tiny_suite, plugin_env, tmp_path):
     assert [r["status"] for r in rows] == ["new", "new"]
     assert rows[0]["plan"] == {"sample_rate": 0.5, "steps": 1}
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_open_prompt_samples_are_drawn_stored_and_shown(tiny_suite, plugin_env, tmp_path):
+    path = tiny_suite(budgets=["inf"], open_prompt_samples=5,
+                      metrics={"test-brightness": {}, "test-open-brightness": {}})
+    isoeps(["run", path, "--reports", tmp_path / "rep"], plugin_env, tmp_path, check=0)
+    folder = next((tmp_path / "results" / "runs").iterdir())
+    values = {v["name"]: v for v in json.loads((folder / "metrics.json").read_text())["values"]}
+    stored = np.load(folder / "open_prompt_samples.npz")
+    assert stored["images"].shape[0] == values["open_brightness"]["n"] == 5
+    assert values["open_brightness"]["value"] == pytest.approx(stored["images"].mean())
+    assert list(stored["prompts"]) == [""] * 5
+    index = (tmp_path / "rep" / "index.md").read_text()
+    assert "figures/samples_open_prompt_tiny.png" in index
 
 
 def test_run_writes_report_and_exports(tiny_suite, plugin_env, tmp_path):

@@ -176,3 +176,26 @@ def test_unknown_executor_names_the_field(tiny_suite):
 
     with pytest.raises(ConfigError, match="runtime.executor"):
         _run(tiny_suite(budgets=["public"]), ["runtime.executor=nowhere"])
+
+
+def test_cells_interleave_by_method_so_parallel_workers_start_apart():
+    from types import SimpleNamespace
+
+    from isoeps.bench.runner import interleave_families
+
+    cells = [SimpleNamespace(dataset_label="d", method_label=m, budget=b)
+             for m in ("a", "b", "c") for b in ("1", "10", "public")][:-1]
+    ordered = interleave_families(cells, family=lambda c: c.method_label)
+    assert [(c.method_label, c.budget) for c in ordered] == [
+        ("a", "1"), ("b", "1"), ("c", "1"), ("a", "10"), ("b", "10"), ("c", "10"),
+        ("a", "public"), ("b", "public")]
+
+
+def test_the_two_ar_methods_share_one_public_family():
+    from isoeps.bench.runner import interleave_families, public_family
+
+    quick = cells.expand(load_suite("quick"), check_roots=False)
+    families = {public_family(c) for c in quick}
+    assert len(families) == 2  # the AR family (both AR methods) and dpagg-ti
+    first = interleave_families(quick)[:2]
+    assert {c.method_name for c in first} == {"wavelet-two-stage", "dpagg-ti"}

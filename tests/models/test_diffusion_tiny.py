@@ -57,6 +57,19 @@ def test_sample_is_uint8_and_seeded(model: TextDiffusion) -> None:
     assert not np.array_equal(first, other)
 
 
+def test_unconditional_prompts_skip_guidance_with_the_same_result(model: TextDiffusion) -> None:
+    from diffusers import DDIMScheduler
+
+    fast = model.sample(["", ""], generator=torch.Generator().manual_seed(3), steps=3)
+    scheduler = DDIMScheduler.from_config(model.scheduler.config)
+    scheduler.set_timesteps(3)
+    hidden, mask = model.condition(["", ""])
+    uncond_hidden, uncond_mask = model.condition([""])
+    guided = model._denoise(scheduler, hidden, mask, uncond_hidden, uncond_mask, 3.0,
+                            torch.Generator().manual_seed(3))
+    assert np.abs(fast.astype(int) - guided.astype(int)).max() <= 1
+
+
 def test_token_vector_changes_only_prompts_with_the_token(model: TextDiffusion) -> None:
     prompts = [f"a photo of {PLACEHOLDER}, a red square", "a red square"]
     with pytest.raises(ConfigError, match="no token vector"):
