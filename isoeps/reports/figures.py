@@ -126,7 +126,7 @@ def sample_grids(cells: list[tuple[dict[str, Any], Path]], out: Path, spec: Repo
         title = ("open prompt (no attribute named): what each model learned"
                  if open_prompt else "samples per method and ε (same prompts per column)")
         figure.suptitle(f"{dataset}: {title}", fontsize=9)
-        figure.tight_layout()
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / figure.get_figheight()))  # room for the title
         stem = "samples_open_prompt" if open_prompt else "samples"
         written += _save(figure, out / f"{stem}_{_slug(dataset)}")
     return written
