@@ -13,15 +13,16 @@ from isoeps.bench.runner import plan_status
 from isoeps.results import folders
 
 
-def _durations(store: Path) -> dict[tuple[str, str], list[float]]:
-    """Wall times of finished cells by (method label, budget mode)."""
+def _durations(store: Path) -> dict[tuple[str, str, str], list[float]]:
+    """Wall times of finished cells by (suite, method label, budget mode): one store can hold
+    several suites, whose cells of the same method differ in size (smoke vs quick)."""
     out: dict[tuple[str, str], list[float]] = {}
     for folder in folders.iter_run_dirs(store):
         status = folders.status_of(folder)
         if not status or status.get("status") != folders.FINISHED:
             continue
         cell = folders.read_json(folder / folders.CELL)
-        key = (cell["method_label"], _mode(cell["budget"]))
+        key = (cell.get("suite", ""), cell["method_label"], _mode(cell["budget"]))
         out.setdefault(key, []).append(float(status.get("wall_time_s") or 0))
     return out
 
@@ -68,7 +69,7 @@ def dry_run(cells: list[Cell], store: Path) -> list[dict[str, Any]]:
     rows = []
     known: dict[str, int] = {}
     for cell in cells:
-        times = durations.get((cell.method_label, _mode(cell.budget)))
+        times = durations.get((cell.suite, cell.method_label, _mode(cell.budget)))
         try:
             plan = _method_plan(cell, known)
         except Exception as exc:  # noqa: BLE001 (a plan that cannot be made is itself worth printing)

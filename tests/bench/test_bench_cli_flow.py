@@ -119,6 +119,17 @@ def test_dry_run_prints_plan_and_status(tiny_suite, plugin_env, tmp_path):
     assert not (tmp_path / "results" / "runs").exists()
 
 
+def test_dry_run_estimates_come_from_the_same_suite_only(tiny_suite, plugin_env, tmp_path):
+    path = tiny_suite(budgets=["public"])
+    isoeps(["run", path, "--no-report"], plugin_env, tmp_path, check=0)
+    same = json.loads(isoeps(["run", path, "--dry-run", "--json"], plugin_env, tmp_path,
+                             check=0).stdout)["cells"]
+    other = json.loads(isoeps(["run", path, "name=other", "--dry-run", "--json"], plugin_env,
+                              tmp_path, check=0).stdout)["cells"]
+    assert same[0]["estimate_s"] is not None and same[0]["estimate_s"] >= 0
+    assert other[0]["cell_id"] == same[0]["cell_id"] and other[0]["estimate_s"] is None
+
+
 def test_open_prompt_samples_are_drawn_stored_and_shown(tiny_suite, plugin_env, tmp_path):
     path = tiny_suite(budgets=["inf"], open_prompt_samples=5,
                       metrics={"test-brightness": {}, "test-open-brightness": {}})
