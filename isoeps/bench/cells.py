@@ -224,7 +224,7 @@ def _make_cell(
         "delta_rule": spec.delta,
         "seed": seed,
         "n_samples": spec.n_samples,
-        "extraction_samples": spec.extraction_samples if "mem" in spec.metrics else 0,
+        "extraction_samples": spec.extraction_samples if _needs(spec, "extraction") else 0,
         "open_prompt_samples": spec.open_prompt_samples if _needs(spec, "open_prompt") else 0,
         "metrics": spec.metrics,
         "cross_check_accountants": list(spec.cross_check_accountants),

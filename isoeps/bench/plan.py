@@ -16,7 +16,7 @@ from isoeps.results import folders
 def _durations(store: Path) -> dict[tuple[str, str, str], list[float]]:
     """Wall times of finished cells by (suite, method label, budget mode): one store can hold
     several suites, whose cells of the same method differ in size (smoke vs quick)."""
-    out: dict[tuple[str, str], list[float]] = {}
+    out: dict[tuple[str, str, str], list[float]] = {}
     for folder in folders.iter_run_dirs(store):
         status = folders.status_of(folder)
         if not status or status.get("status") != folders.FINISHED:

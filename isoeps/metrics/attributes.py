@@ -7,8 +7,9 @@
   value frequencies and the private split's true frequencies, averaged over attributes (the
   "style capture" claim). It reads the open-prompt samples when the cell drew them
   (``MetricInputs.open_prompt``): prompts that name every attribute would fix the frequencies
-  and measure prompt following instead (that number stays in ``details["tv_prompted"]``). ``details["tv_vs_private_predicted"]`` repeats it against the
-  classifier's labels of the private images, which cancels the classifier's own bias.
+  and measure prompt following instead (that number stays in ``details["tv_prompted"]``).
+  ``details["tv_vs_private_predicted"]`` repeats it against the classifier's labels of the
+  private images, which cancels the classifier's own bias.
 
 The classifier's held-out accuracy on the real reference images is in every value's details,
 so a reader knows how far to trust it. These numbers read the private split after the release

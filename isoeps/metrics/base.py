@@ -70,7 +70,8 @@ class Metric(ABC):
     #: The registry name (``isoeps.metrics`` entry point), e.g. ``"fid"``.
     name: ClassVar[str]
     #: Inputs this metric needs beyond ``fake`` and ``reference``: e.g. {"eval", "private"}.
-    #: "open_prompt" asks the harness to draw the suite's ``open_prompt_samples``.
+    #: "extraction" and "open_prompt" ask the harness to draw the suite's
+    #: ``extraction_samples`` and ``open_prompt_samples``.
     needs: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod

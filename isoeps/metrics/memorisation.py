@@ -60,7 +60,7 @@ def nearest(
 
 class MemorisationMetric(Metric):
     name = "mem"
-    needs = frozenset({"private"})
+    needs = frozenset({"private", "extraction"})
 
     def __init__(
         self,

@@ -350,6 +350,8 @@ class TextDiffusion:
         scheduler = DDIMScheduler.from_config(self.scheduler.config)
         scheduler.set_timesteps(int(steps))
         uncond_hidden, uncond_mask = self.condition([UNCONDITIONAL])
+        # channels_last: 1.27x faster UNet passes on the reference CPU, outputs equal to 4e-6.
+        self.unet.to(memory_format=torch.channels_last)
         outputs = []
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
@@ -377,29 +379,28 @@ class TextDiffusion:
         channels = self.unet.config.in_channels
         size = self.unet.config.sample_size if self.vae is not None else self.resolution
         x = torch.randn((batch, channels, size, size), generator=generator).to(self.device)
-        # Conditional and unconditional passes share one batch: pad both to the same width.
-        width = max(hidden.shape[1], uncond_hidden.shape[1])
-        both_hidden = torch.cat(
-            [_pad_to(hidden, width), _pad_to(uncond_hidden, width).expand(batch, -1, -1)]
-        )
-        both_mask = None
-        if mask is not None and uncond_mask is not None:
-            both_mask = torch.cat(
-                [_pad_to(mask, width), _pad_to(uncond_mask, width).expand(batch, -1)]
-            )
-        # channels_last: 1.27x faster UNet passes on the reference CPU, outputs equal to 4e-6.
-        self.unet.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+        if guidance_scale == 1.0:
+            model_hidden, model_mask = hidden, mask
+        else:
+            # Conditional and unconditional passes share one batch: pad both to the same width.
+            width = max(hidden.shape[1], uncond_hidden.shape[1])
+            model_hidden = torch.cat(
+                [_pad_to(hidden, width), _pad_to(uncond_hidden, width).expand(batch, -1, -1)]
+            )
+            model_mask = None
+            if mask is not None and uncond_mask is not None:
+                model_mask = torch.cat(
+                    [_pad_to(mask, width), _pad_to(uncond_mask, width).expand(batch, -1)]
+                )
         for t in scheduler.timesteps:
+            model_in = x if guidance_scale == 1.0 else torch.cat([x, x])
+            eps = self.unet(
+                model_in, t, encoder_hidden_states=model_hidden, encoder_attention_mask=model_mask
+            ).sample
             if guidance_scale == 1.0:
-                guided = self.unet(
-                    x, t, encoder_hidden_states=hidden, encoder_attention_mask=mask
-                ).sample
+                guided = eps
             else:
-                eps = self.unet(
-                    torch.cat([x, x]), t, encoder_hidden_states=both_hidden,
-                    encoder_attention_mask=both_mask,
-                ).sample
                 cond, uncond = eps.chunk(2)
                 guided = uncond + guidance_scale * (cond - uncond)
             x = scheduler.step(guided, t, x).prev_sample

@@ -72,11 +72,9 @@ def write_report(
     lines += ["## Figures", ""]
     written = [] if frame.empty else figures.metric_vs_epsilon(frame, out / "figures", spec)
     if store is not None:
-        samples = [(c, p) for c, p in _finished_samples(store) if c["cell_id"] in ids]
-        written += figures.sample_grids(samples, out / "figures", spec)
-        open_samples = [(c, p) for c, p in _finished_samples(store, file=folders.OPEN_PROMPT_SAMPLES)
-                        if c["cell_id"] in ids]
-        written += figures.sample_grids(open_samples, out / "figures", spec, open_prompt=True)
+        for file, open_prompt in ((folders.SAMPLES, False), (folders.OPEN_PROMPT_SAMPLES, True)):
+            samples = [(c, p) for c, p in _finished_samples(store, file=file) if c["cell_id"] in ids]
+            written += figures.sample_grids(samples, out / "figures", spec, open_prompt=open_prompt)
     if not frame.empty:
         written += figures.spectra(frame, out / "figures", spec)
     if show_private and store is not None:

@@ -67,6 +67,7 @@ def test_experiment_changes_change_cell_ids(tmp_path, override):
     ({"datasets": {"tiny": {"name": "no-such-data"}}}, "datasets.tiny.name"),
     ({"store": {"samples": "some"}}, "store.samples"),
     ({"metrics": {"no-such-metric": {}}}, "metrics.no-such-metric"),
+    ({"open_prompt_samples": -1}, "open_prompt_samples"),
 ])
 def test_malformed_suite_names_the_field(tmp_path, change, field):
     path = _suite(tmp_path, **change)
