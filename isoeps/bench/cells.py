@@ -48,6 +48,8 @@ class Cell(BaseModel):
     extraction_samples: int
     open_prompt_samples: int = 0
     metrics: dict[str, dict[str, Any]]
+    #: Versions of the metrics that were bumped past "1" (see ``Metric.version``).
+    metric_versions: dict[str, str] = {}
     cross_check_accountants: list[str]
     secure: bool = False
     store: StoreSpec = StoreSpec()
@@ -100,6 +102,8 @@ def cell_identity(cell: Cell) -> dict[str, Any]:
     }
     if cell.open_prompt_samples:  # absent when 0, so older cells keep their ids
         identity["open_prompt"] = cell.open_prompt_samples
+    if cell.metric_versions:  # absent while every metric is at version 1, likewise
+        identity["metric_versions"] = cell.metric_versions
     if cell.secure:  # benchmark cells keep their ids; secure ones are different experiments
         identity["secure"] = True
     return identity
@@ -227,12 +231,19 @@ def _make_cell(
         "extraction_samples": spec.extraction_samples if _needs(spec, "extraction") else 0,
         "open_prompt_samples": spec.open_prompt_samples if _needs(spec, "open_prompt") else 0,
         "metrics": spec.metrics,
+        "metric_versions": _bumped_metric_versions(spec),
         "cross_check_accountants": list(spec.cross_check_accountants),
         "secure": spec.runtime.secure,
         "store": spec.store,
     }
     draft = Cell(cell_id="pending", **fields)
     return Cell(cell_id=content_key(cell_identity(draft), length=CELL_ID_LENGTH), **fields)
+
+
+def _bumped_metric_versions(spec: SuiteSpec) -> dict[str, str]:
+    versions = {name: str(getattr(registry.get("isoeps.metrics", name), "version", "1"))
+                for name in spec.metrics}
+    return {name: version for name, version in versions.items() if version != "1"}
 
 
 def _needs(spec: SuiteSpec, what: str) -> bool:

@@ -73,6 +73,9 @@ class Metric(ABC):
     #: "extraction" and "open_prompt" ask the harness to draw the suite's
     #: ``extraction_samples`` and ``open_prompt_samples``.
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: Bumped when the metric's numbers change at the same options (e.g. a stronger default
+    #: classifier), so that cells computed before are not reused as if they were comparable.
+    version: ClassVar[str] = "1"
 
     @abstractmethod
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:

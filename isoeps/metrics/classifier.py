@@ -144,6 +144,14 @@ def accuracies(predicted: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -
     }
 
 
+def majority_rates(labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per attribute, the share of the most common class: the accuracy of a constant guess."""
+    return {
+        name: float(np.bincount(np.asarray(values)).max() / len(values)) if len(values) else 0.0
+        for name, values in labels.items()
+    }
+
+
 def eval_classifier(eval_split: ImageSplit, *, config: ClassifierConfig, device: str = "cpu"):
     """The attribute classifier trained on the eval split (cached), and its cache key."""
     import torch

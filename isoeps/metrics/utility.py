@@ -19,6 +19,7 @@ from isoeps.metrics.classifier import (
     ClassifierConfig,
     accuracies,
     check_labels,
+    majority_rates,
     predict,
     train_classifier,
 )
@@ -61,10 +62,7 @@ class UtilityMetric(Metric):
             predict(model, reference.images, config=self.config, device=device),
             reference.attributes,
         )
-        majority = {
-            name: float(np.bincount(reference.attributes[name]).max() / len(reference))
-            for name in names
-        }
+        majority = majority_rates({name: reference.attributes[name] for name in names})
         return [
             value(
                 "utility_accuracy",

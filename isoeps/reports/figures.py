@@ -38,6 +38,26 @@ def _colour(spec: ReportSpec, method: str, index: int) -> str:
     return spec.colours.get(method, f"C{index % 10}")
 
 
+#: Line style of each method's reference rows, drawn as horizontal lines in its colour.
+REFERENCE_STYLES = {"inf": "--", "public": ":"}
+
+
+def _method_legend(spec: ReportSpec, methods: list[str]) -> list[Any]:
+    """One entry per method (its colour) and one per reference row style (in grey)."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=_colour(spec, method, k), marker="o", label=spec.name(method))
+        for k, method in enumerate(methods)
+    ]
+    handles += [
+        Line2D([], [], color="grey", linestyle=style, linewidth=1,
+               label=f"{budget} row (method's colour)")
+        for budget, style in REFERENCE_STYLES.items()
+    ]
+    return handles
+
+
 def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
     """One figure per dataset: a panel per metric, a line per method over private epsilon with
     std-over-seeds error bars; the method's ``public`` (dotted) and ``inf`` (dashed) rows are
@@ -65,24 +85,30 @@ def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
                 if len(private):
                     stats = private.groupby("epsilon")["value"].agg(["mean", "std"]).sort_index()
                     axis.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0),
-                                  marker="o", capsize=3, color=colour, label=spec.name(method))
-                for budget, style in (("inf", "--"), ("public", ":")):
+                                  marker="o", capsize=3, color=colour)
+                for budget, style in REFERENCE_STYLES.items():
                     ref = mine[mine["budget"] == budget]["value"]
                     if len(ref):
-                        axis.axhline(ref.mean(), linestyle=style, color=colour, linewidth=1,
-                                     label=f"{spec.name(method)} ({budget})")
+                        axis.axhline(ref.mean(), linestyle=style, color=colour, linewidth=1)
             axis.set_xscale("log")
             axis.set_xlabel("ε (per-image, add/remove)")
             axis.set_ylabel(f"{spec.name(metric)} ({'higher' if higher else 'lower'} is better)")
             axis.set_title(spec.name(metric), fontsize=9)
-        for axis in list(axes.flat)[len(metrics):]:
+        spare = list(axes.flat)[len(metrics):]
+        for axis in spare:
             axis.axis("off")
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7,
-                      bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(labels) // 4)))
-        figure.suptitle(f"{dataset}: metrics vs ε (mean ± std over seeds; dashed: inf, "
-                        f"dotted: public)", fontsize=10)
-        figure.tight_layout(rect=(0, 0.06, 1, 0.97))
+        handles = _method_legend(spec, methods)
+        height = figure.get_figheight()  # inches: margins below are fixed in inches
+        if spare:  # the legend fills the first empty panel
+            spare[0].legend(handles=handles, loc="center", fontsize=8, frameon=False)
+            legend_rows = 0
+        else:
+            legend_rows = -(-len(handles) // 5)
+            figure.legend(handles=handles, loc="upper center", ncol=min(len(handles), 5),
+                          fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
+        figure.suptitle(f"{dataset}: metrics vs ε (mean ± std over seeds)", fontsize=10,
+                        y=1 - 0.05 / height)
+        figure.tight_layout(rect=(0, 0, 1, 1 - (0.28 + 0.18 * legend_rows) / height))
         written += _save(figure, out / f"metrics_vs_eps_{_slug(dataset)}")
     return written
 

@@ -18,6 +18,7 @@ from isoeps.accountants import (
     create_accountant,
     epsilon,
 )
+from isoeps.accountants.backends.rdp import HIGH_ORDERS
 
 # (sigma, q, T, delta): includes q = 1 (plain Gaussian) and T = 1.
 GRID = [
@@ -53,12 +54,13 @@ def _library_prv(parts, delta: float, eps_error: float) -> float:
     return library.compute_epsilon(delta, steps)[2]
 
 
-def _library_rdp(parts, delta: float) -> float:
+def _library_rdp(parts, delta: float, alphas=None) -> float:
     from opacus.accountants import RDPAccountant
 
     accountant = RDPAccountant()
     accountant.history = [(s, q, t) for s, q, t in parts]
-    return accountant.get_epsilon(delta=delta)
+    orders = None if alphas is None else [*RDPAccountant.DEFAULT_ALPHAS, *alphas]
+    return accountant.get_epsilon(delta=delta, alphas=orders)
 
 
 def _library_pld(parts, delta: float, replace_one: bool = False) -> float:
@@ -87,7 +89,22 @@ def test_prv_matches_library(sigma, q, steps, delta):
 @pytest.mark.parametrize("sigma,q,steps,delta", GRID)
 def test_rdp_matches_opacus(sigma, q, steps, delta):
     ours = epsilon(Ledger([_entry(sigma, q, steps)]), delta, "rdp")
-    assert ours == pytest.approx(_library_rdp([(sigma, q, steps)], delta), rel=1e-9)
+    library = _library_rdp([(sigma, q, steps)], delta, alphas=HIGH_ORDERS)
+    assert ours == pytest.approx(library, rel=1e-9)
+
+
+def test_rdp_searches_orders_past_opacus_defaults_at_small_epsilon(recwarn):
+    """At sigma = 8 the best order is above opacus's largest default (63): the backend must
+    find it (a tighter bound, no 'largest alpha' warning) and still equal opacus's own analysis
+    over the same orders."""
+    part = (8.0, 0.0128, 40)
+    ours = epsilon(Ledger([_entry(*part)]), 5e-6, "rdp")
+    assert not [w for w in recwarn if "largest alpha" in str(w.message)]
+    with pytest.warns(UserWarning, match="largest alpha"):
+        default_orders = _library_rdp([part], 5e-6)
+    assert ours < 0.5 * default_orders
+    assert ours == pytest.approx(_library_rdp([part], 5e-6, alphas=HIGH_ORDERS), rel=1e-9)
+    assert ours >= epsilon(Ledger([_entry(*part)]), 5e-6, "prv")
 
 
 @pytest.mark.parametrize("sigma,q,steps,delta", GRID)
@@ -129,7 +146,8 @@ def test_mixed_ledger_prv():
 
 def test_mixed_ledger_rdp():
     ledger = Ledger([_entry(*part) for part in MIXED])
-    assert epsilon(ledger, 1e-5, "rdp") == pytest.approx(_library_rdp(MIXED, 1e-5), rel=1e-9)
+    expected = _library_rdp(MIXED, 1e-5, alphas=HIGH_ORDERS)
+    assert epsilon(ledger, 1e-5, "rdp") == pytest.approx(expected, rel=1e-9)
 
 
 def test_mixed_ledger_pld():

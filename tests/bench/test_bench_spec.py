@@ -102,6 +102,33 @@ def test_shipped_suites_validate(name):
     }
 
 
+def test_bumping_a_metrics_version_gives_new_cell_ids(monkeypatch):
+    """Cells computed by an older version of a metric must not be reused as comparable."""
+    from isoeps.metrics.attributes import AttributeMetric
+
+    before = cells.expand(load_suite("smoke"))
+    # kid (version 1) stays out, so cells of unchanged metrics keep their ids
+    assert all(c.metric_versions == {"attr": AttributeMetric.version} for c in before)
+    monkeypatch.setattr(AttributeMetric, "version", "99")
+    after = cells.expand(load_suite("smoke"))
+    assert not {c.cell_id for c in before} & {c.cell_id for c in after}
+
+
+def test_the_style_capture_suite_reuses_the_quick_suites_public_models():
+    """Its YAML promises the quick suite's cached public models: same data, same public config."""
+    from isoeps.bench.runner import public_family
+
+    style = cells.expand(load_suite("style-capture"))
+    assert len(style) == 2 * 6 * 3
+    assert {c.budget for c in style} == {"0.1", "0.3", "1", "10", "inf", "public"}
+    assert all(c.dataset.n["private"] >= 20000 for c in style)
+    quick = cells.expand(load_suite("quick"))
+    families = {c.method_name: public_family(c) for c in quick}
+    for cell in style:
+        assert public_family(cell) == families[cell.method_name]
+        assert cells.dataset_identity(cell.dataset) == cells.dataset_identity(quick[0].dataset)
+
+
 @pytest.mark.parametrize(("name", "env"), [("paper-coco", "COCO_ROOT"),
                                            ("paper-mmceleba", "MMCELEBA_ROOT")])
 def test_paper_suites_need_their_root(name, env, monkeypatch, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from metrics_fixtures import shape_split
 
 from isoeps.errors import ConfigError
-from isoeps.metrics.attributes import AttributeMetric, total_variation
+from isoeps.metrics.attributes import EVAL_CLASSIFIER_STEPS, AttributeMetric, total_variation
 from isoeps.metrics.base import MetricInputs
 from isoeps.metrics.memorisation import MemorisationMetric
 from isoeps.metrics.utility import UtilityMetric
@@ -99,6 +99,35 @@ def test_total_variation() -> None:
     assert total_variation(np.array([0.5, 0.5]), np.array([1.0, 0.0])) == 0.5
 
 
+def test_attribute_metric_flags_attributes_its_classifier_cannot_read(caplog) -> None:
+    """One training step leaves a constant guess: the metric must say so, not hide it."""
+    split = shape_split(60, seed=0)
+    inputs = MetricInputs(
+        fake=split.images,
+        fake_captions=[],
+        reference=shape_split(60, seed=1, split="reference"),
+        fake_attributes=split.attributes,
+        eval=split,
+        private=shape_split(60, seed=2, split="private"),
+    )
+    metric = AttributeMetric(classifier={"steps": 1, "width": 8, "batch_size": 8})
+    with caplog.at_level("WARNING"):
+        values = {v.name: v for v in metric.evaluate(inputs)}
+    details = values["attr_tv"].details
+    assert details["classifier_weak_attributes"], details["classifier_heldout_accuracy"]
+    for name in details["classifier_weak_attributes"]:
+        assert (
+            details["classifier_heldout_accuracy"][name]
+            < details["classifier_heldout_majority"][name] + 0.05
+        )
+    assert "barely better than a constant guess" in caplog.text
+
+
+def test_the_eval_classifier_trains_long_enough_by_default() -> None:
+    assert AttributeMetric().config.steps == EVAL_CLASSIFIER_STEPS >= 1000
+    assert AttributeMetric(classifier={"steps": 7}).config.steps == 7
+
+
 @pytest.mark.slow
 def test_attribute_and_utility_metrics() -> None:
     eval_split = shape_split(400, seed=0)
@@ -115,6 +144,7 @@ def test_attribute_and_utility_metrics() -> None:
     values = evaluate(good.images)
     held_out = values["attr_consistency"].details["classifier_heldout_accuracy"]
     assert min(held_out.values()) > 0.8, held_out
+    assert values["attr_consistency"].details["classifier_weak_attributes"] == []
     assert values["attr_consistency"].value > 0.8
     assert values["attr_tv"].value < 0.15
     # Only the style-capture value reads the private split (so only it is marked not DP).

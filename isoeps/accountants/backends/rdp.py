@@ -9,8 +9,14 @@ from isoeps.accountants.base import Accountant
 from isoeps.accountants.ledger import Ledger
 
 
+#: Orders beyond opacus's defaults (which stop at 63): at small epsilon (large sigma) the best
+#: order is larger, and opacus then warns and returns a looser bound.
+HIGH_ORDERS = (80.0, 96.0, 128.0, 192.0, 256.0, 384.0, 512.0, 768.0, 1024.0)
+
+
 class RDPAccountant(Accountant):
-    """Sums the RDP curves of all entries over opacus's default orders, then converts."""
+    """Sums the RDP curves of all entries over opacus's default orders (extended by
+    :data:`HIGH_ORDERS`), then converts."""
 
     name: ClassVar[str] = "rdp"
 
@@ -27,7 +33,7 @@ class RDPAccountant(Accountant):
         counts = composition(ledger)
         if not counts:
             return 0.0
-        orders = self.orders or _OpacusRDP.DEFAULT_ALPHAS
+        orders = self.orders or [*_OpacusRDP.DEFAULT_ALPHAS, *HIGH_ORDERS]
         total = sum(
             analysis.compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=orders)
             for (sigma, q), steps in counts.items()
