@@ -44,11 +44,16 @@ def ordering_tables(frame: pd.DataFrame, *, metric: str, sigmas: float) -> str:
     for (dataset, method), rows in part.groupby(["dataset", "method"], sort=False):
         stats = rows.groupby("budget")["value"].agg(["mean", "std", "count"])
         stats["std"] = stats["std"].fillna(0.0)
-        lines += [f"### {dataset} / {method}: {metric} ({'higher' if higher else 'lower'} is "
-                  f"better), mean +- std over seeds", "",
-                  "| budget | value | seeds | better than public by | worse than inf by | "
-                  f"public > eps > inf, each > {sigmas:g} std |",
-                  "|---|---|---|---|---|---|"]
+        direction = "higher" if higher else "lower"
+        lines += [
+            f"### {dataset} / {method}: {metric} ({direction} is better), mean +- std over seeds",
+            "",
+            (
+                "| budget | value | seeds | better than public by | worse than inf by | "
+                f"public > eps > inf, each > {sigmas:g} std |"
+            ),
+            "|---|---|---|---|---|---|",
+        ]
         private = sorted((b for b in stats.index if b not in ("inf", "public")), key=float)
         for budget in [*private, "inf", "public"]:
             if budget not in stats.index:

@@ -8,7 +8,6 @@ from isoeps.accountants.backends.prv import check_add_remove, composition
 from isoeps.accountants.base import Accountant
 from isoeps.accountants.ledger import Ledger
 
-
 #: Orders beyond opacus's defaults (which stop at 63): at small epsilon (large sigma) the best
 #: order is larger, and opacus then warns and returns a looser bound.
 HIGH_ORDERS = (80.0, 96.0, 128.0, 192.0, 256.0, 384.0, 512.0, 768.0, 1024.0)
