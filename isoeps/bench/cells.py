@@ -167,9 +167,15 @@ def check_suite(spec: SuiteSpec, *, check_roots: bool = True) -> None:
     for label, method in spec.methods.items():
         _method_class(label, method.method)
     known_metrics = registry.names("isoeps.metrics")
-    for name in spec.metrics:
+    for name, options in spec.metrics.items():
         if name not in known_metrics:
             raise ConfigError(f"metrics.{name}: unknown metric; known: {', '.join(known_metrics)}")
+        # Constructors only store their options: building each metric here rejects a bad option
+        # before any cell trains, not after its samples are drawn.
+        try:
+            registry.get("isoeps.metrics", name)(**options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"metrics.{name}: {exc}") from None
 
 
 def _check_root(field: str, name: str, root: str | None) -> None:

@@ -31,6 +31,17 @@ class ClassifierConfig:
     lr: float = 2e-3
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        minimum = {"size": 4, "width": 8, "steps": 1, "batch_size": 1}
+        for field, low in minimum.items():
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"classifier.{field} must be an integer >= {low}, got {value!r}")
+        if self.width % 8:
+            raise ValueError(f"classifier.width must be a multiple of 8 (GroupNorm), got {self.width}")
+        if not self.lr > 0:
+            raise ValueError(f"classifier.lr must be > 0, got {self.lr!r}")
+
 
 def _build(schema: dict[str, int], config: ClassifierConfig):
     import torch

@@ -68,6 +68,9 @@ def test_experiment_changes_change_cell_ids(tmp_path, override):
     ({"store": {"samples": "some"}}, "store.samples"),
     ({"metrics": {"no-such-metric": {}}}, "metrics.no-such-metric"),
     ({"open_prompt_samples": -1}, "open_prompt_samples"),
+    ({"metrics": {"attr": {"classifier": {"steps": 0}}}}, "metrics.attr: classifier.steps"),
+    ({"metrics": {"attr": {"classifier": {"width": 12}}}}, "metrics.attr: classifier.width"),
+    ({"metrics": {"attr": {"classifer": {}}}}, "classifer"),
 ])
 def test_malformed_suite_names_the_field(tmp_path, change, field):
     path = _suite(tmp_path, **change)
