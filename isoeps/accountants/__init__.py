@@ -27,6 +27,7 @@ from isoeps.accountants.mechanisms import (
     NonPrivate,
     SubsampledGaussian,
 )
+from isoeps.accountants.reaccount import ledger_digest, primary_accountant, reaccount
 
 __all__ = [
     "PRIMARY",
@@ -47,5 +48,8 @@ __all__ = [
     "create_accountant",
     "default_delta",
     "epsilon",
+    "ledger_digest",
+    "primary_accountant",
+    "reaccount",
     "register_accountant",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from isoeps.accountants.ledger import Ledger
+from isoeps.errors import IsoepsError
 
 
 class Accountant(ABC):
@@ -27,6 +28,13 @@ class Accountant(ABC):
 
         Backends that return an interval report its upper bound.
         """
+
+
+class AccountantFailure(IsoepsError, RuntimeError):
+    """A backend could not compute epsilon for valid inputs (e.g. prv-accountant rejecting its
+    own discretisation). It says nothing about whether epsilon is above or below a target.
+    The message (one line) names the mechanisms, delta and the backend's own error; the CLI
+    prints it and exits 2."""
 
 
 class UnknownAccountantError(ValueError):

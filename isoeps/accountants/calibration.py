@@ -4,7 +4,11 @@ Calibration finds the smallest sigma whose epsilon is at most the target: it see
 from the closed-form GDP approximation (:mod:`isoeps.accountants.gdp`), widens it by secant
 steps in log-log space, then runs Brent's method (``scipy.optimize.brentq``) on
 ``log eps(sigma) - log aim`` with ``aim`` just under the target. It stops at the first sigma
-whose epsilon lies in ``[target * (1 - rtol), target]``; it never returns a sigma above target.
+whose epsilon lies in ``[target * (1 - rtol), target]``; it never returns a sigma above target,
+and never one below that window: when no evaluated sigma lands in it, it raises
+:class:`CalibrationError`. A backend failure (:class:`~isoeps.accountants.base.AccountantFailure`,
+e.g. prv-accountant rejecting its discretisation) is not read as "above target": it steers the
+search like one, but a calibration that cannot land says which sigmas failed and why.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from isoeps.accountants.base import PRIMARY, Accountant, create_accountant
+from isoeps.accountants.base import PRIMARY, Accountant, AccountantFailure, create_accountant
 from isoeps.accountants.ledger import Ledger
 from isoeps.accountants.mechanisms import (
     ADJACENCIES,
@@ -29,12 +33,15 @@ MAX_NOISE_MULTIPLIER = 1e3
 MIN_NOISE_MULTIPLIER = 1e-2
 #: Where Brent aims, as a fraction of the tolerance window below the target.
 _AIM_FRACTION = 0.25
-#: ``log eps - log aim`` assigned to an accountant failure: "far above target".
+#: ``log eps - log aim`` assigned to an infinite epsilon or, to steer the search only, to an
+#: accountant failure (never taken as a result).
 _FAILED = 20.0
 
 
 class CalibrationError(ValueError):
-    """The target cannot be reached within the allowed noise multipliers."""
+    """No noise multiplier's epsilon lands in ``[target * (1 - rtol), target]``: the target is
+    unreachable within the allowed noise multipliers, or the accountant failed where it lands.
+    The message names the target, delta, sample rate, steps and the accountant."""
 
 
 def _check_number(name: str, value: object, *, low: float, high: float, closed_high: bool) -> float:
@@ -84,11 +91,14 @@ class Calibration:
     """The result of :func:`calibrate_detailed`."""
 
     noise_multiplier: float
+    #: The achieved epsilon, in ``[target_epsilon * (1 - rtol), target_epsilon]``.
     epsilon: float
     target_epsilon: float
     evaluations: int
-    #: Every (sigma, epsilon) the search evaluated, in order; ``inf`` marks a failure.
+    #: Every (sigma, epsilon) the search evaluated, in order; ``nan`` marks a failure.
     trace: list[tuple[float, float]] = field(default_factory=list)
+    #: The accountant whose (upper-bound) epsilon this is, e.g. ``"prv"``.
+    accountant: str = PRIMARY
 
 
 class _Found(Exception):
@@ -184,7 +194,7 @@ class _Solver:
         return self.cache[sigma]
 
     def solve(self, seed: float, slope: float, scale: float = 1.0) -> float | None:
-        """The first sigma in the window of ``scale * f``; None when even ``hi`` is above it."""
+        """The first sigma in the window of ``scale * f``; None when none evaluated lands in it."""
         from scipy.optimize import brentq
 
         aim = self.target * (1 - _AIM_FRACTION * self.rtol)
@@ -196,9 +206,11 @@ class _Solver:
             if self.floor <= value <= self.target:
                 found.append(sigma)
                 raise _Found
+            if math.isnan(value) or math.isinf(value):
+                return _FAILED  # a failure only steers: it is never in the window
             if value <= 0:
                 return -_FAILED
-            return _FAILED if math.isinf(value) else math.log(value) - math.log(aim)
+            return math.log(value) - math.log(aim)
 
         lo, hi = math.log(self.lo), math.log(self.hi)
         try:
@@ -214,17 +226,20 @@ class _Solver:
                     move = math.copysign(0.1 * self.rtol, move if move else 1.0)
                 nxt = min(max(b + move, lo), hi)
                 if nxt == b:
-                    return None if gb > 0 else math.exp(b)
+                    break  # at a bound of [lo, hi] and still on one side of the window
                 gn = g(nxt)
                 if gn < _FAILED and gb < _FAILED:
                     secant = -(gn - gb) / (nxt - b)
                     slope = min(max(secant, 0.2), 20.0) if secant > 0 else slope
                 a, ga, b, gb = b, gb, nxt, gn
-            brentq(g, min(a, b), max(a, b), xtol=self.rtol * 1e-3, rtol=1e-12, maxiter=100)
+            if (ga > 0) != (gb > 0):
+                brentq(g, min(a, b), max(a, b), xtol=self.rtol * 1e-3, rtol=1e-12, maxiter=100)
+        except RuntimeError:  # brentq did not converge: fall back on what was evaluated
+            pass
         except _Found:
             return found[-1]
-        below = [s for s, v in self.cache.items() if scale * v <= self.target]
-        return min(below) if below else None
+        inside = [s for s, v in self.cache.items() if self.floor <= scale * v <= self.target]
+        return min(inside) if inside else None
 
 
 def calibrate_detailed(
@@ -261,8 +276,9 @@ def calibrate_detailed(
     backend = _backend_for(accountant, target)
     trace: list[tuple[float, float]] = []
     calls = [0]
+    failures: list[tuple[float, str]] = []
 
-    def guarded(method):
+    def guarded(method, failed: list[tuple[float, str]] | None = None):
         def f(sigma: float) -> float:
             ledger = Ledger([*prefix, _mechanism(sigma, sample_rate, steps, adjacency)])
             calls[0] += 1
@@ -270,14 +286,18 @@ def calibrate_detailed(
                 value = float(method(ledger, delta=delta))
             except AccountingInputError:
                 raise
-            except (RuntimeError, ValueError, ArithmeticError):
-                value = math.inf  # e.g. PRV's "Discrete mean differs": treat as above target
-            return math.inf if math.isnan(value) else value
+            except (AccountantFailure, RuntimeError, ValueError, ArithmeticError) as error:
+                # Not "above target": unknown. It steers the search (see _FAILED) but is never
+                # a result, and a calibration that cannot land reports it.
+                if failed is not None:
+                    failed.append((sigma, str(error).strip().splitlines()[0] if str(error) else ""))
+                return math.nan
+            return value
 
         return f
 
     def exact(sigma: float) -> float:
-        value = guarded(backend.epsilon)(sigma)
+        value = guarded(backend.epsilon, failures)(sigma)
         trace.append((sigma, value))
         return value
 
@@ -304,11 +324,54 @@ def calibrate_detailed(
             scale, seed = value / forecast, candidate
     sigma = solver.solve(seed, slope)
     if sigma is None:
-        raise CalibrationError(
-            f"target epsilon={target:g} at delta={delta:g} is unreachable: it needs "
-            f"noise_multiplier > max_noise_multiplier={max_sigma:g}"
+        raise _no_landing(
+            solver, failures, backend.name, target, delta, sample_rate, steps, rtol, lo, max_sigma
         )
-    return Calibration(sigma, solver.value(sigma), target, calls[0], trace)
+    value = solver.value(sigma)
+    assert solver.floor <= value <= target  # the invariant; solve() returns only such sigmas
+    return Calibration(sigma, value, target, calls[0], trace, accountant=backend.name)
+
+
+def _no_landing(
+    solver: _Solver,
+    failures: list[tuple[float, str]],
+    name: str,
+    target: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    rtol: float,
+    lo: float,
+    max_sigma: float,
+) -> CalibrationError:
+    """The error for a search that found no sigma in the window, saying why."""
+    where = f"target epsilon={target:g} at delta={delta:g} (sample_rate={sample_rate:g}, "
+    where += f"steps={steps})"
+    known = {s: v for s, v in solver.cache.items() if not math.isnan(v)}
+    above = [s for s, v in known.items() if v > target]
+    below = [s for s, v in known.items() if v < solver.floor]
+    if failures:
+        sigmas = sorted({s for s, _ in failures})
+        return CalibrationError(
+            f"{where} cannot be reached within rtol={rtol:g} with accountant {name!r}: it failed "
+            f"at noise_multiplier {', '.join(f'{s:.4g}' for s in sigmas[:6])} "
+            f"({failures[-1][1]}); not calibrating rather than returning a sigma that spends "
+            "less than the target"
+        )
+    if not below and (not above or max(above) >= max_sigma * (1 - 1e-9)):
+        return CalibrationError(
+            f"{where} is unreachable: it needs noise_multiplier > "
+            f"max_noise_multiplier={max_sigma:g}"
+        )
+    if not above and below and min(below) <= lo * (1 + 1e-9):
+        return CalibrationError(
+            f"{where} cannot be reached within rtol={rtol:g} with accountant {name!r}: even "
+            f"noise_multiplier={lo:g} gives epsilon={known[min(below)]:.4g}"
+        )
+    closest = ", ".join(f"sigma {s:.6g} -> epsilon {known[s]:.6g}" for s in sorted(known)[:6])
+    return CalibrationError(
+        f"{where} cannot be reached within rtol={rtol:g} with accountant {name!r} ({closest})"
+    )
 
 
 def calibrate(

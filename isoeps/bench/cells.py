@@ -173,9 +173,44 @@ def check_suite(spec: SuiteSpec, *, check_roots: bool = True) -> None:
         # Constructors only store their options: building each metric here rejects a bad option
         # before any cell trains, not after its samples are drawn.
         try:
-            registry.get("isoeps.metrics", name)(**options)
+            metric = registry.get("isoeps.metrics", name)(**options)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"metrics.{name}: {exc}") from None
+        _check_backbone(name, options, metric)
+    _check_accountants(spec.cross_check_accountants)
+
+
+def _check_accountants(names: list[str]) -> None:
+    """Cross-check accountants must be registered: a typo would only show after training."""
+    from isoeps.accountants import accountant_names
+
+    known = accountant_names()
+    for k, name in enumerate(names):
+        if name not in known:
+            raise ConfigError(
+                f"cross_check_accountants[{k}]: unknown accountant {name!r}; known: "
+                f"{', '.join(known)}"
+            )
+
+
+def _check_backbone(metric_name: str, options: dict[str, Any], metric: Any) -> None:
+    """A metric's backbone must resolve (as ``metrics.backbones.load_backbone`` resolves it)
+    before any cell trains, not when its samples are measured."""
+    backbone = options.get("backbone", getattr(metric, "backbone_name", None))
+    if not isinstance(backbone, str):
+        return
+    field = f"metrics.{metric_name}.backbone"
+    if backbone.startswith("clip:"):
+        if len(backbone.split(":", 2)) != 3 or not all(backbone.split(":", 2)[1:]):
+            raise ConfigError(f"{field}: {backbone!r}: expected clip:<arch>:<path to weights>")
+        return
+    if backbone == "clip":
+        raise ConfigError(f"{field}: backbone 'clip' needs its architecture and local weights: "
+                          "clip:<arch>:<path>")
+    known = registry.names("isoeps.backbones")
+    if backbone not in known:
+        raise ConfigError(f"{field}: unknown backbone {backbone!r}; known: {', '.join(known)}, "
+                          "clip:<arch>:<path>")
 
 
 def _check_root(field: str, name: str, root: str | None) -> None:

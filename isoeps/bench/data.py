@@ -52,8 +52,15 @@ def load_cell_data(spec: DatasetSpec) -> CellData:
     loaded = _load(spec.name, splits, resolution=spec.resolution, n=n, seed=spec.data_seed,
                    root=spec.root, options=spec.options)
     if not same_source:
+        from isoeps.datasets import check_disjoint
+
         loaded["public"] = _load(public.name, ["public"], resolution=spec.resolution,
                                  n={"public": public.n}, seed=spec.data_seed, root=public.root,
                                  options=public.options)["public"]
+        # Another source, or the same one with other options: check the public split against
+        # the other three too (ids where they share the source's namespace, pixels always).
+        namespaces = {split: spec.name for split in EVAL_SPLITS}
+        namespaces["public"] = public.name
+        check_disjoint(loaded, id_namespaces=namespaces)
     return CellData(private=loaded["private"], reference=loaded["reference"],
                     eval=loaded["eval"], public=loaded["public"])

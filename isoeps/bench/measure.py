@@ -48,9 +48,10 @@ def measure(cell: Any, *, samples: Any, prompts: dict[str, Any], extraction: dic
     for name, options in cell.metrics.items():
         metric_class = registry.get("isoeps.metrics", name)
         metric = metric_class(**options)
-        reads_private = "private" in getattr(metric_class, "needs", frozenset())
+        needs = getattr(metric_class, "needs", frozenset())
+        reads_private = "private" in needs
         started = time.time()
-        results = metric.evaluate(inputs)
+        results = metric.evaluate(_inputs_for(inputs, needs))
         wall = time.time() - started
         log.info("metric %s: %s (%.1fs)", name,
                  ", ".join(f"{v.name}={v.value:.4g}" for v in results), wall)
@@ -67,3 +68,16 @@ def measure(cell: Any, *, samples: Any, prompts: dict[str, Any], extraction: dic
             )
             values.append(row)
     return values
+
+
+def _inputs_for(inputs: Any, needs: frozenset[str]) -> Any:
+    """What one metric may read: the private split and the samples drawn from private
+    captions only when its ``needs`` declare them (its values are then marked not-DP)."""
+    import dataclasses
+
+    hidden: dict[str, Any] = {}
+    if "private" not in needs:
+        hidden["private"] = None
+    if "extraction" not in needs:
+        hidden.update(extraction=None, extraction_source_ids=None)
+    return dataclasses.replace(inputs, **hidden) if hidden else inputs

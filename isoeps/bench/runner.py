@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from isoeps import registry
+from isoeps.accountants.reaccount import reaccount
 from isoeps.bench import environment
 from isoeps.bench.cells import Cell
 from isoeps.bench.spec import RuntimeSpec, SuiteSpec, dump_suite
@@ -109,11 +108,12 @@ def _cell_log(path: Path) -> Iterator[None]:
 
 
 def _fresh_folder(folder: Path) -> None:
-    """Start a run folder from scratch: an interrupted or re-run cell leaves nothing behind."""
-    if folder.exists():
-        (folder / folders.STATUS).unlink(missing_ok=True)  # unfinished from here on
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    """Start a run folder from scratch: an interrupted or re-run cell leaves nothing behind.
+
+    Only a folder isoeps marked as its own is cleared, and not while another process writes
+    it: anything else is refused with a :class:`~isoeps.results.folders.StoreError` naming it.
+    """
+    folders.fresh_run_dir(folder)
 
 
 def run_cell(
@@ -183,12 +183,13 @@ def share_cpu_threads(jobs: int) -> None:
 def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     import numpy as np
 
-    from isoeps.accountants import PrivacyBudget, default_delta
+    from isoeps.accountants import Ledger, PrivacyBudget, default_delta
     from isoeps.bench.data import load_cell_data
     from isoeps.bench.public import prepare_public
     from isoeps.cache import cache_dir
     from isoeps.methods.base import OPEN_PROMPT, MethodContext
     from isoeps.privacy.guard import PrivateData
+    from isoeps.privacy.rng import mechanism_seed
 
     registry.import_modules(cell.imports)
     env = environment.collect(device=runtime.device)
@@ -213,38 +214,42 @@ def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     timings["public_s"] = time.time() - started
 
     started = time.time()
+    journal = Ledger()  # the harness's record of every release; the method sees copies only
     guard = None
     if budget.mode != "public":
         guard = PrivateData(
-            data.private, seed=None if cell.secure else ctx.seed_for("noise"), secure=cell.secure
+            data.private, seed=None if cell.secure else mechanism_seed(cell.seed),
+            secure=cell.secure, ledger=journal,
         )
-    method.fit(guard, budget)
+    try:
+        method.fit(guard, budget)
+    finally:
+        if guard is not None:
+            guard.close()  # any later access raises and is recorded in the journal
     timings["fit_s"] = time.time() - started
 
-    privacy = reaccount(guard.ledger if guard else None, budget=budget, delta=delta,
-                        cross_checks=cell.cross_check_accountants)
-    privacy.update(secure=cell.secure, num_private=num_private, public_model_key=public_key,
-                   release="secure run" if cell.secure else "benchmark run, not a DP release")
-    if guard is not None:
-        folders.write_text_atomic(folder / folders.LEDGER, guard.ledger.to_json())
-    folders.write_json_atomic(folder / folders.PRIVACY, privacy)
-    if privacy["refused"]:
-        raise RefusedCell(privacy["refused"])
+    privacy = _account(journal if guard else None, budget=budget, delta=delta, cell=cell,
+                       folder=folder, num_private=num_private, public_key=public_key)
 
     started = time.time()
     prompts = choose_prompts(data.reference, n=cell.n_samples, seed=ctx.seed_for(PROMPT_PURPOSE))
     samples = method.sample(prompts["prompts"], cell.n_samples)
     _check_samples(samples, cell.n_samples, data.reference.resolution)
-    extraction = None
-    if cell.extraction_samples:
-        extraction = choose_prompts(data.private, n=cell.extraction_samples,
-                                    seed=ctx.seed_for(PROMPT_PURPOSE))
-        extraction["samples"] = method.sample(extraction["prompts"], cell.extraction_samples)
     open_samples = None
     if cell.open_prompt_samples:
         open_samples = method.sample([OPEN_PROMPT], cell.open_prompt_samples)
         _check_samples(open_samples, cell.open_prompt_samples, data.reference.resolution)
+    extraction = None
+    if cell.extraction_samples:  # last: the only draw that sees private captions
+        extraction = choose_prompts(data.private, n=cell.extraction_samples,
+                                    seed=ctx.seed_for(PROMPT_PURPOSE))
+        extraction["samples"] = method.sample(extraction["prompts"], cell.extraction_samples)
     timings["sample_s"] = time.time() - started
+    if guard is not None and len(journal) != privacy["ledger_entries"]:
+        with contextlib.suppress(RefusedCell):  # the reason below says more
+            _account(journal, budget=budget, delta=delta, cell=cell, folder=folder,
+                     num_private=num_private, public_key=public_key)
+        raise RefusedCell("the method reached private data after fit returned")
 
     from isoeps.bench.measure import measure
 
@@ -260,6 +265,22 @@ def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     })
     _store_samples(folder, cell, samples, prompts, extraction, open_samples, np)
     _store_memorisation_pairs(folder, values, samples, data.private, np)
+
+
+def _account(journal: Any, *, budget: Any, delta: float, cell: Cell, folder: Path,
+             num_private: int, public_key: str) -> dict[str, Any]:
+    """Re-account the harness's journal, write ledger.json and privacy.json, refuse a cell
+    over its target (or with raw access, or with nothing recorded in a private cell)."""
+    privacy = reaccount(journal, budget=budget, delta=delta,
+                        cross_checks=cell.cross_check_accountants)
+    privacy.update(secure=cell.secure, num_private=num_private, public_model_key=public_key,
+                   release="secure run" if cell.secure else "benchmark run, not a DP release")
+    if journal is not None:
+        folders.write_text_atomic(folder / folders.LEDGER, journal.to_json())
+    folders.write_json_atomic(folder / folders.PRIVACY, privacy)
+    if privacy["refused"]:
+        raise RefusedCell(privacy["refused"])
+    return privacy
 
 
 def choose_prompts(split: Any, *, n: int, seed: int) -> dict[str, Any]:
@@ -292,51 +313,6 @@ def _check_samples(samples: Any, n: int, resolution: int) -> None:
         )
 
 
-def reaccount(
-    ledger: Any, *, budget: Any, delta: float, cross_checks: list[str]
-) -> dict[str, Any]:
-    """Epsilon of the guard's ledger by the primary accountant (prv; pld for replace-one) and
-    by every cross-check. ``refused`` names why a private cell may not be stored."""
-    from isoeps.accountants import PRIMARY, epsilon
-
-    if ledger is None:  # public mode: the guard was never created
-        return {"mode": budget.mode, "target_epsilon": None, "delta": None,
-                "accountant": None, "adjacency": None, "epsilon_achieved": 0.0,
-                "epsilon_by_accountant": {}, "ledger_entries": 0, "refused": None}
-    adjacency = ledger.adjacency
-    primary = "pld" if adjacency == "replace_one" else PRIMARY
-    by_accountant: dict[str, float | str] = {}
-    for name in [primary, *[c for c in cross_checks if c != primary]]:
-        try:
-            by_accountant[name] = epsilon(ledger, delta, name)
-        except Exception as exc:  # noqa: BLE001 (reported; a primary failure refuses a private cell below)
-            by_accountant[name] = f"error: {type(exc).__name__}: {exc}"
-    primary_value = by_accountant[primary]
-    achieved = math.nan if isinstance(primary_value, str) else float(primary_value)
-    refused = None
-    if budget.is_private:
-        if math.isnan(achieved):
-            refused = f"{primary} could not account the ledger ({primary_value})"
-        elif math.isinf(achieved):
-            refused = "the ledger records raw (non-private) access in a private cell"
-        elif not achieved <= budget.epsilon:  # zero tolerance
-            refused = (
-                f"{primary} epsilon {achieved:.6g} exceeds the target {budget.epsilon:g} "
-                f"at delta {delta:.3g}"
-            )
-    return {
-        "mode": budget.mode,
-        "target_epsilon": budget.epsilon,
-        "delta": delta,
-        "accountant": primary,
-        "adjacency": adjacency,
-        "epsilon_achieved": achieved,
-        "epsilon_by_accountant": by_accountant,
-        "ledger_entries": len(ledger),
-        "refused": refused,
-    }
-
-
 def _store_samples(folder: Path, cell: Cell, samples: Any, prompts: dict[str, Any],
                    extraction: dict[str, Any] | None, open_samples: Any, np: Any) -> None:
     from isoeps.bench.grid import save_grid
@@ -351,7 +327,8 @@ def _store_samples(folder: Path, cell: Cell, samples: Any, prompts: dict[str, An
             eval_captions=np.asarray(samples.eval_captions[:count], dtype=str),
             source_ids=np.asarray(prompts["source_ids"][:count], dtype=str),
         )
-    if extraction is not None and keep == "all":
+    if extraction is not None and keep == "all" and cell.store.extraction:
+        # opt-in (store.extraction): it holds private training captions and record ids
         folders.write_npz_atomic(
             folder / folders.EXTRACTION,
             images=extraction["samples"].images,
@@ -393,13 +370,24 @@ def _store_memorisation_pairs(folder: Path, values: list[dict[str, Any]], sample
 
 
 def _record_worker_death(payload: dict[str, Any], error: BaseException) -> dict[str, Any]:
-    """The worker process died (killed, out of memory): record the cell as failed."""
+    """The worker process died (killed, out of memory): record the cell as failed.
+
+    Nothing is written into a folder that isoeps does not own or that another process is
+    writing (the error then says so: it is the reason, not a dead worker)."""
     folder = Path(payload["folder"])
+    if isinstance(error, folders.StoreError):
+        return CellOutcome(payload["cell"]["cell_id"], folders.FAILED, str(folder),
+                           str(error)).__dict__
     reason = f"worker died: {type(error).__name__}: {error}"
-    if not (folder / folders.CELL).is_file():
-        folders.write_json_atomic(folder / folders.CELL, payload["cell"])
-    folders.write_json_atomic(folder / folders.STATUS, {"status": folders.FAILED, "reason": reason,
-                                                      "traceback": None, "wall_time_s": 0.0})
+    try:
+        with folders.claim_run_dir(folder, command="isoeps driver"):
+            if not (folder / folders.CELL).is_file():
+                folders.write_json_atomic(folder / folders.CELL, payload["cell"])
+            folders.write_json_atomic(folder / folders.STATUS, {
+                "status": folders.FAILED, "reason": reason, "traceback": None,
+                "wall_time_s": 0.0})
+    except folders.StoreError as exc:
+        reason = f"{reason}; not recorded in the folder: {exc}"
     return CellOutcome(payload["cell"]["cell_id"], folders.FAILED, str(folder), reason).__dict__
 
 
@@ -494,7 +482,8 @@ def run_suite(
     from isoeps.bench.trackers import create_trackers
 
     trackers = create_trackers(runtime.trackers, directory=store,
-                               project=f"isoeps-{cells[0].suite}" if cells else "isoeps")
+                               project=f"isoeps-{cells[0].suite}" if cells else "isoeps",
+                               upload=runtime.tracker_upload)
     bar = progress(total=len(todo), desc="cells", unit="cell")
     try:
         for payload, result in executor.map(run_cell_payload, payloads):

@@ -9,16 +9,33 @@ Overrides use the OmegaConf dotlist grammar rooted at the suite (``budgets=[1,10
 ``methods.wavelet-L2.config.steps=50``, ``runtime.device=cuda``). A list sweeps: ``budgets``
 and ``seeds`` are lists, and ``methods.<label>.sweep.<field>=[a,b]`` expands one method label
 into one variant per value.
+
+``${oc.env:NAME}`` interpolations are allowed only where they cannot change a cell's identity
+(dataset roots and ``runtime`` fields). Their values are never stored: a model keeps the
+interpolation text and writes it back when dumped (``config.yaml``, ``cell.json``, the payload
+a worker gets), and resolves it again wherever it is validated, so a cell runs with the
+resolved value of the environment it runs in.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from isoeps.errors import ConfigError
 
@@ -29,8 +46,105 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PublicSpec(_Strict):
+# -- environment interpolations: resolved to run, stored as their text ---------------------------
+
+ENV_PREFIX = "${oc.env:"
+
+
+def _env_strings(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(path, text) of every string under ``value`` that holds an ``${oc.env:...}``."""
+    if isinstance(value, str):
+        if ENV_PREFIX in value:
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _env_strings(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for k, item in enumerate(value):
+            yield from _env_strings(item, (*path, k))
+
+
+def _set_path(container: Any, path: tuple[Any, ...], value: Any) -> None:
+    for part in path[:-1]:
+        container = container[part]
+    container[path[-1]] = value
+
+
+def resolve_env_text(text: str) -> str:
+    """The value of a string whose interpolations are all ``${oc.env:...}``."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return str(OmegaConf.to_container(OmegaConf.create({"v": text}), resolve=True)["v"])
+    except OmegaConfBaseException as exc:
+        raise ValueError(str(exc).splitlines()[0]) from None
+
+
+class _EnvText(_Strict):
+    """A model whose ``${oc.env:...}`` values (in :attr:`env_fields`; ``None``: all fields)
+    are resolved when validated and dumped as their interpolation text, never as the value."""
+
+    env_fields: ClassVar[tuple[str, ...] | None] = None
+    _env: dict[tuple[Any, ...], str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _resolve_env(cls, data: Any, handler: Any) -> Any:
+        if not isinstance(data, dict):
+            return handler(data)
+        found: dict[tuple[Any, ...], str] = {}
+        data = dict(data)
+        fields = cls.env_fields if cls.env_fields is not None else tuple(data)
+        for name in fields:
+            if name not in data:
+                continue
+            if isinstance(data[name], (dict, list)):
+                import copy
+
+                data[name] = copy.deepcopy(data[name])
+            for path, text in list(_env_strings(data[name], (name,))):
+                try:
+                    value = resolve_env_text(text)
+                except ValueError as exc:
+                    raise ValueError(f"{'.'.join(map(str, path))}: {exc}") from None
+                if len(path) == 1:
+                    data[name] = value
+                else:
+                    _set_path(data, path, value)
+                found[path] = text
+        model = handler(data)
+        model._env = found
+        return model
+
+    @model_serializer(mode="wrap")
+    def _dump_env_text(self, handler: Any) -> Any:
+        out = handler(self)
+        if self._env and isinstance(out, dict):
+            for path, text in self._env.items():
+                try:
+                    _set_path(out, path, text)
+                except (KeyError, IndexError, TypeError):
+                    continue  # the field changed since (model_copy(update=...))
+        return out
+
+
+#: Labels become folder names: a safe charset, starting with a letter or digit.
+LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_label(label: Any) -> None:
+    if not isinstance(label, str) or not LABEL_PATTERN.match(label):
+        raise ValueError(
+            f"label {label!r}: use letters, digits, '_', '-' and '.', starting with a letter "
+            "or digit, at most 64 characters (labels name run folders)"
+        )
+
+
+class PublicSpec(_EnvText):
     """The public corpus used for pretraining, named explicitly."""
+
+    env_fields: ClassVar[tuple[str, ...] | None] = ("root",)
 
     name: str = Field(description="dataset registry name of the public corpus")
     root: str | None = Field(default=None, description="data root (runtime: not hashed)")
@@ -38,7 +152,9 @@ class PublicSpec(_Strict):
     n: int | None = Field(default=None, gt=0, description="public images (None: the loader's default)")
 
 
-class DatasetSpec(_Strict):
+class DatasetSpec(_EnvText):
+    env_fields: ClassVar[tuple[str, ...] | None] = ("root",)
+
     name: str = Field(description="dataset registry name, e.g. synthetic-faces")
     root: str | None = Field(default=None, description="data root (runtime: not hashed)")
     resolution: int = Field(default=32, gt=0)
@@ -71,6 +187,24 @@ class MethodSpec(_Strict):
 class StoreSpec(_Strict):
     samples: Literal["all", "grid", "none"] = "all"
     grid_size: int = Field(default=36, gt=0, description="images in the stored sample grid")
+    extraction: bool = Field(
+        default=False,
+        description="keep extraction.npz (samples drawn from *private* training captions, with "
+        "those captions and the private record ids) in the run folder; needs samples: all",
+    )
+
+
+class TrackerUploadSpec(_Strict):
+    """What trackers may upload beyond DP numbers and grids (both off: opt in)."""
+
+    inf_samples: bool = Field(
+        default=False, description="upload the sample grid of `inf` cells (no DP: trained "
+        "without clipping or noise), labelled as such",
+    )
+    not_dp: bool = Field(
+        default=False, description="upload metric values marked not-DP (they read the private "
+        "split at evaluation), under a not_dp/ prefix",
+    )
 
 
 class ResourcesSpec(_Strict):
@@ -80,7 +214,7 @@ class ResourcesSpec(_Strict):
     time_limit_min: float | None = Field(default=None, gt=0)
 
 
-class RuntimeSpec(_Strict):
+class RuntimeSpec(_EnvText):
     """How cells run. Nothing here enters the cell id."""
 
     device: str = "cpu"
@@ -93,6 +227,7 @@ class RuntimeSpec(_Strict):
     reports: str | None = None
     secure: bool = False
     trackers: list[str] = Field(default_factory=list)
+    tracker_upload: TrackerUploadSpec = Field(default_factory=TrackerUploadSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
 
 
@@ -179,6 +314,8 @@ class SuiteSpec(_Strict):
     def _not_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
         if not value:
             raise ValueError("at least one entry is required")
+        for label in value:
+            check_label(label)
         return value
 
 
@@ -267,7 +404,35 @@ def merge_config(text: str, overrides: list[str], *, origin: str) -> dict[str, A
         raise ConfigError(f"{origin}: {key + ': ' if key else ''}{detail}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: a suite must be a mapping, got {type(data).__name__}")
+    _keep_env_text(OmegaConf.to_container(merged, resolve=False), data, origin=origin)
     return data
+
+
+def _runtime_path(path: tuple[Any, ...]) -> bool:
+    """Whether ``path`` is a runtime field (never hashed into a cell id)."""
+    return (path[:1] == ("runtime",) or (len(path) == 3 and path[0] == "datasets"
+                                          and path[2] == "root")
+            or (len(path) == 4 and path[0] == "datasets" and path[2:] == ("public", "root")))
+
+
+def _keep_env_text(raw: Any, data: dict[str, Any], *, origin: str) -> None:
+    """Put the ``${oc.env:...}`` text back into ``data`` (resolved): the models resolve it
+    and store the text, never the value. Elsewhere an environment value would enter the
+    cell id and every run folder: refused, naming the field."""
+    for path, text in _env_strings(raw):
+        field = ".".join(map(str, path))
+        if not _runtime_path(path):
+            raise ConfigError(
+                f"{origin}: {field}: ${{oc.env:...}} is allowed only in dataset roots and "
+                "runtime fields (which never enter the cell id); here the variable's value would "
+                "be stored in every run folder and decide the cell id: write the value itself"
+            )
+        if "${" in text.replace(ENV_PREFIX, ""):
+            raise ConfigError(
+                f"{origin}: {field}: ${{oc.env:...}} cannot be combined with other "
+                f"interpolations in one value (got {text!r})"
+            )
+        _set_path(data, path, text)
 
 
 def validate(data: dict[str, Any], *, origin: str) -> SuiteSpec:

@@ -50,3 +50,50 @@ def parse_positive_float(name: str):
         return value
 
     return parse
+
+
+def add_yes_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-y", "--yes", action="store_true",
+                        help="delete without asking (needed when stdin is not a terminal)")
+
+
+def confirm(args: argparse.Namespace, what: str) -> bool:
+    """Whether the user agrees to ``what`` (a deletion): ``--yes``, or a ``y`` typed at the
+    terminal. Without a terminal and without ``--yes`` it refuses (ConfigError, exit 2)."""
+    from isoeps.errors import ConfigError
+
+    if getattr(args, "yes", False):
+        return True
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        raise ConfigError(f"this would {what}; pass --yes to confirm (stdin is not a terminal)")
+    print(f"This will {what}. Continue? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device this machine does not have before any work starts (ConfigError)."""
+    from isoeps.errors import ConfigError
+
+    if not device or device == "cpu":
+        return
+    import torch
+
+    kind, _, number = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: CUDA is not available on this machine "
+                              f"(torch {torch.__version__}); use --device cpu")
+        if number and (not number.isdigit() or int(number) >= torch.cuda.device_count()):
+            raise ConfigError(f"device {device!r}: this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+    elif kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"device {device!r}: MPS is not available on this machine")
+    else:
+        try:
+            torch.device(device)
+        except RuntimeError:
+            raise ConfigError(f"device {device!r} is not a device name (cpu, cuda, cuda:N, "
+                              "mps)") from None

@@ -15,7 +15,11 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
         handler=_ls
     )
     clear = actions.add_parser("clear", parents=[parent], help="delete cached artefacts")
-    clear.add_argument("--kind", help="only this kind (e.g. public-models); default: everything")
+    clear.add_argument("--kind", help="only this kind (datasets, evaluators, public-models, "
+                       "reference-features, weights); default: everything")
+    from isoeps.cli._common import add_yes_flag
+
+    add_yes_flag(clear)
     clear.set_defaults(handler=_clear)
 
 
@@ -41,9 +45,21 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _clear(args: argparse.Namespace) -> int:
-    from isoeps import cache
-    from isoeps.cli._common import emit
+    import sys
 
+    from isoeps import cache
+    from isoeps.cli._common import confirm, emit
+
+    target = cache.clear_target(args.kind)  # checked: a known kind, a root isoeps marked
+    if not target.exists():
+        emit(args, {"freed_bytes": 0}, "freed 0.0 MB")
+        return 0
+    size = sum(row["bytes"] for row in cache.entries()
+               if args.kind is None or row["kind"] == args.kind)
+    what = (f"delete the {args.kind} cache" if args.kind else "delete the whole cache")
+    if not confirm(args, f"{what} ({size / 1e6:.1f} MB) in {target}"):
+        print("nothing deleted", file=sys.stderr)
+        return 1
     freed = cache.clear(args.kind)
     emit(args, {"freed_bytes": freed}, f"freed {freed / 1e6:.1f} MB")
     return 0

@@ -36,7 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
                         metavar="MODULE", help="a module that registers plugins (repeatable)")
     parser.add_argument("--device", help="cpu or cuda")
     parser.add_argument("--secure", action="store_true")
-    parser.add_argument("--out", help="the run folder to write (ad-hoc cell)")
+    parser.add_argument("--out", help="the run folder to write (ad-hoc cell); an existing one "
+                        "must be empty or a run folder isoeps wrote")
+    parser.add_argument("--force", action="store_true",
+                        help="run again a cell whose run folder is finished (replacing it)")
     parser.set_defaults(handler=_cell)
 
 
@@ -83,7 +86,7 @@ def _cell(args: argparse.Namespace) -> int:
     from isoeps.bench.runner import run_cell
     from isoeps.bench.session import runtime_overrides
     from isoeps.bench.spec import load_suite, merge_config, validate
-    from isoeps.cli._common import emit
+    from isoeps.cli._common import check_device, emit
     from isoeps.errors import ConfigError
     from isoeps.results import folders
 
@@ -105,7 +108,14 @@ def _cell(args: argparse.Namespace) -> int:
         if len(expanded) != 1:
             raise ConfigError(f"the overrides expand to {len(expanded)} cells; a cell is one")
         cell, folder = expanded[0], Path(args.out)
-    outcome = run_cell(cell, folder=folder, runtime=spec.runtime, overrides=overrides)
+    check_device(spec.runtime.device)
+    folders.check_own(folder)  # never clear a folder isoeps did not write
+    status = folders.status_of(folder) if folders.is_run_dir(folder) else None
+    if status and status.get("status") == folders.FINISHED and not args.force:
+        raise ConfigError(f"{folder} holds a finished cell; pass --force to run it again "
+                          "(its results are replaced)")
+    with folders.claim_run_dir(folder, command="isoeps cell"):  # no second writer meanwhile
+        outcome = run_cell(cell, folder=folder, runtime=spec.runtime, overrides=overrides)
     privacy_path = folder / folders.PRIVACY
     privacy = json.loads(privacy_path.read_text()) if privacy_path.is_file() else {}
     payload = {

@@ -19,10 +19,11 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
 def _prepare(args: argparse.Namespace) -> int:
     from isoeps.bench.cells import expand
     from isoeps.bench.prepare import prepare_suite
-    from isoeps.cli._common import emit
+    from isoeps.cli._common import check_device, emit
     from isoeps.cli.run import suite_from_args
 
     spec, _ = suite_from_args(args, device=args.device)
+    check_device(spec.runtime.device)
     rows = prepare_suite(expand(spec), device=spec.runtime.device)
     emit(args, {"public_models": rows},
          "\n".join(f"{r['dataset']} {r['method']}: {r['key']} ({r['seconds']:.1f}s)" for r in rows))

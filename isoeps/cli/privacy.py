@@ -106,14 +106,45 @@ def _ledger(sigma: float, q: float, steps: int):
     return Ledger([mechanism])
 
 
-def _epsilons(ledger, delta: float, names) -> dict[str, float]:
+def _epsilons(ledger, delta: float, names) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Epsilon per accountant, and the one-line message of each that failed (value None).
+
+    A failure is never turned into a number under its own name; when only one accountant
+    was asked for, it is the command's error (exit 2).
+    """
     from isoeps.accountants import epsilon
+    from isoeps.accountants.base import AccountantFailure
 
-    return {name: epsilon(ledger, delta, name) for name in names}
+    values: dict[str, float | None] = {}
+    failed: dict[str, str] = {}
+    for name in names:
+        try:
+            values[name] = epsilon(ledger, delta, name)
+        except AccountantFailure as error:
+            if len(names) == 1:
+                raise
+            values[name] = None
+            failed[name] = str(error).strip().splitlines()[0]
+    return values, failed
 
 
-def _text(values: dict[str, float]) -> str:
-    return "\n".join(f"{name:<4} epsilon = {value:.6g}" for name, value in values.items())
+def _fallback(values: dict[str, float | None], failed: dict[str, str]) -> str | None:
+    """The accountant standing in for a failed ``prv`` (``pld``), when it has a value."""
+    return "pld" if "prv" in failed and values.get("pld") is not None else None
+
+
+def _text(values: dict[str, float | None], failed: dict[str, str] | None = None) -> str:
+    failed = failed or {}
+    fallback = _fallback(values, failed)
+    lines = []
+    for name, value in values.items():
+        if value is None:
+            instead = f"; {fallback} (fallback) stands in" if name == "prv" and fallback else ""
+            lines.append(f"{name:<4} epsilon = unavailable ({failed.get(name, 'failed')}){instead}")
+        else:
+            label = " (fallback for prv)" if name == fallback else ""
+            lines.append(f"{name:<4} epsilon = {value:.6g}{label}")
+    return "\n".join(lines)
 
 
 def _epsilon(args: argparse.Namespace) -> int:
@@ -123,7 +154,7 @@ def _epsilon(args: argparse.Namespace) -> int:
     q, steps, delta = _shared(args)
     chosen = _accountant(args.accountant, (*_ACCOUNTANTS, "all"))
     names = _ACCOUNTANTS if chosen == "all" else (chosen,)
-    values = _epsilons(_ledger(sigma, q, steps), delta, names)
+    values, failed = _epsilons(_ledger(sigma, q, steps), delta, names)
     payload = {
         "epsilon": values,
         "delta": delta,
@@ -132,7 +163,10 @@ def _epsilon(args: argparse.Namespace) -> int:
         "steps": steps,
         "primary": "prv",
     }
-    emit(args, payload, _text(values))
+    if failed:
+        payload["failed"] = failed
+        payload["fallback"] = _fallback(values, failed)
+    emit(args, payload, _text(values, failed))
     return 0
 
 
@@ -152,10 +186,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     )
     result = calibrate_detailed(target, delta, q, steps, chosen, max_noise_multiplier=max_sigma)
     others = [name for name in _ACCOUNTANTS if name != chosen]
-    values = {
-        chosen: result.epsilon,
-        **_epsilons(_ledger(result.noise_multiplier, q, steps), delta, others),
-    }
+    cross, failed = _epsilons(_ledger(result.noise_multiplier, q, steps), delta, others)
+    values = {chosen: result.epsilon, **cross}
     values = {name: values[name] for name in _ACCOUNTANTS}
     payload = {
         "noise_multiplier": result.noise_multiplier,
@@ -164,8 +196,14 @@ def _calibrate(args: argparse.Namespace) -> int:
         "delta": delta,
         "sample_rate": q,
         "steps": steps,
-        "accountant": chosen,
+        "accountant": result.accountant,
         "evaluations": result.evaluations,
     }
-    emit(args, payload, f"noise_multiplier = {result.noise_multiplier:.6g}\n{_text(values)}")
+    if failed:
+        payload["failed"] = failed
+    emit(
+        args,
+        payload,
+        f"noise_multiplier = {result.noise_multiplier:.6g}\n{_text(values, failed)}",
+    )
     return 0

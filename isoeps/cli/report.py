@@ -18,12 +18,16 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
     parser.add_argument("--spec", help="paper.yaml: rows, order, decimals, display names")
     parser.add_argument("--show-private", action="store_true",
                         help="include figures that show private training images")
+    parser.add_argument("--inf-samples", action="store_true",
+                        help="include the sample grids of `inf` cells (not DP) in the sample "
+                        "figures, labelled as such")
     parser.set_defaults(handler=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from isoeps.bench.verify import verify_store
     from isoeps.cli._common import emit
     from isoeps.reports import write_report
     from isoeps.results import load
@@ -43,7 +47,14 @@ def _report(args: argparse.Namespace) -> int:
     frame = load(store)
     if ids is not None:
         frame = frame[frame["cell_id"].isin(ids)]
+    # every finished cell's ledger.json is re-accounted against its privacy.json and target:
+    # what does not hold is left out of every table and figure, and named in the report
+    unverified = verify_store(store, set(frame["cell_id"]))
     index = write_report(frame, out, title=title, store=store, cell_ids=ids,
-                         show_private=args.show_private, spec=args.spec)
-    emit(args, {"index": str(index)}, f"wrote {index}")
+                         show_private=args.show_private, spec=args.spec,
+                         unverified=unverified, inf_samples=args.inf_samples)
+    lines = [f"wrote {index}"]
+    lines += [f"unverified (left out of the report): {u['run']}: {u['reason']}"
+              for u in unverified.values()]
+    emit(args, {"index": str(index), "unverified": unverified}, "\n".join(lines))
     return 0

@@ -25,21 +25,39 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
 
 
 def _reindex(args: argparse.Namespace) -> int:
-    from isoeps.cli._common import emit
-    from isoeps.results import reindex
+    """Rebuild the index, re-accounting every private finished cell's ledger.json: a cell
+    whose privacy record does not hold is marked (``verified`` false) and listed; exit 1."""
+    from pathlib import Path
 
-    count = reindex(args.results)
-    emit(args, {"cells": count}, f"indexed {count} run folder(s) in {args.results}")
-    return 0
+    from isoeps.bench.verify import verify_run
+    from isoeps.cli._common import emit
+    from isoeps.results import load_cells, reindex
+
+    count = reindex(args.results, verify_run)
+    cells = load_cells(args.results, verify_run)  # the verdicts are cached: no re-accounting
+    bad = [{"run": Path(row.run_dir).name, "cell_id": row.cell_id,
+            "reason": row.verify_reason}
+           for row in cells.itertuples() if isinstance(row.verify_reason, str)]
+    lines = [f"indexed {count} run folder(s) in {args.results}"]
+    lines += [f"unverified (marked in the index): {b['run']}: {b['reason']}" for b in bad]
+    emit(args, {"cells": count, "unverified": bad}, "\n".join(lines))
+    return 1 if bad else 0
 
 
 def _merge(args: argparse.Namespace) -> int:
+    """Copy run folders in, re-accounting every private finished one first: a folder whose
+    privacy record does not hold is not copied (listed; exit 1)."""
+    from isoeps.bench.verify import verify_run
     from isoeps.cli._common import emit
     from isoeps.results import merge
 
-    counts = merge(args.results, args.sources)
-    emit(args, counts, f"copied {counts['copied']}, skipped {counts['skipped']} run folder(s)")
-    return 0
+    counts = merge(args.results, args.sources, verify_run)
+    lines = [(f"copied {counts['copied']}, skipped {counts['skipped']}, refused "
+              f"{counts['refused']} run folder(s)")]
+    lines += [f"refused (not copied): {u['source']}/{u['run']}: {u['reason']}"
+              for u in counts["unverified"]]
+    emit(args, counts, "\n".join(lines))
+    return 1 if counts["refused"] else 0
 
 
 def _export(args: argparse.Namespace) -> int:

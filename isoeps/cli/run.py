@@ -49,13 +49,12 @@ def suite_from_args(args: argparse.Namespace, **runtime: object):
 
 
 def _run(args: argparse.Namespace) -> int:
-    import sys
     from pathlib import Path
 
     from isoeps.bench import cells as cells_module
     from isoeps.bench.plan import dry_run, format_rows
-    from isoeps.bench.runner import run_suite
-    from isoeps.cli._common import emit
+    from isoeps.cli._common import check_device, emit
+    from isoeps.results import folders, index
 
     spec, overrides = suite_from_args(
         args, jobs=args.jobs, device=args.device, executor=args.executor,
@@ -74,6 +73,20 @@ def _run(args: argparse.Namespace) -> int:
         rows = dry_run(cells, store)
         emit(args, {"suite": spec.name, "store": str(store), "cells": rows}, format_rows(rows))
         return 0
+    if spec.runtime.executor == "local":  # remote workers have devices of their own
+        check_device(spec.runtime.device)
+    # one driver per store, for the whole run (cells and report): a second one is refused
+    with folders.store_lock(store, command="isoeps run"):
+        index.check(store)
+        return _drive(args, spec, overrides, cells, store)
+
+
+def _drive(args: argparse.Namespace, spec, overrides: list[str], cells: list, store) -> int:
+    import sys
+    from pathlib import Path
+
+    from isoeps.bench.runner import run_suite
+    from isoeps.cli._common import emit
 
     def progress_line(outcome) -> None:
         note = f" ({outcome.reason})" if outcome.reason else ""
@@ -85,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
                         on_outcome=progress_line, verbosity=args.verbose - args.quiet)
     report_dir = None
     if not args.no_report:
+        from isoeps.bench.verify import verify_store
         from isoeps.reports import write_report
         from isoeps.results import load
 
@@ -92,7 +106,8 @@ def _run(args: argparse.Namespace) -> int:
         ids = {c.cell_id for c in cells}
         frame = load(store)
         frame = frame[frame["cell_id"].isin(ids)]
-        write_report(frame, report_dir, title=spec.name, store=store, cell_ids=ids)
+        write_report(frame, report_dir, title=spec.name, store=store, cell_ids=ids,
+                     unverified=verify_store(store, ids))
     payload = {
         "suite": spec.name, "store": str(store), "report": str(report_dir) if report_dir else None,
         "ran": len(summary.ran), "skipped": summary.skipped, "failed": summary.failed,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
@@ -115,6 +115,13 @@ class CocoDataset(DatasetSource):
         }
 
 
+def is_inside_name(name: str) -> bool:
+    """Whether a listed file name stays inside the folder it is read from: relative (on any
+    platform's reading), with no ``..`` part."""
+    posix = PurePosixPath(name.replace("\\", "/"))
+    return not posix.is_absolute() and not PureWindowsPath(name).drive and ".." not in posix.parts
+
+
 def read_captions_json(path: Path, *, image_dir: Path) -> list[FileItem]:
     """Parse a COCO captions file into items sorted by image id; errors name the field."""
     try:
@@ -132,6 +139,11 @@ def read_captions_json(path: Path, *, image_dir: Path) -> list[FileItem]:
             raise DataError(f"{path}: images[{i}].id is missing or not an integer")
         if not isinstance(image.get("file_name"), str) or not image["file_name"]:
             raise DataError(f"{path}: images[{i}].file_name is missing or not a string")
+        if not is_inside_name(image["file_name"]):
+            raise DataError(
+                f"{path}: images[{i}].file_name {image['file_name']!r} must be a relative path "
+                f"inside {image_dir} (no '..', not absolute)"
+            )
         files[image["id"]] = image["file_name"]
     captions: dict[int, list[tuple[int, str]]] = {}
     for i, ann in enumerate(data["annotations"]):

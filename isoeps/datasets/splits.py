@@ -11,16 +11,26 @@ from isoeps.errors import DataError
 _SHOWN = 3
 
 
-def check_disjoint(splits: Mapping[str, ImageSplit]) -> None:
+def check_disjoint(
+    splits: Mapping[str, ImageSplit], *, id_namespaces: Mapping[str, str] | None = None
+) -> None:
     """Raise :class:`DataError` if two splits share an image id or identical pixels.
+
+    Args:
+        splits: split name -> split; every pair is checked.
+        id_namespaces: split name -> the namespace its ids live in (e.g. the source name).
+            Ids are compared only between splits of one namespace (by default all splits
+            share one); the exact content hash of the decoded image is compared always.
 
     The message names the split pair, the number of shared items and the first few ids (for a
     pixel overlap, the ids on both sides and the hash). COCO train2017 contains most of
     val2014, so mixing years is the usual cause.
     """
     hashes = {name: split.pixel_hashes() for name, split in splits.items()}
+    namespaces = id_namespaces or {}
     for a, b in combinations(splits, 2):
-        shared_ids = sorted(set(splits[a].ids) & set(splits[b].ids))
+        same_namespace = namespaces.get(a) == namespaces.get(b)
+        shared_ids = sorted(set(splits[a].ids) & set(splits[b].ids)) if same_namespace else []
         if shared_ids:
             raise DataError(
                 f"splits {a!r} and {b!r} share {len(shared_ids)} image id(s), e.g. "

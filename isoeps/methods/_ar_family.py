@@ -289,8 +289,9 @@ class ARFamilyMethod(Method):
         self.pretrain_report = meta.get("pretrain_report", {})
 
     # -- private finetune ---------------------------------------------------------------------
-    def collate(self, records: ImageSplit | list, rng: np.random.Generator) -> dict:
-        """One Poisson chunk -> tensors: one random caption per record (``rng``), images
+    def collate(self, records: ImageSplit | list, rngs: list[np.random.Generator]) -> dict:
+        """One Poisson chunk -> tensors: one random caption per record (each record's own
+        generator in ``rngs``, keyed to its id by the guard), images
         tokenised by the frozen public tokenizer up to :meth:`private_scales`."""
         images, captions = _images_and_captions(records)
         per = self.tokenizer.tokens_per_scale
@@ -299,11 +300,11 @@ class ARFamilyMethod(Method):
             tokens = self.tokenizer.encode(to_float(images), num_scales=scales)
         else:
             tokens = torch.zeros(0, scales * per, dtype=torch.long)
-        text, mask = self.featurize(pick_captions(captions, rng))
+        text, mask = self.featurize(pick_captions(captions, rngs))
         return {
             "tokens": tokens.contiguous(),
             "text": text,
-            "text_mask": drop_conditions(mask, self.config.cond_dropout, rng),
+            "text_mask": drop_conditions(mask, self.config.cond_dropout, rngs),
         }
 
     def trainable(self, model: ScaleCausalTransformer) -> list[str]:
@@ -338,7 +339,6 @@ class ARFamilyMethod(Method):
             budget=budget,
             trainable=self.trainable(model),
             device=self.ctx.device,
-            generator_seed=self.ctx.seed_for("data"),
             logger=self.ctx.logger,
             show_progress=self.ctx.show_progress,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,8 +21,12 @@ from isoeps.accountants import PrivacyBudget
 from isoeps.datasets.base import ImageSplit
 from isoeps.privacy.guard import PrivateData
 
-#: Purposes for which :class:`MethodContext` derives independent random streams.
-RNG_PURPOSES: tuple[str, ...] = ("data", "init", "sampling", "noise", "evaluation")
+#: Purposes for which :class:`MethodContext` derives independent random streams, and the
+#: spawn key of each. Key 3 was the retired "noise" purpose: the mechanism's randomness is the
+#: guard's, derived by the harness through a path no method is given
+#: (:func:`isoeps.privacy.rng.mechanism_seed`).
+_SPAWN_KEYS: dict[str, int] = {"data": 0, "init": 1, "sampling": 2, "evaluation": 4}
+RNG_PURPOSES: tuple[str, ...] = tuple(_SPAWN_KEYS)
 
 
 class MethodConfig(BaseModel):
@@ -72,24 +76,29 @@ class Samples:
 class MethodContext:
     """Everything a method gets from the harness besides its config.
 
-    ``seed`` is the cell's root seed; :meth:`rng`/:meth:`seed_for` derive an independent
-    stream per purpose with ``numpy.random.SeedSequence``. ``secure`` asks the DP engine for
-    cryptographic sampling and noise.
+    ``seed`` is the cell's root seed; it is not kept: :meth:`rng`/:meth:`seed_for` derive an
+    independent stream per purpose with ``numpy.random.SeedSequence`` from the seeds computed
+    at construction. ``secure`` asks the DP engine for cryptographic sampling and noise.
     """
 
     device: str = "cpu"
-    seed: int = 0
+    seed: InitVar[int] = 0
     secure: bool = False
     cache_dir: Path | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("isoeps.method"))
     tracker: Any = None
     show_progress: bool = True
+    _purpose_seeds: dict[str, int] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self, seed: int) -> None:
+        for purpose, key in _SPAWN_KEYS.items():
+            sequence = np.random.SeedSequence(seed, spawn_key=(key,))
+            self._purpose_seeds[purpose] = int(sequence.generate_state(1, dtype=np.uint32)[0])
 
     def seed_for(self, purpose: str) -> int:
-        if purpose not in RNG_PURPOSES:
+        if purpose not in self._purpose_seeds:
             raise ValueError(f"unknown RNG purpose {purpose!r}; known: {RNG_PURPOSES}")
-        sequence = np.random.SeedSequence(self.seed, spawn_key=(RNG_PURPOSES.index(purpose),))
-        return int(sequence.generate_state(1, dtype=np.uint32)[0])
+        return self._purpose_seeds[purpose]
 
     def rng(self, purpose: str) -> np.random.Generator:
         return np.random.default_rng(self.seed_for(purpose))

@@ -13,20 +13,21 @@ folder) stays frozen. ``fit`` spends one subsampled Gaussian release through the
    :func:`isoeps.accountants.calibrate` with one step (add/remove adjacency, sensitivity C).
 
 With ``group_size`` g > 1 (groups assigned by a hash of the record id, the only assignment
-allowed), the same release runs over G = ceil(N / g) groups through
-:meth:`PrivateData.aggregate_groups`: groups are Poisson-sampled at rate q, the images of each
-sampled group share one new token learned on all of them, each group's offset is clipped to C,
-and the sum is divided by the constant ``q G``. Adding or removing one image moves only its
-group's offset (by up to 2C): replace-one adjacency, calibrated and accounted by ``pld``
-(``prv`` cannot account it). The noise std stays sigma C: dp-accounting's REPLACE_ONE
+allowed), the same release runs over G = ``num_groups`` groups, a number fixed in the config
+and never computed from the private N, through :meth:`PrivateData.aggregate_groups`: groups
+are Poisson-sampled at rate q, the images of each sampled group share one new token learned on
+all of them, each group's offset is clipped to C, and the sum is divided by the constant
+``q G``. Adding or removing one image moves only its own group's offset (by up to 2C; the
+argument is written out in ``aggregate_groups``): replace-one adjacency of one group,
+calibrated and accounted by ``pld`` (``prv`` cannot account it). The noise std stays sigma C: dp-accounting's REPLACE_ONE
 relation already accounts the 2C shift (see
 :class:`isoeps.accountants.mechanisms.SubsampledGaussian`).
 
 The private token is the public initialisation plus that noisy mean offset. Samples use the
 prompt template with the token; each sample's ``eval_caption`` is the plain caption.
 
-Budgets: ``inf`` runs the same inversion on a Poisson subsample of the same expected size,
-without clipping or noise, and averages by the realised count; ``public`` never touches the
+Budgets: ``inf`` runs the same release through the guard (the same Poisson subsample of
+records or groups) without clipping or noise, and averages by the realised count; ``public`` never touches the
 private data and samples from plain captions.
 
 Free choices and their defaults (the paper's abstract does not fix them):
@@ -46,8 +47,9 @@ Free choices and their defaults (the paper's abstract does not fix them):
   noise on the mean, sigma C sqrt(d) / (q N), stays below the signal at epsilon >= 1.
 - ``group_size = 1``: one image per embedding, add/remove adjacency, the primary ``prv``
   accountant. g > 1 averages each token over g images (less per-image noise in each vector)
-  but costs replace-one accounting; q stays ``expected_records / N``, so about
-  ``expected_records`` images (``expected_records / g`` groups) are inverted whatever g.
+  but costs replace-one accounting; q is ``expected_records / (g G)`` per group, so about
+  ``expected_records`` images (``expected_records / g`` groups) are inverted when N is near
+  g G.
 - ``group_assignment = "hash"``: sha256 of the record id mod G
   (:func:`isoeps.privacy.guard.group_of`), a function of each record alone, so that one image
   can only change its own group; any data-dependent grouping is refused.
@@ -69,11 +71,12 @@ from isoeps.accountants import (
     SubsampledGaussian,
     calibrate,
     epsilon,
+    primary_accountant,
 )
 from isoeps.errors import ConfigError, MissingWeightsError
 from isoeps.log import progress
 from isoeps.methods.base import OPEN_PROMPT, Method, MethodConfig, Resources, Samples
-from isoeps.privacy.guard import PrivateData, group_of
+from isoeps.privacy.guard import PrivateData
 
 PUBLIC_FILE = "dpagg_ti.json"
 TOKEN_MARK = "<s*>"
@@ -108,7 +111,12 @@ class DPAggTIConfig(MethodConfig):
         None, gt=0, le=1, description="q; overrides expected_records when set"
     )
     group_size: int = Field(
-        1, ge=1, description="images per embedding; > 1 is replace-one adjacency (2C)"
+        1, ge=1, description="nominal images per embedding; > 1 groups records into "
+        "num_groups hash groups (replace-one adjacency of a group, 2C)"
+    )
+    num_groups: int | None = Field(
+        None, ge=1, description="G, the number of hash groups when group_size > 1: fixed "
+        "here, never derived from the private N (set it to about N_expected / group_size)"
     )
     group_assignment: str = Field(
         "hash", description="how records form groups when group_size > 1 ('hash' of the id)"
@@ -189,7 +197,8 @@ class DPAggTI(Method):
             block_out_channels=tuple(self.config.unet_channels),
             text_encoder=self.config.text_encoder,
         )
-        model = TextDiffusion.build(spec, device=self.ctx.device, seed=self.ctx.seed_for("init"))
+        seed = self.ctx.seed_for("init")
+        model = TextDiffusion.build(spec, device=self.ctx.device, seed=seed)
         settings = TrainSettings(
             steps=self.config.pretrain_steps,
             batch_size=self.config.pretrain_batch_size,
@@ -200,7 +209,7 @@ class DPAggTI(Method):
             images=public.images,
             captions=public.captions,
             settings=settings,
-            seed=self.ctx.seed_for("init"),
+            seed=seed,
             progress=self._progress,
             log=self.ctx.logger.info,
         )
@@ -236,25 +245,30 @@ class DPAggTI(Method):
 
     # -- the private release ------------------------------------------------------------------
     def sample_rate_for(self, num_records: int) -> float:
-        """q: ``sample_rate`` if set, else ``expected_records / N`` (at most 1)."""
+        """q: ``sample_rate`` if set; else ``expected_records / N`` per record, or, with groups,
+        ``expected_records / (group_size G)`` per group, from public configuration alone
+        (at most 1)."""
         if self.config.sample_rate is not None:
             return float(self.config.sample_rate)
+        if self.config.group_size > 1:
+            slots = self.config.group_size * (self.config.num_groups or 1)
+            return min(1.0, self.config.expected_records / slots)
         return min(1.0, self.config.expected_records / num_records)
 
     def noise_multiplier_for(self, budget: PrivacyBudget, sample_rate: float) -> float:
         """sigma for one subsampled Gaussian release at ``budget`` (replace-one through
         ``pld`` when ``group_size > 1``); a clear error when the target needs more noise than
         ``max_noise_multiplier``."""
-        grouped = self.config.group_size > 1
+        adjacency = "replace_one" if self.config.group_size > 1 else "add_remove"
         try:
             return calibrate(
                 budget.epsilon,
                 budget.delta,
                 sample_rate,
                 1,
-                "pld" if grouped else "prv",
+                primary_accountant(adjacency),
                 max_noise_multiplier=self.config.max_noise_multiplier,
-                adjacency="replace_one" if grouped else "add_remove",
+                adjacency=adjacency,
             )
         except CalibrationError as error:
             raise ConfigError(
@@ -270,6 +284,7 @@ class DPAggTI(Method):
         epsilon under the accountant that applies to its adjacency."""
         if budget.mode == "public":
             return None
+        self._check_groups()
         sample_rate = self.sample_rate_for(num_records)
         plan: dict[str, Any] = {
             "sample_rate": sample_rate,
@@ -284,7 +299,7 @@ class DPAggTI(Method):
             mechanism = SubsampledGaussian(
                 sigma, sample_rate, 1, adjacency="replace_one" if grouped else "add_remove"
             )
-            accountant = "pld" if grouped else "prv"
+            accountant = primary_accountant(mechanism.adjacency)
             plan["noise_multiplier"] = sigma
             plan["epsilon"] = {
                 accountant: epsilon(Ledger([mechanism]), budget.delta, accountant)
@@ -300,6 +315,13 @@ class DPAggTI(Method):
                 f"of the record id (group_assignment='hash'), got "
                 f"group_assignment={self.config.group_assignment!r}: any data-dependent grouping "
                 "breaks the replace-one (sensitivity 2C) accounting"
+            )
+        if self.config.num_groups is None:
+            raise ConfigError(
+                f"dpagg-ti: group_size={self.config.group_size} needs num_groups, the number "
+                "of hash groups G, fixed in the config: a G computed from the private N "
+                "(ceil(N / g)) moves almost every record to another group when one image is "
+                "added, far past the 2C the accounting assumes"
             )
 
     def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> None:
@@ -317,23 +339,23 @@ class DPAggTI(Method):
 
         init = self.model.text_encoder.token_embedding(self.config.init_word).cpu()
         sample_rate = self.sample_rate_for(len(private))
-        if budget.mode == "inf":
-            offset, sampled = self._fit_non_private(private, sample_rate, init)
-            self.report = {"mode": "inf", "sample_rate": sample_rate, "sampled": sampled}
+        sigma = self.noise_multiplier_for(budget, sample_rate) if budget.is_private else None
+        release = self._release(private, sample_rate, sigma, init)
+        offset = release.value
+        self.report = {
+            "mode": budget.mode,
+            "sample_rate": sample_rate,
+            "noise_multiplier": sigma,
+            "clip_norm": self.config.clip_norm,
+            "noise_std": release.noise_std,
+            "group_size": self.config.group_size,
+            "num_groups": self.config.num_groups if self.config.group_size > 1 else None,
+            "adjacency": "replace_one" if self.config.group_size > 1 else "add_remove",
+        }
+        if sigma is None:
+            self.report["sampled"] = release.sampled  # inf only: a count of private records
         else:
-            sigma = self.noise_multiplier_for(budget, sample_rate)
-            release = self._release(private, sample_rate, sigma, init)
-            offset = release.value
-            self.report = {
-                "mode": "private",
-                "sample_rate": sample_rate,
-                "noise_multiplier": sigma,
-                "clip_norm": self.config.clip_norm,
-                "noise_std": release.noise_std,
-                "divisor": release.divisor,
-                "group_size": self.config.group_size,
-                "adjacency": "replace_one" if self.config.group_size > 1 else "add_remove",
-            }
+            self.report["divisor"] = release.divisor
             self.ctx.logger.info(
                 "dpagg-ti: one release, sigma=%.4g q=%.4g C=%g g=%d",
                 sigma,
@@ -344,8 +366,11 @@ class DPAggTI(Method):
         self.token = init + torch.as_tensor(offset, dtype=init.dtype)
         self.report["token_offset_norm"] = float(np.linalg.norm(offset))
 
-    def _release(self, private: PrivateData, sample_rate: float, sigma: float, init: Any) -> Any:
-        """The guard's release: per record (g = 1) or per hashed group (g > 1)."""
+    def _release(
+        self, private: PrivateData, sample_rate: float, sigma: float | None, init: Any
+    ) -> Any:
+        """The guard's release, per record (g = 1) or per hashed group (g > 1); ``sigma``
+        None is the ``inf`` twin (same sampling, no clipping or noise, plain mean)."""
         common = {
             "dim": int(init.shape[0]),
             "sample_rate": sample_rate,
@@ -354,46 +379,32 @@ class DPAggTI(Method):
         }
         if self.config.group_size == 1:
             return private.aggregate(
-                lambda records: self._offsets(records, init), note="dpagg-ti token", **common
+                lambda records: self._offsets(private, records, init),
+                note="dpagg-ti token",
+                **common,
             )
         return private.aggregate_groups(
-            lambda records, groups: self._offsets(records, init, groups=groups),
-            group_size=self.config.group_size,
-            note=f"dpagg-ti token, groups of {self.config.group_size}",
+            lambda records, groups: self._offsets(private, records, init, groups=groups),
+            num_groups=self.config.num_groups,
+            note=f"dpagg-ti token, {self.config.num_groups} hash groups",
             **common,
         )
 
-    def _fit_non_private(
-        self, private: PrivateData, sample_rate: float, init: Any
-    ) -> tuple[np.ndarray, int]:
-        dataset = private.raw(reason="dpagg-ti inf: textual inversion without clipping or noise")
-        rng = self.ctx.rng("data")
-        if self.config.group_size == 1:
-            indices = np.flatnonzero(rng.random(len(dataset)) < sample_rate)
-            groups = None
-        else:
-            # The same hashed groups and group-level Poisson sampling as the private release.
-            num_groups = -(-len(dataset) // self.config.group_size)
-            labels = np.array([group_of(i, num_groups) for i in dataset.ids])
-            chosen = np.flatnonzero(rng.random(num_groups) < sample_rate)
-            filled = [m for m in (np.flatnonzero(labels == g) for g in chosen) if len(m)]
-            indices = np.concatenate(filled) if filled else np.zeros(0, dtype=np.int64)
-            groups = np.repeat(np.arange(len(filled)), [len(m) for m in filled])
-        if len(indices) == 0:
-            return np.zeros(int(init.shape[0])), 0
-        offsets = self._offsets(dataset.take(indices), init, groups=groups)
-        return offsets.mean(axis=0), len(offsets)
-
-    def _offsets(self, records: Any, init: Any, *, groups: np.ndarray | None = None) -> np.ndarray:
+    def _offsets(
+        self, private: PrivateData, records: Any, init: Any, *, groups: np.ndarray | None = None
+    ) -> np.ndarray:
         """Textual inversion of each record, or of each group when ``groups`` labels each
-        record's group (0..k-1); returns ``(k, dim)`` offsets from ``init``."""
+        record's group (0..k-1); returns ``(k, dim)`` offsets from ``init``. A record's
+        caption, timesteps and noise come from its own seed (keyed to its id by the guard)."""
         from isoeps.models.textual_inversion import InversionSettings, invert_tokens
+        from isoeps.privacy.rng import record_generators, record_torch_generators
 
-        rng = self.ctx.rng("data")
+        seeds = private.record_seeds(records.ids, purpose="dpagg-ti/caption")
         prompts = [
             self._prompt(captions[int(rng.integers(len(captions)))])
-            for captions in records.captions
+            for captions, rng in zip(records.captions, record_generators(seeds), strict=True)
         ]
+        noise_seeds = private.record_seeds(records.ids, purpose="dpagg-ti/inversion")
         settings = InversionSettings(
             steps=self.config.ti_steps,
             learning_rate=self.config.ti_learning_rate,
@@ -405,7 +416,7 @@ class DPAggTI(Method):
             prompts=prompts,
             init=init,
             settings=settings,
-            generator=self.ctx.torch_generator("init"),
+            generators=record_torch_generators(noise_seeds),
             progress=self._progress,
             groups=groups,
         )

@@ -46,17 +46,22 @@ def text_features(
     return hidden.float(), mask
 
 
-def drop_conditions(mask: torch.Tensor, rate: float, rng: np.random.Generator) -> torch.Tensor:
-    """Blank the text mask of a ``rate`` fraction of rows (classifier-free guidance training)."""
+def drop_conditions(
+    mask: torch.Tensor, rate: float, rngs: Sequence[np.random.Generator]
+) -> torch.Tensor:
+    """Blank the text mask of a ``rate`` fraction of rows (classifier-free guidance training);
+    row i's coin comes from ``rngs[i]`` (one generator repeated is one sequential stream)."""
     if rate <= 0:
         return mask
-    keep = torch.from_numpy(rng.random(mask.shape[0]) >= rate)
+    keep = torch.from_numpy(np.array([rng.random() >= rate for rng in rngs], dtype=bool))
     return mask & keep[:, None]
 
 
-def pick_captions(captions: Sequence[Sequence[str]], rng: np.random.Generator) -> list[str]:
-    """One random caption per record."""
-    return [list(c)[int(rng.integers(len(c)))] for c in captions]
+def pick_captions(
+    captions: Sequence[Sequence[str]], rngs: Sequence[np.random.Generator]
+) -> list[str]:
+    """One random caption per record, record i's drawn with ``rngs[i]``."""
+    return [list(c)[int(rng.integers(len(c)))] for c, rng in zip(captions, rngs, strict=True)]
 
 
 def fit_tokenizer(
@@ -118,11 +123,11 @@ def train_ar(
         range(steps), desc="public AR", **({} if show_progress else {"disable": True})
     ):
         idx = torch.randint(len(tokens), (batch_size,), generator=generator).numpy()
-        text, mask = featurize(pick_captions([captions[i] for i in idx], rng))
+        text, mask = featurize(pick_captions([captions[i] for i in idx], [rng] * len(idx)))
         batch = {
             "tokens": tokens[idx].to(device),
             "text": text.to(device),
-            "text_mask": drop_conditions(mask, cond_dropout, rng).to(device),
+            "text_mask": drop_conditions(mask, cond_dropout, [rng] * mask.shape[0]).to(device),
         }
         for group in optimizer.param_groups:
             group["lr"] = _schedule(step, steps, learning_rate)

@@ -260,20 +260,36 @@ class TextDiffusion:
             latents = self.vae.encode(x.to(self.vae.dtype)).latent_dist.mean
         return latents.float() * self.vae.config.scaling_factor
 
+    def _training_draws(
+        self, shape: torch.Size, generator: torch.Generator | Sequence[torch.Generator]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(timesteps, noise) for a batch of ``shape``, from one stream or one per example."""
+        steps = self.scheduler.config.num_train_timesteps
+        if isinstance(generator, torch.Generator):
+            timesteps = torch.randint(0, steps, (shape[0],), generator=generator)
+            return timesteps, torch.randn(shape, generator=generator)
+        if len(generator) != shape[0]:
+            raise ValueError(f"{shape[0]} examples but {len(generator)} generators")
+        if not generator:
+            return torch.zeros(0, dtype=torch.long), torch.zeros(shape)
+        timesteps = torch.cat([torch.randint(0, steps, (1,), generator=g) for g in generator])
+        noise = torch.stack([torch.randn(shape[1:], generator=g) for g in generator])
+        return timesteps, noise
+
     def per_example_loss(
         self,
         x0: torch.Tensor,
         hidden: torch.Tensor,
         mask: torch.Tensor | None,
         *,
-        generator: torch.Generator,
+        generator: torch.Generator | Sequence[torch.Generator],
     ) -> torch.Tensor:
-        """Denoising loss (epsilon-prediction MSE) of each example, shape ``(B,)``."""
-        batch = x0.shape[0]
-        timesteps = torch.randint(
-            0, self.scheduler.config.num_train_timesteps, (batch,), generator=generator
-        ).to(self.device)
-        noise = torch.randn(x0.shape, generator=generator).to(self.device)
+        """Denoising loss (epsilon-prediction MSE) of each example, shape ``(B,)``.
+
+        ``generator`` is one stream for the batch, or one per example (example i's timestep
+        and noise then come from ``generator[i]`` alone, whatever else is in the batch)."""
+        timesteps, noise = self._training_draws(x0.shape, generator)
+        timesteps, noise = timesteps.to(self.device), noise.to(self.device)
         noisy = self.scheduler.add_noise(x0, noise, timesteps)
         prediction = self.unet(
             noisy, timesteps, encoder_hidden_states=hidden, encoder_attention_mask=mask

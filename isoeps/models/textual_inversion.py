@@ -4,8 +4,9 @@ Each image ``i`` gets its own vector ``v_i`` for the placeholder token; its prom
 ``prompts[i]`` (which must contain the placeholder). All vectors are optimised together in one
 forward pass per step, with the diffusion model and the text encoder frozen. Because the loss
 is a sum of per-image losses, every operation in the UNet is per example (GroupNorm, attention
-within one example) and Adam is element-wise, ``v_i`` depends on image ``i`` (and public
-randomness) only: the batch is an implementation detail, not a coupling between records.
+within one example), Adam is element-wise and image ``i``'s timesteps and noise come from its
+own generator ``generators[i]`` (keyed to the record by the guard), ``v_i`` depends on image
+``i`` only: the batch is an implementation detail, not a coupling between records.
 
 With ``groups`` (DPAgg-TI with g > 1), the images of one group share one vector, learned on
 the sum of their losses; a group's vector depends on that group's images only, and chunks
@@ -42,7 +43,7 @@ def invert_tokens(
     prompts: Sequence[str],
     init: torch.Tensor,
     settings: InversionSettings,
-    generator: torch.Generator,
+    generators: Sequence[torch.Generator],
     progress: Callable[[Any], Any] = lambda it: it,
     groups: Sequence[int] | np.ndarray | None = None,
 ) -> torch.Tensor:
@@ -53,9 +54,11 @@ def invert_tokens(
     ``groups`` (one label in 0..k-1 per image, every label used) makes the images of a group
     share one vector; the result is then ``(k, dim)``, row j for group j.
     """
-    prompts = list(prompts)
-    if len(prompts) != len(images):
-        raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+    prompts, generators = list(prompts), list(generators)
+    if not len(prompts) == len(images) == len(generators):
+        raise ValueError(
+            f"{len(images)} images, {len(prompts)} prompts and {len(generators)} generators"
+        )
     if groups is not None:
         return _invert_groups(
             model,
@@ -63,7 +66,7 @@ def invert_tokens(
             prompts=prompts,
             init=init,
             settings=settings,
-            generator=generator,
+            generators=generators,
             progress=progress,
             groups=np.asarray(groups, dtype=np.int64),
         )
@@ -83,7 +86,7 @@ def invert_tokens(
                 prompts=prompts[start:stop],
                 init=init,
                 settings=settings,
-                generator=generator,
+                generators=generators[start:stop],
             )
         )
     if not results:
@@ -98,7 +101,7 @@ def _invert_groups(
     prompts: list[str],
     init: torch.Tensor,
     settings: InversionSettings,
-    generator: torch.Generator,
+    generators: list[torch.Generator],
     progress: Callable[[Any], Any],
     groups: np.ndarray,
 ) -> torch.Tensor:
@@ -126,7 +129,7 @@ def _invert_groups(
                 prompts=[prompts[i] for i in index],
                 init=init,
                 settings=settings,
-                generator=generator,
+                generators=[generators[i] for i in index],
                 slots=torch.as_tensor(slots, device=model.device),
             )
         )
@@ -142,7 +145,7 @@ def _invert_chunk(
     prompts: list[str],
     init: torch.Tensor,
     settings: InversionSettings,
-    generator: torch.Generator,
+    generators: list[torch.Generator],
     slots: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Vectors for one chunk: one per image, or one per slot (``slots[i]`` is image i's)."""
@@ -155,7 +158,7 @@ def _invert_chunk(
         hidden, mask = model.condition(prompts, per_image)
         # Sum, not mean: each vector's gradient is its own image's loss gradient, whatever
         # the chunk size.
-        loss = model.per_example_loss(x0, hidden, mask, generator=generator).sum()
+        loss = model.per_example_loss(x0, hidden, mask, generator=generators).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

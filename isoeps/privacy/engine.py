@@ -16,12 +16,20 @@ method adds noise itself. One logical step is:
    batch size, which would leak it) and handed to the optimizer.
 
 The ``inf`` budget runs the same schedule (Poisson batches at rate q, T steps, division by
-``q N``) on ``guard.raw()``, with no clipping and no noise: the ledger then reads epsilon = inf.
+``q N``) through ``guard.poisson_batches_non_private``, with no clipping and no noise: the
+ledger then reads epsilon = inf.
 
-Noise source: with a ``secure`` guard the normals come from the guard's CSPRNG
-(:meth:`MechanismRandom.standard_normal`). In benchmark mode each step draws one 62-bit seed
-from the guard's seeded stream and fills a ``torch.Generator`` on the parameters' device with
-it: reproducible from the cell seed, and fast on a GPU.
+Per-record randomness: ``collate(records, rngs)`` gets one numpy generator per record, seeded
+by the guard from the record's id and the step (:meth:`PrivateData.record_seeds`), so the
+caption drawn for a record and its condition dropout never depend on which other records are
+in the batch (and come from the CSPRNG in secure mode).
+
+Noise source: with a ``secure`` guard the normals come from the guard's CSPRNG. In benchmark
+mode each step draws one 62-bit seed from the guard's seeded stream and fills a
+``torch.Generator`` on the parameters' device with it: reproducible from the cell seed, and
+fast on a GPU. Every draw of more than a few hundred normals passes a sanity check (mean and
+variance of a standard normal) before it is scaled, so a degenerate noise source (zeros, a
+patched generator) fails the run instead of releasing un-noised gradients.
 
 The module is put in eval mode and left there: frozen parts with train-time state (a VQ-EMA
 codebook) must not update, and our models use no dropout. Parameters outside ``trainable`` get
@@ -52,7 +60,7 @@ from isoeps.accountants import (
     calibrate,
     epsilon,
 )
-from isoeps.errors import ConfigError
+from isoeps.errors import ConfigError, PrivacyError
 from isoeps.log import get_logger, progress
 from isoeps.privacy.guard import PoissonBatch, PrivateData
 from isoeps.privacy.per_sample import (
@@ -62,9 +70,12 @@ from isoeps.privacy.per_sample import (
     check_losses,
     create_backend,
 )
-from isoeps.privacy.rng import MechanismRandom
+from isoeps.privacy.rng import record_generators
 
-Collate = Callable[[Any, np.random.Generator], dict[str, Tensor]]
+#: ``collate(records, rngs)``: one generator per record (keyed to its id by the guard).
+Collate = Callable[[Any, Sequence[np.random.Generator]], dict[str, Tensor]]
+#: Draws of at least this many normals are checked for a standard normal's mean and variance.
+_NOISE_CHECK_MIN = 256
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -215,7 +226,7 @@ def plan_dp_sgd(
     return DPPlan(noise_multiplier=float(sigma), epsilon=achieved, delta=budget.delta, **common)
 
 
-def gaussian_noise(random: MechanismRandom, like: Sequence[Tensor], *, std: float) -> list[Tensor]:
+def gaussian_noise(guard: PrivateData, like: Sequence[Tensor], *, std: float) -> list[Tensor]:
     """One N(0, std^2) tensor shaped like each of ``like``, from the guard's randomness.
 
     Secure mode: the normals come from the CSPRNG. Benchmark mode: a ``torch.Generator`` on the
@@ -225,18 +236,36 @@ def gaussian_noise(random: MechanismRandom, like: Sequence[Tensor], *, std: floa
     if total == 0:
         return [torch.zeros_like(t) for t in like]
     reference = like[0]
-    if random.secure:
-        draws = torch.from_numpy(random.standard_normal(total)).to(
+    if guard.secure:
+        draws = torch.from_numpy(guard.noise_normals(total)).to(
             device=reference.device, dtype=reference.dtype
         )
     else:
-        seed = int(random.integers(2**62, 1)[0])
-        generator = torch.Generator(device=reference.device).manual_seed(seed)
+        generator = torch.Generator(device=reference.device).manual_seed(guard.noise_seed())
         draws = torch.randn(
             total, generator=generator, device=reference.device, dtype=reference.dtype
         )
+    check_standard_normal(draws)
     pieces = torch.split(draws.mul_(std), [t.numel() for t in like])
     return [piece.view_as(t) for piece, t in zip(pieces, like)]
+
+
+def check_standard_normal(draws: Tensor) -> None:
+    """Raise :class:`PrivacyError` unless ``draws`` look like N(0, 1) samples.
+
+    Only draws of at least 256 values are checked; the bounds are 8 standard errors of the
+    mean and of the variance, so an honest source fails with probability below 1e-14."""
+    count = draws.numel()
+    if count < _NOISE_CHECK_MIN:
+        return
+    values = draws.detach().double()
+    mean, var = float(values.mean()), float(values.var())
+    if not (abs(mean) < 8 / math.sqrt(count) and abs(var - 1) < 8 * math.sqrt(2 / count)):
+        raise PrivacyError(
+            f"the mechanism's noise source failed its sanity check (mean {mean:.3g}, variance "
+            f"{var:.3g} over {count} draws; a standard normal was expected): no gradient "
+            "was released"
+        )
 
 
 def select_trainable(module: nn.Module, trainable: Sequence[str] | None) -> dict[str, nn.Parameter]:
@@ -277,33 +306,18 @@ def _only_trainable(module: nn.Module, params: Mapping[str, nn.Parameter]) -> It
             p.requires_grad_(flag)
 
 
-def _take(dataset: Any, indices: np.ndarray) -> Any:
-    take = getattr(dataset, "take", None)
-    if take is not None:
-        return take(indices)
-    return [dataset[int(i)] for i in indices]
-
-
-def _raw_poisson_batches(
-    dataset: Any, random: MechanismRandom, sample_rate: float, steps: int
-) -> Iterator[PoissonBatch]:
-    """The private schedule on raw data (``inf`` mode): Poisson batches, nothing recorded."""
-    for step in range(steps):
-        indices = np.flatnonzero(random.poisson_mask(len(dataset), sample_rate))
-        yield PoissonBatch(step=step, records=_take(dataset, indices), size=len(indices))
-
-
-def _chunks(records: Any, size: int, chunk: int) -> Iterator[Any]:
+def _chunks(records: Any, seeds: np.ndarray, size: int, chunk: int) -> Iterator[tuple[Any, Any]]:
+    """(records, their seeds) in physical chunks of at most ``chunk``."""
     if size <= chunk:
         if size:
-            yield records
+            yield records, seeds
         return
     for start in range(0, size, chunk):
         stop = min(start + chunk, size)
         if hasattr(records, "take"):
-            yield records.take(np.arange(start, stop))
+            yield records.take(np.arange(start, stop)), seeds[start:stop]
         else:
-            yield records[start:stop]
+            yield records[start:stop], seeds[start:stop]
 
 
 def _to_device(batch: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
@@ -329,7 +343,6 @@ class _StepGradient:
         config: DPSGDConfig,
         plan: DPPlan,
         device: torch.device,
-        rng: np.random.Generator,
     ) -> None:
         self._module = module
         self._loss_fn = loss_fn
@@ -338,7 +351,6 @@ class _StepGradient:
         self._config = config
         self._plan = plan
         self._device = device
-        self._rng = rng
         self._backend = (
             create_backend(config.backend, module=module, loss_fn=loss_fn, params=params)
             if plan.is_private
@@ -360,8 +372,8 @@ class _StepGradient:
     def __call__(self, batch: PoissonBatch) -> dict[str, Tensor]:
         total = {name: torch.zeros_like(p) for name, p in self._params.items()}
         chunk_size = self._config.max_physical_batch_size
-        for records in _chunks(batch.records, batch.size, chunk_size):
-            chunk = _to_device(self._collate(records, self._rng), self._device)
+        for records, seeds in _chunks(batch.records, batch.seeds, batch.size, chunk_size):
+            chunk = _to_device(self._collate(records, record_generators(seeds)), self._device)
             for name, value in self._chunk_sum(chunk).items():
                 total[name] += value
         return total
@@ -377,7 +389,6 @@ def train_dp_sgd(
     budget: PrivacyBudget,
     trainable: Sequence[str] | None = None,
     device: str = "cpu",
-    generator_seed: int,
     logger: logging.Logger | None = None,
     show_progress: bool = True,
     accountants: Sequence[str] | None = None,
@@ -385,11 +396,12 @@ def train_dp_sgd(
     """Train ``module`` on the guard's records with DP-SGD (or its ``inf`` twin).
 
     ``loss_fn(module, batch)`` returns per-example losses of shape ``(B,)`` and must work for
-    B = 1 (the functorch backend evaluates one example at a time). ``collate(records, rng)``
+    B = 1 (the functorch backend evaluates one example at a time). ``collate(records, rngs)``
     turns a chunk of a Poisson batch (what the dataset's ``take`` returns) into a dict of
-    batched tensors, drawing one random caption per record with ``rng`` (seeded from
-    ``generator_seed``). ``trainable`` lists parameter names or module-name prefixes to update
-    (``None``: every parameter that requires grad); the rest stay frozen.
+    batched tensors, drawing each record's random choices (its caption, condition dropout)
+    from its own generator in ``rngs``, which the guard keys to the record's id.
+    ``trainable`` lists parameter names or module-name prefixes to update (``None``: every
+    parameter that requires grad); the rest stay frozen.
 
     Sigma is calibrated so that what the guard's ledger already holds plus this run meets
     ``budget``. Logs report the step, sigma and the planned epsilon of the whole run, never
@@ -408,7 +420,6 @@ def train_dp_sgd(
     module.to(target)
     module.eval()
     params = select_trainable(module, trainable)
-    rng = np.random.default_rng(generator_seed)
     divisor = plan.sample_rate * len(guard)
     if plan.is_private:
         # An unsupported model must fail before the guard writes the ledger.
@@ -420,8 +431,11 @@ def train_dp_sgd(
         )
         sigma_text = f"{plan.noise_multiplier:.4g}"
     else:
-        dataset = guard.raw(reason="dp-sgd in 'inf' mode: no clipping, no noise")
-        batches = _raw_poisson_batches(dataset, guard.random, plan.sample_rate, plan.steps)
+        batches = guard.poisson_batches_non_private(
+            sample_rate=plan.sample_rate,
+            steps=plan.steps,
+            reason="dp-sgd in 'inf' mode: no clipping, no noise",
+        )
         sigma_text = "none"
     eps_text = ", ".join(f"{n}={v:.4g}" for n, v in plan.epsilon.items())
     log.info(
@@ -446,7 +460,6 @@ def train_dp_sgd(
             config=config,
             plan=plan,
             device=target,
-            rng=rng,
         )
         try:
             bar = progress(
@@ -458,7 +471,7 @@ def train_dp_sgd(
             for batch in bar:
                 total = step_gradient(batch)
                 if plan.is_private:
-                    noise = gaussian_noise(guard.random, list(total.values()), std=plan.noise_std)
+                    noise = gaussian_noise(guard, list(total.values()), std=plan.noise_std)
                     for value, draw in zip(total.values(), noise):
                         value.add_(draw)
                 for name, p in params.items():

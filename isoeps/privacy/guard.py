@@ -1,7 +1,7 @@
-"""``PrivateData``: the only door to private records.
+"""``PrivateData``: the door to private records, and the record of what went through it.
 
-Every accessor appends the mechanism it implements to the guard's ledger *before* any record
-is touched, so the ledger can never understate what was spent:
+Every accessor appends the mechanism it implements to the ledger *before* any record is
+touched, so the ledger can never understate what was spent:
 
 - :meth:`PrivateData.poisson_batches` yields Poisson-subsampled batches for DP-SGD and records
   ``SubsampledGaussian(sigma, q, T)``. It is meant for the shared DP-SGD engine
@@ -10,13 +10,30 @@ is touched, so the ledger can never understate what was spent:
 - :meth:`PrivateData.aggregate` is one subsampled Gaussian release of per-record vectors
   (DPAgg-TI): Poisson subsample, clip each vector to ``clip_norm``, sum, add
   N(0, sigma^2 C^2), divide by the constant ``q N``.
-- :meth:`PrivateData.aggregate_groups` is the same release over groups of records (DPAgg-TI
-  with g > 1): records fall into G = ceil(N / g) groups by a hash of their own id, groups are
-  Poisson-subsampled, one clipped vector per group; records ``replace_one`` adjacency.
+- :meth:`PrivateData.aggregate_groups` is the same release over a fixed, public number of
+  hash groups (DPAgg-TI with g > 1); see its docstring for the adjacency argument.
 - :meth:`PrivateData.raw` hands out the dataset and records ``NonPrivate``: epsilon = inf.
 
+What the guard promises (the trust model; a method plugin is trusted code in the same
+process, which Python cannot sandbox): every honest path goes through the ledger, and the
+obvious doors are shut.
+
+- The ledger is the harness's: the harness passes it in and keeps it; :attr:`ledger` returns a
+  copy, so a method cannot edit or empty what the harness re-accounts.
+- The dataset and the mechanism randomness live in a closure, not in attributes; the guard has
+  fixed slots and refuses attribute assignment, so neither can be read as ``guard._dataset``
+  nor swapped for a fake.
+- :meth:`close` (the harness calls it when ``fit`` returns) drops the dataset. Any access
+  after that raises :class:`GuardClosedError` *and* appends ``NonPrivate`` to the harness's
+  ledger, so a method that catches the error still gets its cell refused.
+- Per-record randomness (the caption drawn for a record, condition dropout, textual
+  inversion's timesteps and noise) is keyed to the record's id, never to its position in a
+  batch (:meth:`record_seeds`): adding one record leaves every other record's randomness as
+  it was. In secure mode it comes from the operating system's CSPRNG.
+
 The wrapped dataset is anything sized and indexable; the guard never imports the datasets
-package. Batches are fetched with ``dataset.take(indices)`` when the dataset has it.
+package. Batches are fetched with ``dataset.take(indices)`` when the dataset has it, and a
+record's id is ``dataset.ids[i]`` when the dataset has ids (else its index).
 """
 
 from __future__ import annotations
@@ -30,16 +47,26 @@ from typing import Any
 import numpy as np
 
 from isoeps.accountants import Ledger, NonPrivate, SubsampledGaussian
+from isoeps.errors import PrivacyError
 from isoeps.privacy.rng import MechanismRandom
+
+
+class GuardClosedError(PrivacyError):
+    """Private data was asked for after ``fit`` returned (the guard is closed)."""
 
 
 @dataclass(frozen=True)
 class PoissonBatch:
-    """One Poisson-subsampled batch. ``records`` may be empty (that is part of the mechanism)."""
+    """One Poisson-subsampled batch. ``records`` may be empty (that is part of the mechanism).
+
+    ``seeds`` holds one 64-bit seed per record, keyed to the record's id and the step (see
+    :meth:`PrivateData.record_seeds`): the only randomness a record's contribution may use.
+    """
 
     step: int
     records: Any
     size: int
+    seeds: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -57,8 +84,54 @@ class AggregateRelease:
     divisor: float
 
 
+class _Vault:
+    """What the guard's closure holds while it is open."""
+
+    __slots__ = ("dataset", "random")
+
+    def __init__(self, dataset: Any, random: MechanismRandom) -> None:
+        self.dataset = dataset
+        self.random = random
+
+
+def _door(dataset: Any, random: MechanismRandom, ledger: Ledger) -> Callable[..., Any]:
+    """A closure over the private state: ``door()`` gives the open vault, ``door("close")``
+    drops it and ``door("probe")`` says whether it is closed. After closing, every ``door()``
+    records ``NonPrivate`` in the harness's ledger and raises."""
+    state: list[_Vault | None] = [_Vault(dataset, random)]
+
+    def door(action: str = "open") -> Any:
+        if action == "close":
+            state[0] = None
+            return None
+        if action == "probe":
+            return state[0] is None
+        vault = state[0]
+        if vault is None:
+            ledger.append(NonPrivate(reason="private data asked for after fit returned"))
+            raise GuardClosedError(
+                "the private-data guard is closed: fit has returned, so sample() and later "
+                "code may not read private records; the cell is refused"
+            )
+        return vault
+
+    return door
+
+
 class PrivateData:
-    """Wraps a private dataset; all access is recorded in :attr:`ledger`."""
+    """Wraps a private dataset; all access is recorded in the harness's ledger.
+
+    Args:
+        dataset: the private records (sized, indexable; ``take`` and ``ids`` are used when
+            present).
+        seed: the mechanism seed in benchmark mode (``None`` with ``secure=True``). The
+            harness derives it from the cell seed through a path no method is given
+            (:func:`isoeps.privacy.rng.mechanism_seed`).
+        secure: draw masks, noise and per-record randomness from the OS CSPRNG.
+        ledger: the ledger to append to; the caller keeps it (the harness re-accounts it).
+    """
+
+    __slots__ = ("_door", "_ledger", "_num_records", "_secure")
 
     def __init__(
         self,
@@ -68,38 +141,77 @@ class PrivateData:
         secure: bool = False,
         ledger: Ledger | None = None,
     ) -> None:
-        self._dataset = dataset
-        self._num_records = len(dataset)
-        self._random = MechanismRandom(seed=seed, secure=secure)
-        self._ledger = ledger if ledger is not None else Ledger()
+        ledger = ledger if ledger is not None else Ledger()
+        random = MechanismRandom(seed=seed, secure=secure)
+        object.__setattr__(self, "_ledger", ledger)
+        object.__setattr__(self, "_num_records", len(dataset))
+        object.__setattr__(self, "_secure", bool(secure))
+        object.__setattr__(self, "_door", _door(dataset, random, ledger))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"PrivateData is read-only: cannot set {name!r}")
 
     @property
     def ledger(self) -> Ledger:
-        return self._ledger
+        """A copy of what was spent so far (editing it changes nothing the harness reads)."""
+        return Ledger(self._ledger.entries)
 
     @property
     def secure(self) -> bool:
-        return self._random.secure
+        return self._secure
 
     @property
-    def random(self) -> MechanismRandom:
-        """The mechanism randomness (sampling masks and noise) shared with the DP engine."""
-        return self._random
+    def closed(self) -> bool:
+        return bool(self._door("probe"))
+
+    def close(self) -> None:
+        """Drop the private data: every later access raises and refuses the cell."""
+        self._door("close")
 
     def __len__(self) -> int:
         """N, the number of private records (treated as public, as in DP-SGD practice)."""
         return self._num_records
 
+    # -- randomness -----------------------------------------------------------------------
+    def record_seeds(self, ids: Sequence[str], *, purpose: str) -> np.ndarray:
+        """One 64-bit seed per record id for ``purpose`` (e.g. ``"dp-sgd/12"``).
+
+        Benchmark mode: a keyed hash of (purpose, id), with a key from the mechanism seed, so
+        a record's randomness depends on that record alone and reproduces across runs. Secure
+        mode: fresh CSPRNG draws, stored nowhere.
+        """
+        return self._door().random.record_seeds([str(i) for i in ids], purpose=purpose)
+
+    def noise_normals(self, size: int) -> np.ndarray:
+        """``size`` N(0, 1) draws for the mechanism's noise (CSPRNG in secure mode)."""
+        return self._door().random.standard_normal(size)
+
+    def noise_seed(self) -> int:
+        """A 62-bit seed for a device-side noise generator (benchmark mode only)."""
+        random = self._door().random
+        if random.secure:
+            raise PrivacyError("secure mode draws noise from the CSPRNG: use noise_normals")
+        return int(random.integers(2**62, 1)[0])
+
+    # -- access ---------------------------------------------------------------------------
     def raw(self, *, reason: str = "raw access") -> Any:
         """The dataset itself. Records ``NonPrivate``: the ledger's epsilon becomes infinite."""
+        vault = self._door()
         self._ledger.append(NonPrivate(reason=reason))
-        return self._dataset
+        return vault.dataset
 
     def _take(self, indices: np.ndarray) -> Any:
-        take = getattr(self._dataset, "take", None)
+        dataset = self._door().dataset
+        take = getattr(dataset, "take", None)
         if take is not None:
             return take(indices)
-        return [self._dataset[int(i)] for i in indices]
+        return [dataset[int(i)] for i in indices]
+
+    def _ids_at(self, indices: np.ndarray) -> list[str]:
+        ids = getattr(self._door().dataset, "ids", None)
+        if ids is None:
+            return [str(int(i)) for i in indices]
+        return [str(ids[int(i)]) for i in indices]
 
     def poisson_batches(
         self, *, noise_multiplier: float, sample_rate: float, steps: int, note: str = "dp-sgd"
@@ -109,15 +221,28 @@ class PrivateData:
         The caller promises to clip each record's contribution and to add Gaussian noise of
         std ``noise_multiplier * clip_norm`` to the sum: that is the DP-SGD engine's job.
         """
+        self._door()
         self._ledger.append(
             SubsampledGaussian(noise_multiplier, sample_rate, int(steps), note=note)
         )
-        return self._batches(sample_rate, int(steps))
+        return self._batches(sample_rate, int(steps), purpose=note)
 
-    def _batches(self, sample_rate: float, steps: int) -> Iterator[PoissonBatch]:
+    def poisson_batches_non_private(
+        self, *, sample_rate: float, steps: int, reason: str
+    ) -> Iterator[PoissonBatch]:
+        """The same schedule for an ``inf`` budget: records ``NonPrivate`` (epsilon = inf)."""
+        self._door()
+        self._ledger.append(NonPrivate(reason=reason))
+        return self._batches(sample_rate, int(steps), purpose="dp-sgd")
+
+    def _batches(self, sample_rate: float, steps: int, *, purpose: str) -> Iterator[PoissonBatch]:
         for step in range(steps):
-            indices = np.flatnonzero(self._random.poisson_mask(self._num_records, sample_rate))
-            yield PoissonBatch(step=step, records=self._take(indices), size=len(indices))
+            mask = self._door().random.poisson_mask(self._num_records, sample_rate)
+            indices = np.flatnonzero(mask)
+            seeds = self.record_seeds(self._ids_at(indices), purpose=f"{purpose}/{step}")
+            yield PoissonBatch(
+                step=step, records=self._take(indices), size=len(indices), seeds=seeds
+            )
 
     def aggregate(
         self,
@@ -126,21 +251,28 @@ class PrivateData:
         dim: int,
         sample_rate: float,
         clip_norm: float,
-        noise_multiplier: float,
+        noise_multiplier: float | None,
         note: str = "aggregation",
     ) -> AggregateRelease:
         """One subsampled Gaussian release of per-record vectors (add/remove, sensitivity C).
 
         ``embed(records)`` maps the Poisson-sampled records to one ``dim``-vector each (it is
         not called when the subsample is empty: the release is then pure noise). Each vector is
-        clipped to L2 norm ``clip_norm``; the clipped vectors are summed; N(0, sigma^2 C^2) is
-        added per coordinate; the result is divided by the constant ``q * N`` (never by the
-        realised sample size, which would leak it).
+        clipped to L2 norm ``clip_norm`` (a non-finite vector counts as zero); the clipped
+        vectors are summed; N(0, sigma^2 C^2) is added per coordinate; the result is divided
+        by the constant ``q * N`` (never by the realised sample size, which would leak it).
+
+        ``noise_multiplier=None`` is the ``inf`` budget's twin: the same Poisson subsample,
+        ``NonPrivate`` in the ledger, no clipping, no noise, the mean over the realised sample.
         """
-        if not clip_norm > 0 or math.isnan(clip_norm):
-            raise ValueError(f"clip_norm must be > 0, got {clip_norm!r}")
-        self._ledger.append(SubsampledGaussian(noise_multiplier, sample_rate, 1, note=note))
-        indices = np.flatnonzero(self._random.poisson_mask(self._num_records, sample_rate))
+        _check_clip_norm(clip_norm)
+        self._door()
+        self._ledger.append(
+            NonPrivate(reason=f"{note} ('inf': no clipping, no noise)")
+            if noise_multiplier is None
+            else SubsampledGaussian(noise_multiplier, sample_rate, 1, note=note)
+        )
+        indices = np.flatnonzero(self._door().random.poisson_mask(self._num_records, sample_rate))
         if len(indices):
             vectors = np.asarray(embed(self._take(indices)), dtype=np.float64)
         else:
@@ -149,56 +281,67 @@ class PrivateData:
             raise ValueError(
                 f"embed must return one {dim}-vector per record, got shape {vectors.shape}"
             )
-        return aggregate_release(
-            vectors,
-            clip_norm=clip_norm,
-            noise_multiplier=noise_multiplier,
-            divisor=sample_rate * self._num_records,
-            random=self._random,
-        )
+        if noise_multiplier is None:
+            return _mean_release(vectors, dim)
+        return self._release(vectors, clip_norm, noise_multiplier, sample_rate * self._num_records)
 
     def aggregate_groups(
         self,
         embed: Callable[[Any, np.ndarray], Sequence[np.ndarray] | np.ndarray],
         *,
         dim: int,
-        group_size: int,
+        num_groups: int,
         sample_rate: float,
         clip_norm: float,
-        noise_multiplier: float,
+        noise_multiplier: float | None,
         id_of: Callable[[Any], str] | None = None,
         note: str = "grouped aggregation",
     ) -> AggregateRelease:
-        """One subsampled Gaussian release of per-group vectors (replace-one, sensitivity 2C).
+        """One subsampled Gaussian release over ``num_groups`` fixed hash groups.
 
-        The N records fall into G = ceil(N / ``group_size``) groups; a record's group is
-        :func:`group_of` its id (``id_of(record)``, or the dataset's ``ids``), so it depends on
-        that record alone. Each group is Poisson-sampled at rate q. ``embed(records, groups)``
-        gets the records of the sampled non-empty groups and ``groups``, each record's
-        position among them (0..k-1), and returns one ``dim``-vector per group, ``(k, dim)``.
-        Sampled empty groups contribute the zero vector. Vectors are clipped to ``clip_norm``
-        C, summed, N(0, sigma^2 C^2) is added and the sum is divided by the constant ``q G``.
+        Mechanism: G = ``num_groups`` slots, fixed in advance from public configuration and
+        never from the private data. Record r belongs to slot :func:`group_of` (id(r), G), a
+        function of its own id alone. Each slot is Poisson-sampled at rate q.
+        ``embed(records, groups)`` gets the records of the sampled non-empty slots and
+        ``groups``, each record's position among them (0..k-1), and returns one
+        ``dim``-vector per slot, ``(k, dim)``. A sampled empty slot contributes the zero
+        vector. Vectors are clipped to C (non-finite ones count as zero), summed,
+        N(0, sigma^2 C^2) is added and the sum is divided by the constant ``q G``.
 
-        Adjacency: with N, hence G, public (as the divisor already assumes), adding or removing
-        one image moves only its own group's clipped vector, from v to v' with |v|, |v'| <= C:
-        replace-one at the group level, a shift of up to 2C. The ledger entry is
-        ``SubsampledGaussian(sigma, q, 1, adjacency="replace_one")``, whose sigma is noise std
-        / C; pld's REPLACE_ONE accounts the 2C shift itself (see ``SubsampledGaussian``).
+        Adjacency and sensitivity. The privacy unit is one image, add/remove: D' = D + {r}.
+        Because G does not depend on D and r's slot depends on r alone, every record of D keeps
+        its slot in D', and exactly one slot, s = group_of(r), changes content. The sampling
+        of slots is the same in both worlds (it depends on G and q only). So the two outputs
+        differ only in slot s's clipped vector, from v to v' with |v|, |v'| <= C (v = 0 when
+        s was empty in D): a replace-one change of one slot of a fixed, Poisson-sampled
+        population, with L2 shift |v - v'| <= 2C, present with probability q. That is
+        ``SubsampledGaussian(sigma, q, 1, adjacency="replace_one")`` with noise std sigma C,
+        which pld's REPLACE_ONE relation accounts (it models the 2C shift itself; see
+        ``SubsampledGaussian``). Replacing one image by another (a new id) is two add/remove
+        steps and may move two slots: it is covered by group privacy, not by this entry.
+        (A slot count computed from N, as ceil(N / g), would break all of this: N -> N + 1
+        can change G and move almost every record.)
+
+        ``noise_multiplier=None`` is the ``inf`` twin (as in :meth:`aggregate`): the mean over
+        the sampled non-empty slots, ``NonPrivate`` in the ledger.
         """
-        if not clip_norm > 0 or math.isnan(clip_norm):
-            raise ValueError(f"clip_norm must be > 0, got {clip_norm!r}")
-        if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
-            raise ValueError(f"group_size must be an integer >= 1, got {group_size!r}")
-        if id_of is None and getattr(self._dataset, "ids", None) is None:
+        _check_clip_norm(clip_norm)
+        if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 1:
+            raise ValueError(f"num_groups must be an integer >= 1, got {num_groups!r}")
+        dataset_ids = getattr(self._door().dataset, "ids", None)
+        if id_of is None and dataset_ids is None:
             raise ValueError(
                 "aggregate_groups needs record ids: pass id_of or wrap a dataset with `ids`"
             )
-        num_groups = math.ceil(self._num_records / group_size)
         self._ledger.append(
-            SubsampledGaussian(noise_multiplier, sample_rate, 1, adjacency="replace_one", note=note)
+            NonPrivate(reason=f"{note} ('inf': no clipping, no noise)")
+            if noise_multiplier is None
+            else SubsampledGaussian(
+                noise_multiplier, sample_rate, 1, adjacency="replace_one", note=note
+            )
         )
         labels = np.array([group_of(i, num_groups) for i in self._ids(id_of)], dtype=np.int64)
-        chosen = np.flatnonzero(self._random.poisson_mask(num_groups, sample_rate))
+        chosen = np.flatnonzero(self._door().random.poisson_mask(num_groups, sample_rate))
         members = [np.flatnonzero(labels == g) for g in chosen]
         filled = [m for m in members if len(m)]
         vectors = np.zeros((len(chosen), dim))
@@ -212,18 +355,38 @@ class PrivateData:
                     f"for {len(filled)} groups"
                 )
             vectors[: len(filled)] = embedded  # the rows of empty groups stay zero
+        if noise_multiplier is None:
+            return _mean_release(vectors[: len(filled)], dim)
+        return self._release(vectors, clip_norm, noise_multiplier, sample_rate * num_groups)
+
+    def _release(
+        self, vectors: np.ndarray, clip_norm: float, noise_multiplier: float, divisor: float
+    ) -> AggregateRelease:
         return aggregate_release(
             vectors,
             clip_norm=clip_norm,
             noise_multiplier=noise_multiplier,
-            divisor=sample_rate * num_groups,
-            random=self._random,
+            divisor=divisor,
+            random=self._door().random,
         )
 
     def _ids(self, id_of: Callable[[Any], str] | None) -> list[str]:
+        dataset = self._door().dataset
         if id_of is None:
-            return [str(i) for i in self._dataset.ids]
-        return [str(id_of(self._dataset[i])) for i in range(self._num_records)]
+            return [str(i) for i in dataset.ids]
+        return [str(id_of(dataset[i])) for i in range(self._num_records)]
+
+
+def _mean_release(vectors: np.ndarray, dim: int) -> AggregateRelease:
+    """The ``inf`` twin's output: the plain mean of what was sampled (zero when nothing was)."""
+    value = vectors.mean(axis=0) if len(vectors) else np.zeros(dim)
+    return AggregateRelease(value=value, sampled=len(vectors), noise_std=0.0,
+                            divisor=float(len(vectors)))
+
+
+def _check_clip_norm(clip_norm: float) -> None:
+    if not clip_norm > 0 or math.isnan(clip_norm) or math.isinf(clip_norm):
+        raise ValueError(f"clip_norm must be a finite number > 0, got {clip_norm!r}")
 
 
 def group_of(record_id: str, num_groups: int) -> int:
@@ -236,9 +399,14 @@ def group_of(record_id: str, num_groups: int) -> int:
 
 
 def clip_rows(vectors: np.ndarray, clip_norm: float) -> np.ndarray:
-    """Scale each row to L2 norm at most ``clip_norm``."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors * np.minimum(1.0, clip_norm / np.maximum(norms, 1e-12))
+    """Scale each row to L2 norm at most ``clip_norm``; a row with any non-finite entry becomes
+    zero (one inf or NaN would otherwise turn the whole sum into NaN and reveal the record).
+    How many rows that was is not reported anywhere: it is a statistic of the private data."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    finite = np.isfinite(vectors).all(axis=1, keepdims=True)
+    safe = np.where(finite, vectors, 0.0)
+    norms = np.linalg.norm(safe, axis=1, keepdims=True)
+    return safe * np.minimum(1.0, clip_norm / np.maximum(norms, 1e-12))
 
 
 def aggregate_release(

@@ -255,6 +255,13 @@ class BookKeepingGradients(PerSampleGradients):
         size, activations = self._activations(batch)
         like = next(iter(self._params.values()))
         norms = sq_norms(activations, size=size, like=like).clamp(min=0).sqrt()
+        if not bool(torch.isfinite(norms).all()):
+            # A non-finite example: the GEMM trick would spread its inf/NaN into the sum, so
+            # take the per-sample path, which zeroes it (see clip_and_sum).
+            grads: dict[str, Tensor] = {}
+            for item in activations:
+                grads.update(item.per_sample(size))
+            return clip_and_sum({name: grads[name] for name in self._params}, clip_norm=clip_norm)
         scale = (clip_norm / (norms + CLIP_EPS)).clamp(max=1.0)
         sums = {}
         for item in activations:
@@ -283,12 +290,25 @@ def per_sample_norms(grads: Mapping[str, Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(norms), dim=0)
 
 
+def _zero_rows(values: Tensor, keep: Tensor) -> Tensor:
+    """``values`` with every row (first dimension) where ``keep`` is False set to zero."""
+    mask = keep.view(-1, *([1] * (values.dim() - 1)))
+    return torch.where(mask, values, torch.zeros((), dtype=values.dtype, device=values.device))
+
+
 def clip_and_sum(grads: Mapping[str, Tensor], *, clip_norm: float) -> dict[str, Tensor]:
     """Scale each example's gradient to global L2 norm at most ``clip_norm``, then sum.
 
     The factor is ``min(1, C / (norm + 1e-6))``, as in opacus, so each clipped norm is < C.
+    An example whose gradient has any non-finite entry contributes zero (one inf or NaN would
+    otherwise make the whole sum NaN and reveal the record); how many did is reported nowhere.
     """
-    scale = (clip_norm / (per_sample_norms(grads) + CLIP_EPS)).clamp(max=1.0)
+    norms = per_sample_norms(grads)
+    finite = torch.isfinite(norms)
+    scale = (clip_norm / (norms + CLIP_EPS)).clamp(max=1.0)
+    if not bool(finite.all()):
+        scale = torch.where(finite, scale, torch.zeros_like(scale))
+        grads = {name: _zero_rows(g, finite) for name, g in grads.items()}
     return {
         name: torch.tensordot(scale.to(g.dtype), g, dims=([0], [0])) for name, g in grads.items()
     }

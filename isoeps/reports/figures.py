@@ -42,12 +42,29 @@ def _colour(spec: ReportSpec, method: str, index: int) -> str:
 REFERENCE_STYLES = {"inf": "--", "public": ":"}
 
 
-def _method_legend(spec: ReportSpec, methods: list[str]) -> list[Any]:
-    """One entry per method (its colour) and one per reference row style (in grey)."""
+#: Marks a method whose epsilon is replace-one (not comparable with add/remove epsilons).
+REPLACE_ONE_MARK = "‡"
+
+
+def replace_one_methods(frame: Any) -> set[str]:
+    """Methods with a private row under replace-one adjacency."""
+    if "adjacency" not in frame:
+        return set()
+    private = frame[~frame["budget"].isin(["inf", "public"])]
+    return set(private[private["adjacency"] == "replace_one"]["method"])
+
+
+def _method_legend(spec: ReportSpec, methods: list[str],
+                   replace_one: set[str] | None = None) -> list[Any]:
+    """One entry per method (its colour; replace-one methods marked) and one per reference
+    row style (in grey)."""
     from matplotlib.lines import Line2D
 
+    replace_one = replace_one or set()
     handles = [
-        Line2D([], [], color=_colour(spec, method, k), marker="o", label=spec.name(method))
+        Line2D([], [], color=_colour(spec, method, k), marker="s" if method in replace_one else "o",
+               label=spec.name(method) + (f" {REPLACE_ONE_MARK} replace-one ε"
+                                          if method in replace_one else ""))
         for k, method in enumerate(methods)
     ]
     handles += [
@@ -72,6 +89,7 @@ def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
         if not metrics:
             continue
         methods = list(dict.fromkeys(part["method"]))
+        replace_one = replace_one_methods(part)
         cols = min(3, len(metrics))
         rows = -(-len(metrics) // cols)
         figure, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
@@ -85,19 +103,22 @@ def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
                 if len(private):
                     stats = private.groupby("epsilon")["value"].agg(["mean", "std"]).sort_index()
                     axis.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0),
-                                  marker="o", capsize=3, color=colour)
+                                  marker="s" if method in replace_one else "o", capsize=3,
+                                  color=colour)
                 for budget, style in REFERENCE_STYLES.items():
                     ref = mine[mine["budget"] == budget]["value"]
                     if len(ref):
                         axis.axhline(ref.mean(), linestyle=style, color=colour, linewidth=1)
             axis.set_xscale("log")
-            axis.set_xlabel("ε (per-image, add/remove)")
+            axis.set_xlabel("ε (per-image, add/remove"
+                            + (f"; {REPLACE_ONE_MARK} replace-one, not comparable)"
+                               if replace_one else ")"))
             axis.set_ylabel(f"{spec.name(metric)} ({'higher' if higher else 'lower'} is better)")
             axis.set_title(spec.name(metric), fontsize=9)
         spare = list(axes.flat)[len(metrics):]
         for axis in spare:
             axis.axis("off")
-        handles = _method_legend(spec, methods)
+        handles = _method_legend(spec, methods, replace_one)
         height = figure.get_figheight()  # inches: margins below are fixed in inches
         if spare:  # the legend fills the first empty panel
             spare[0].legend(handles=handles, loc="center", fontsize=8, frameon=False)
@@ -147,7 +168,8 @@ def sample_grids(cells: list[tuple[dict[str, Any], Path]], out: Path, spec: Repo
                 axis.set_yticks([])
                 if r == 0:
                     axis.set_title("\n".join(textwrap.wrap(captions[c], 18)[:4]), fontsize=5)
-            axes[r, 0].set_ylabel(f"{spec.name(key[0])}\nε={key[1]}", fontsize=7, rotation=0,
+            budget = f"ε={key[1]}" + ("\n(not DP)" if key[1] == "inf" else "")
+            axes[r, 0].set_ylabel(f"{spec.name(key[0])}\n{budget}", fontsize=7, rotation=0,
                                   ha="right", va="center")
         title = ("open prompt (no attribute named): what each model learned"
                  if open_prompt else "samples per method and ε (same prompts per column)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +23,50 @@ def write_report(
     cell_ids: set[str] | None = None,
     show_private: bool = False,
     spec: ReportSpec | str | Path | None = None,
+    unverified: Mapping[str, Any] | None = None,
+    inf_samples: bool = False,
 ) -> Path:
     """Write tables (md, tex, csv), figures (png, pdf) and ``index.md``; return its path.
 
     ``frame`` is the tidy frame (:func:`isoeps.results.load`); ``store`` (optional) adds the
     sample grids, cell statuses and, with ``show_private``, the memorisation pairs, for the
     cells in ``cell_ids`` (default: those in ``frame``).
+
+    ``unverified`` (cell id -> reason, or ``{"run": ..., "reason": ...}``) names the cells whose
+    ledger did not re-account to their privacy record (``isoeps report`` computes it; this
+    package accounts nothing); they, and rows whose ``verified`` is False, are left out of
+    every table and figure and listed with their reason. ``unverified=None`` states that the
+    ledgers were not re-verified for this report. The sample figures show ``inf`` rows (not
+    DP) only with ``inf_samples``, labelled.
     """
     if not isinstance(spec, ReportSpec):
         spec = load_report_spec(spec)
     out = Path(out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    ids = set(frame["cell_id"]) if cell_ids is None else set(cell_ids)
+    bad = _unverified(frame, unverified)
+    if bad:
+        frame = frame[~frame["cell_id"].isin(set(bad))]
+    ids = (set(frame["cell_id"]) if cell_ids is None else set(cell_ids)) - set(bad)
     lines = [f"# {title}", ""]
     secure = bool(len(frame)) and bool(frame["secure"].all())
+    checked = unverified is not None or ("verified" in frame and frame["verified"].notna().any())
     lines += [
         "Every private row is per-image (ε, δ)-DP, re-accounted from the run's ledger with the "
-        "PRV accountant (upper bound; pld for replace-one ledgers) and never above its target. "
+        "PRV accountant (upper bound; pld for replace-one ledgers) and never above its target"
+        + ("; every ledger was re-accounted again for this report and checked against its "
+           "privacy.json and target. " if checked else
+           "; the ledgers were not re-verified for this report (`isoeps report` does). ")
         + ("Secure run." if secure else "**Benchmark run, not a DP release**: seeds are stored, "
            "so the noise can be regenerated."),
         "",
     ]
+    if bad:
+        lines += [("**Unverified cells, left out of every table and figure** (their "
+                   "ledger.json does not re-account to their privacy.json and target):"), ""]
+        lines += [f"- unverified: `{entry['run']}` (cell `{cell_id}`): {entry['reason']}"
+                  for cell_id, entry in sorted(bad.items())]
+        lines.append("")
     cell_rows = _cell_rows(store, ids) if store is not None else []
     if cell_rows:
         counts: dict[str, int] = {}
@@ -72,9 +95,16 @@ def write_report(
     lines += ["## Figures", ""]
     written = [] if frame.empty else figures.metric_vs_epsilon(frame, out / "figures", spec)
     if store is not None:
+        left_out = False
         for file, open_prompt in ((folders.SAMPLES, False), (folders.OPEN_PROMPT_SAMPLES, True)):
             samples = [(c, p) for c, p in _finished_samples(store, file=file) if c["cell_id"] in ids]
+            if not inf_samples:
+                left_out = left_out or any(c["budget"] == "inf" for c, _ in samples)
+                samples = [(c, p) for c, p in samples if c["budget"] != "inf"]
             written += figures.sample_grids(samples, out / "figures", spec, open_prompt=open_prompt)
+        if left_out:
+            lines += [("Sample figures leave out the `inf` rows (trained without clipping or "
+                       "noise: not DP); pass `--inf-samples` to include them, labelled."), ""]
     if not frame.empty:
         written += figures.spectra(frame, out / "figures", spec)
     if show_private and store is not None:
@@ -90,6 +120,24 @@ def write_report(
     index = out / "index.md"
     write_text_atomic(index, "\n".join(lines))
     return index
+
+
+def _unverified(frame: Any, unverified: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """cell id -> {"run", "reason"}: the given verdicts and rows marked ``verified`` False."""
+    bad: dict[str, dict[str, str]] = {}
+    for cell_id, entry in (unverified or {}).items():
+        if isinstance(entry, Mapping):
+            bad[cell_id] = {"run": str(entry.get("run", cell_id)), "reason": str(entry["reason"])}
+        else:
+            bad[cell_id] = {"run": cell_id, "reason": str(entry)}
+    if "verified" in frame and len(frame):
+        import pandas as pd
+
+        marked = frame[frame["verified"].map(lambda v: not pd.isna(v) and not bool(v))]
+        for row in marked.drop_duplicates("cell_id").itertuples():
+            bad.setdefault(row.cell_id, {"run": Path(str(row.run_dir)).name,
+                                         "reason": "marked unverified in the index"})
+    return bad
 
 
 def _rel(path: Path, base: Path) -> str:

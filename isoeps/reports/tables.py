@@ -2,8 +2,12 @@
 
 Rows are grouped by method: each method's ``public`` row, its private budgets (ascending
 epsilon), then its ``inf`` row, so that a method stands beside its own family's floor and
-ceiling. The best value of each column among rows with the same budget (the matched-epsilon
-comparison) is bold.
+ceiling. The best value of each column among rows with the same budget and adjacency (the
+matched-epsilon comparison) is bold.
+
+Replace-one and add/remove epsilons are not comparable: a table whose private rows are all of
+one adjacency says which in its caption; one that holds both marks every replace-one row's ε
+with :data:`REPLACE_ONE_MARK` and explains it in the caption.
 """
 
 from __future__ import annotations
@@ -14,12 +18,18 @@ from typing import Any
 
 from isoeps.reports.spec import ReportSpec
 
+#: Marks a replace-one row in a table that also holds add/remove rows.
+REPLACE_ONE_MARK = "‡"
+
+_ADJACENCY_NAMES = {"add_remove": "add/remove", "replace_one": "replace-one"}
+
 
 @dataclass
 class Table:
     dataset: str
     metrics: list[str]
-    rows: list[dict[str, Any]]  # {method, budget, cells: {metric: (mean, std, count)}, bold}
+    #: {method, budget, adjacency, marked, cells: {metric: (mean, std, count)}, bold}
+    rows: list[dict[str, Any]]
     caption: str
     not_dp: set[str]
 
@@ -32,9 +42,23 @@ def budget_order(budget: str) -> tuple[int, float]:
     return (1, float(budget))
 
 
+def _with_adjacency(frame: Any) -> Any:
+    """``frame`` with ``adjacency`` filled: "" where unknown (public rows have no ledger)."""
+    adjacency = frame.get("adjacency")
+    return frame.assign(adjacency="" if adjacency is None else adjacency.fillna("").astype(str))
+
+
+def private_adjacencies(frame: Any) -> list[str]:
+    """The adjacencies of ``frame``'s private rows (``inf``/``public`` rows have no epsilon)."""
+    frame = _with_adjacency(frame)
+    private = frame[~frame["budget"].isin(["inf", "public"])]
+    return sorted(a for a in private["adjacency"].unique() if a)
+
+
 def summarise(frame: Any) -> Any:
-    """Mean, std and count over seeds per (dataset, method, budget, metric)."""
-    keys = ["dataset", "method", "method_name", "budget", "metric"]
+    """Mean, std and count over seeds per (dataset, method, budget, adjacency, metric)."""
+    frame = _with_adjacency(frame)
+    keys = ["dataset", "method", "method_name", "budget", "adjacency", "metric"]
     grouped = frame.groupby(keys, sort=False)
     out = grouped["value"].agg(["mean", "std", "count"]).reset_index()
     out["higher_is_better"] = grouped["higher_is_better"].first().to_numpy()
@@ -44,19 +68,27 @@ def summarise(frame: Any) -> Any:
 def caption_for(frame: Any, dataset: str) -> str:
     part = frame[frame["dataset"] == dataset]
     accountants = sorted({a for a in part["accountant"].dropna().unique()})
-    adjacency = sorted({a for a in part["adjacency"].dropna().unique()})
+    adjacency = private_adjacencies(part)
+    mixed = len(adjacency) > 1
     n_values = sorted({int(n) for n in part["n"].dropna().unique()})
     backbones = sorted({str(b) for b in part["backbone"].dropna().unique()})
     seeds = sorted(part["seed"].unique())
     deltas = sorted({f"{d:.2e}" for d in part["delta"].dropna().unique()})
     secure = bool(len(part)) and bool(part["secure"].all())
+    if mixed:
+        adjacency_text = (f"add/remove adjacency; {REPLACE_ONE_MARK} replace-one adjacency (ε not "
+                          "comparable with add/remove)")
+    else:
+        only = adjacency[0] if adjacency else "add_remove"
+        adjacency_text = f"{_ADJACENCY_NAMES.get(only, only)} adjacency"
     text = (
         f"{dataset}: mean ± std over {len(seeds)} seed(s). Per-image DP "
-        f"((ε, δ), {', '.join(a.replace('_', '/') for a in adjacency) or 'add/remove'} adjacency; "
+        f"((ε, δ), {adjacency_text}; "
         f"δ = {', '.join(deltas) or 'n/a'}); ε re-accounted by {', '.join(accountants) or 'n/a'} "
         f"(primary: prv upper bound; pld for replace-one). n = {', '.join(map(str, n_values))} "
         f"samples; backbone(s): {', '.join(backbones) or 'n/a'}. Bold: best per column among "
-        f"rows at the same ε. † reads the private split at evaluation (not DP). "
+        f"rows at the same ε{' and adjacency' if mixed else ''}. † reads the private split at "
+        "evaluation (not DP). "
     )
     text += "Secure run." if secure else "Benchmark run, not a DP release."
     return text
@@ -77,21 +109,28 @@ def build_tables(frame: Any, spec: ReportSpec) -> list[Table]:
         if spec.methods is not None:
             methods = [m for m in spec.methods if m in methods]
         higher = {m: bool(part[part["metric"] == m]["higher_is_better"].iloc[0]) for m in metrics}
+        mixed = len(private_adjacencies(frame[frame["dataset"] == dataset])) > 1
         rows = []
         for method in methods:
             budgets = sorted(set(part[part["method"] == method]["budget"]), key=budget_order)
             if spec.budgets is not None:
                 budgets = [b for b in spec.budgets if b in budgets]
             for budget in budgets:
-                sel = part[(part["method"] == method) & (part["budget"] == budget)]
-                cells = {
-                    r.metric: (float(r["mean"]), _std(r["std"]), int(r["count"]))
-                    for _, r in sel.iterrows()
-                }
-                rows.append({"method": method, "budget": budget, "cells": cells, "bold": set()})
+                mine = part[(part["method"] == method) & (part["budget"] == budget)]
+                for adjacency in sorted(set(mine["adjacency"])):
+                    sel = mine[mine["adjacency"] == adjacency]
+                    cells = {
+                        r.metric: (float(r["mean"]), _std(r["std"]), int(r["count"]))
+                        for _, r in sel.iterrows()
+                    }
+                    marked = (mixed and adjacency == "replace_one"
+                              and budget not in ("inf", "public"))
+                    rows.append({"method": method, "budget": budget, "adjacency": adjacency,
+                                 "marked": marked, "cells": cells, "bold": set()})
         for metric in metrics:
-            for budget in {r["budget"] for r in rows}:
-                peers = [r for r in rows if r["budget"] == budget and metric in r["cells"]]
+            for budget, adjacency in {(r["budget"], r["adjacency"]) for r in rows}:
+                peers = [r for r in rows if r["budget"] == budget
+                         and r["adjacency"] == adjacency and metric in r["cells"]]
                 values = [r["cells"][metric][0] for r in peers]
                 finite = [v for v in values if not math.isnan(v)]
                 if len(peers) < 2 or not finite:
@@ -136,13 +175,20 @@ def to_markdown(table: Table, spec: ReportSpec) -> str:
         for metric in table.metrics:
             text = _cell_text(row["cells"].get(metric), spec.decimals_for(metric), "±")
             cells.append(f"**{text}**" if metric in row["bold"] else text)
-        lines.append(f"| {spec.name(row['method'])} | {row['budget']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {spec.name(row['method'])} | {_budget_text(row)} | " + " | ".join(cells)
+                     + " |")
     lines += ["", f"*{table.caption}*", ""]
     return "\n".join(lines)
 
 
 _LATEX = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
-          "ε": r"$\varepsilon$", "δ": r"$\delta$", "±": r"$\pm$", "†": r"$^\dagger$"}
+          "ε": r"$\varepsilon$", "δ": r"$\delta$", "±": r"$\pm$", "†": r"$^\dagger$",
+          "‡": r"$^\ddagger$"}
+
+
+def _budget_text(row: dict[str, Any]) -> str:
+    """The ε cell: the budget, marked when it is replace-one beside add/remove rows."""
+    return f"{row['budget']}{REPLACE_ONE_MARK if row.get('marked') else ''}"
 
 
 def _latex_escape(text: str) -> str:
@@ -163,8 +209,8 @@ def to_latex(table: Table, spec: ReportSpec) -> str:
         for metric in table.metrics:
             text = _cell_text(row["cells"].get(metric), spec.decimals_for(metric), r"$\pm$")
             cells.append(rf"\textbf{{{text}}}" if metric in row["bold"] else text)
-        lines.append(" & ".join([_latex_escape(spec.name(row["method"])), row["budget"], *cells])
-                     + r" \\")
+        lines.append(" & ".join([_latex_escape(spec.name(row["method"])),
+                                 _latex_escape(_budget_text(row)), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",
               rf"\caption{{{_latex_escape(table.caption)}}}", r"\end{table}", ""]
     return "\n".join(lines)
@@ -176,7 +222,8 @@ def to_csv(table: Table, spec: ReportSpec) -> str:
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["dataset", "method", "budget", "metric", "mean", "std", "seeds", "best"])
+    writer.writerow(["dataset", "method", "budget", "metric", "mean", "std", "seeds", "best",
+                     "adjacency"])
     for row in table.rows:
         for metric in table.metrics:
             cell = row["cells"].get(metric)
@@ -184,5 +231,5 @@ def to_csv(table: Table, spec: ReportSpec) -> str:
                 continue
             writer.writerow([table.dataset, row["method"], row["budget"], metric, cell[0],
                              "" if cell[1] is None else cell[1], cell[2],
-                             int(metric in row["bold"])])
+                             int(metric in row["bold"]), row.get("adjacency", "")])
     return buffer.getvalue()

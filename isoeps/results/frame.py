@@ -1,12 +1,19 @@
 """The tidy view of a store: one row per (cell, metric) with provenance.
 
 Rows come from finished run folders (the truth). Columns are listed in :data:`COLUMNS`;
-``higher_is_better`` travels with each row so that reports never import the metrics.
+``higher_is_better`` travels with each row so that reports never import the metrics, and
+``adjacency`` with each epsilon (replace-one and add/remove epsilons are not comparable).
+
+``verified`` is the verdict of a re-accounting of the run's ledger, passed in as ``verify``
+(a callable ``folder -> None | reason``, from the bench layer: this package accounts nothing):
+``True`` (re-accounted and consistent), ``False`` (``verify_reason`` says why) or ``None``
+(not checked, or not a finished cell).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +25,34 @@ COLUMNS: tuple[str, ...] = (
     "budget", "epsilon", "delta", "epsilon_achieved", "accountant", "adjacency", "seed",
     "n_samples", "metric", "metric_group", "value", "std", "higher_is_better", "n",
     "backbone", "backbone_sha256", "resize", "not_dp", "secure", "isoeps_version",
-    "git_commit", "device", "wall_time_s", "peak_memory_mb", "run_dir", "details",
+    "git_commit", "device", "wall_time_s", "peak_memory_mb", "run_dir", "details", "verified",
 )
 
 #: One row per cell (any status), for the runner and reports.
 CELL_COLUMNS: tuple[str, ...] = (
     "cell_id", "suite", "dataset", "method", "method_name", "budget", "seed", "status",
-    "reason", "epsilon", "epsilon_achieved", "wall_time_s", "run_dir",
+    "reason", "epsilon", "epsilon_achieved", "wall_time_s", "run_dir", "adjacency", "verified",
+    "verify_reason",
 )
 
+#: ``folder -> None`` (its privacy record re-accounts consistently) or the reason it does not.
+Verify = Callable[[Path], "str | None"]
 
-def cell_row(folder: Path) -> dict[str, Any]:
+
+def verdict(folder: Path, verify: Verify | None) -> tuple[bool | None, str | None]:
+    """(verified, reason) of a finished run folder; (None, None) unchecked or unfinished."""
+    status = folders.status_of(folder)
+    if verify is None or not status or status.get("status") != folders.FINISHED:
+        return None, None
+    reason = verify(Path(folder))
+    return reason is None, reason
+
+
+def cell_row(folder: Path, verify: Verify | None = None) -> dict[str, Any]:
     cell = folders.read_json(folder / folders.CELL)
     status = folders.status_of(folder) or {"status": "incomplete"}
     privacy = _maybe(folder / folders.PRIVACY)
+    verified, reason = verdict(folder, verify)
     return {
         "cell_id": cell["cell_id"],
         "suite": cell.get("suite"),
@@ -46,14 +67,18 @@ def cell_row(folder: Path) -> dict[str, Any]:
         "epsilon_achieved": _float(privacy.get("epsilon_achieved")),
         "wall_time_s": status.get("wall_time_s"),
         "run_dir": str(folder),
+        "adjacency": privacy.get("adjacency"),
+        "verified": verified,
+        "verify_reason": reason,
     }
 
 
-def metric_rows(folder: Path) -> list[dict[str, Any]]:
+def metric_rows(folder: Path, verify: Verify | None = None) -> list[dict[str, Any]]:
     """The tidy rows of one finished run folder (none for a failed or unfinished one)."""
     status = folders.status_of(folder)
     if not status or status.get("status") != folders.FINISHED:
         return []
+    verified, _ = verdict(folder, verify)
     cell = folders.read_json(folder / folders.CELL)
     privacy = _maybe(folder / folders.PRIVACY)
     environment = _maybe(folder / folders.ENVIRONMENT)
@@ -79,6 +104,7 @@ def metric_rows(folder: Path) -> list[dict[str, Any]]:
         "git_commit": environment.get("git_commit"),
         "device": environment.get("device"),
         "run_dir": str(folder),
+        "verified": verified,
     }
     rows = []
     for value in metrics.get("values", []):
@@ -111,10 +137,10 @@ def _float(value: Any) -> float | None:
     return float(value)  # "inf" strings from JSON become float('inf')
 
 
-def rows_from_folders(store: Path) -> list[dict[str, Any]]:
+def rows_from_folders(store: Path, verify: Verify | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for folder in folders.iter_run_dirs(store):
-        rows.extend(metric_rows(folder))
+        rows.extend(metric_rows(folder, verify))
     return rows
 
 

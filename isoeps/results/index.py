@@ -13,22 +13,55 @@ from pathlib import Path
 from typing import Any
 
 from isoeps.results import folders
-from isoeps.results.frame import CELL_COLUMNS, COLUMNS, cell_row, metric_rows
+from isoeps.results.frame import CELL_COLUMNS, COLUMNS, Verify, cell_row, metric_rows
 
 
 def index_path(store: Path) -> Path:
     return Path(store) / folders.INDEX
 
 
+def _corrupt(path: Path, exc: sqlite3.DatabaseError) -> folders.StoreError:
+    return folders.StoreError(f"the index {path} is unreadable ({exc}); run `isoeps results "
+                              "reindex` to rebuild it from the run folders")
+
+
 @contextlib.contextmanager
 def _connect(store: Path) -> Iterator[sqlite3.Connection]:
     path = index_path(store)
+    folders.check_folder_path(Path(store))
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, timeout=60)
     try:
-        _ensure_schema(connection)
+        connection = sqlite3.connect(path, timeout=60)
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, exc) from None
+    try:
+        try:
+            _ensure_schema(connection)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(path, exc) from None
         yield connection
         connection.commit()
+    finally:
+        connection.close()
+
+
+def check(store: Path) -> None:
+    """Raise :class:`~isoeps.results.folders.StoreError` (naming the fix) when the store's
+    index exists but is not a sound SQLite database; a run checks this before any work."""
+    path = index_path(store)
+    if not path.exists():
+        return
+    try:
+        connection = sqlite3.connect(path)
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, exc) from None
+    try:
+        result = connection.execute("PRAGMA quick_check").fetchone()
+        if not result or result[0] != "ok":
+            raise _corrupt(path, sqlite3.DatabaseError(str(result[0] if result else "no result")))
+        _ensure_schema(connection)
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, exc) from None
     finally:
         connection.close()
 
@@ -40,41 +73,56 @@ def _ensure_schema(connection: sqlite3.Connection) -> None:
         f"CREATE TABLE IF NOT EXISTS metrics ({metric_cols}, PRIMARY KEY (cell_id, metric))"
     )
     connection.execute(f"CREATE TABLE IF NOT EXISTS cells ({cell_cols}, PRIMARY KEY (cell_id))")
+    for table, columns in (("metrics", COLUMNS), ("cells", CELL_COLUMNS)):
+        # an index written before a column was added: add it (NULL until the cell is re-indexed)
+        have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column not in have:
+                connection.execute(f'ALTER TABLE {table} ADD COLUMN "{column}"')
 
 
-def _replace(connection: sqlite3.Connection, folder: Path) -> None:
-    cell = cell_row(folder)
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+
+
+def _replace(connection: sqlite3.Connection, folder: Path, verify: Verify | None = None) -> None:
+    if verify is not None:  # once per folder, for the cell row and its metric rows
+        reason = verify(folder)
+        verify = lambda _folder, _reason=reason: _reason
+    cell = cell_row(folder, verify)
     connection.execute("DELETE FROM metrics WHERE cell_id = ?", (cell["cell_id"],))
-    connection.execute(
-        f"INSERT OR REPLACE INTO cells VALUES ({', '.join('?' for _ in CELL_COLUMNS)})",
-        [cell[c] for c in CELL_COLUMNS],
-    )
-    for row in metric_rows(folder):
-        connection.execute(
-            f"INSERT OR REPLACE INTO metrics VALUES ({', '.join('?' for _ in COLUMNS)})",
-            [_sql(row.get(c)) for c in COLUMNS],
-        )
+    connection.execute(_insert("cells", CELL_COLUMNS), [_sql(cell[c]) for c in CELL_COLUMNS])
+    for row in metric_rows(folder, verify):
+        connection.execute(_insert("metrics", COLUMNS), [_sql(row.get(c)) for c in COLUMNS])
 
 
 def _sql(value: Any) -> Any:
     return value if value is None or isinstance(value, (int, float, str, bytes)) else str(value)
 
 
-def update(store: Path, folder: Path) -> None:
+def update(store: Path, folder: Path, verify: Verify | None = None) -> None:
     """Insert or replace one run folder's rows (the driver calls this after each cell)."""
     with _connect(store) as connection:
-        _replace(connection, Path(folder))
+        _replace(connection, Path(folder), verify)
 
 
-def reindex(store: Path) -> int:
-    """Rebuild the index from the run folders. Returns the number of cells indexed."""
+def reindex(store: Path, verify: Verify | None = None) -> int:
+    """Rebuild the index from the run folders. Returns the number of cells indexed.
+
+    With ``verify`` (``folder -> None | reason``: ``isoeps results reindex`` passes the bench
+    layer's re-accounting), every finished cell's rows carry its verdict (``verified``; the
+    cells table also ``verify_reason``). Takes the store's lock, so it is refused while a run
+    drives the store."""
     path = index_path(store)
-    path.unlink(missing_ok=True)
+    folders.check_folder_path(Path(store))
     count = 0
-    with _connect(store) as connection:
-        for folder in folders.iter_run_dirs(store):
-            _replace(connection, folder)
-            count += 1
+    with folders.store_lock(Path(store), command="isoeps results reindex"):
+        path.unlink(missing_ok=True)
+        with _connect(store) as connection:
+            for folder in folders.iter_run_dirs(store):
+                _replace(connection, folder, verify)
+                count += 1
     return count
 
 
@@ -92,6 +140,12 @@ def read(store_or_index: Path, table: str = "metrics") -> Any:
     connection = sqlite3.connect(path)
     try:
         frame = pd.read_sql_query(f"SELECT * FROM {table}", connection)
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, exc) from None
+    except Exception as exc:  # pandas wraps sqlite errors in its own DatabaseError
+        if isinstance(exc.__cause__ or exc.__context__, sqlite3.DatabaseError):
+            raise _corrupt(path, exc.__cause__ or exc.__context__) from None
+        raise
     finally:
         connection.close()
     if "higher_is_better" in frame:
@@ -99,4 +153,7 @@ def read(store_or_index: Path, table: str = "metrics") -> Any:
     for column in ("not_dp", "secure"):
         if column in frame:
             frame[column] = frame[column].astype(bool)
+    if "verified" in frame:  # True, False or None (not checked)
+        frame["verified"] = frame["verified"].astype(object).map(
+            lambda v: None if pd.isna(v) else bool(v))
     return frame

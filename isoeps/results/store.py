@@ -7,20 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from isoeps.results import folders, index
-from isoeps.results.frame import CELL_COLUMNS, cell_row, rows_from_folders, to_frame
+from isoeps.results.frame import CELL_COLUMNS, Verify, cell_row, rows_from_folders, to_frame
 
 
-def load(path: str | Path) -> Any:
+def load(path: str | Path, verify: Verify | None = None) -> Any:
     """The tidy DataFrame of a store: one row per (cell, metric), finished cells only.
 
     ``path`` is a store folder (read from its run folders, the truth), an ``index.sqlite``,
-    or a ``.parquet``/``.csv`` export.
+    or a ``.parquet``/``.csv`` export. ``verify`` (store folders only) fills ``verified``.
     """
     path = Path(path)
     if path.is_dir():
         if not folders.runs_dir(path).is_dir():
             raise FileNotFoundError(f"{path} is not a results store (no {folders.RUNS}/ folder)")
-        return to_frame(rows_from_folders(path))
+        return to_frame(rows_from_folders(path, verify))
     if path.suffix in (".sqlite", ".db"):
         return index.read(path)
     if path.suffix == ".parquet":
@@ -34,19 +34,32 @@ def load(path: str | Path) -> Any:
     raise FileNotFoundError(f"not a results store, index, parquet or csv file: {path}")
 
 
-def load_cells(store: str | Path) -> Any:
+def load_cells(store: str | Path, verify: Verify | None = None) -> Any:
     """One row per run folder (any status): cell id, status, reason, achieved epsilon..."""
-    return to_frame([cell_row(f) for f in folders.iter_run_dirs(Path(store))], CELL_COLUMNS)
+    return to_frame([cell_row(f, verify) for f in folders.iter_run_dirs(Path(store))],
+                    CELL_COLUMNS)
 
 
-def merge(target: str | Path, sources: list[str | Path]) -> dict[str, int]:
+def merge(target: str | Path, sources: list[str | Path],
+          verify: Verify | None = None) -> dict[str, Any]:
     """Copy run folders from ``sources`` into ``target`` and reindex it.
 
     A finished folder is never overwritten; an unfinished or failed one is replaced by a
-    finished copy from a source. Returns counts of copied and skipped folders.
+    finished copy from a source. With ``verify`` (``folder -> None | reason``), a finished
+    source folder whose privacy record does not re-account is not copied (``refused``, with
+    its reason in ``unverified``), and the target is reindexed with the same check. Returns
+    counts of copied, skipped and refused folders. Takes the target store's lock, so it is
+    refused while a run drives that store.
     """
     target = Path(target)
+    with folders.store_lock(target, command="isoeps results merge"):
+        return _merge(target, sources, verify)
+
+
+def _merge(target: Path, sources: list[str | Path], verify: Verify | None = None
+           ) -> dict[str, Any]:
     copied = skipped = 0
+    unverified: list[dict[str, str]] = []
     for source in sources:
         for folder in folders.iter_run_dirs(Path(source)):
             status = folders.status_of(folder)
@@ -58,6 +71,11 @@ def merge(target: str | Path, sources: list[str | Path]) -> dict[str, int]:
             if existing and status.get("status") != folders.FINISHED:
                 skipped += 1
                 continue
+            reason = (verify(folder) if verify is not None
+                      and status.get("status") == folders.FINISHED else None)
+            if reason is not None:
+                unverified.append({"run": folder.name, "source": str(source), "reason": reason})
+                continue
             staging = destination.with_name(f".{destination.name}.merging")
             shutil.rmtree(staging, ignore_errors=True)
             shutil.copytree(folder, staging)
@@ -65,8 +83,9 @@ def merge(target: str | Path, sources: list[str | Path]) -> dict[str, int]:
                 shutil.rmtree(destination)
             staging.rename(destination)
             copied += 1
-    index.reindex(target)
-    return {"copied": copied, "skipped": skipped}
+    index.reindex(target, verify)
+    return {"copied": copied, "skipped": skipped, "refused": len(unverified),
+            "unverified": unverified}
 
 
 def export_table(store: str | Path, out: str | Path, *, fmt: str) -> Path:

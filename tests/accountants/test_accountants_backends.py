@@ -243,3 +243,42 @@ def test_import_is_lazy():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_prv_truncated_mean_is_exact():
+    """prv-accountant's quad mean misses at small sigma (issue 13 item 4: 'Discrete mean
+    differs...'); ours is an integral over the Gaussian output and matches it elsewhere."""
+    from prv_accountant.privacy_random_variables import PrivacyRandomVariableTruncated
+
+    from isoeps.accountants.backends.prv import _subsampled_gaussian, _truncated_mean
+
+    for q, sigma, lo, hi in [(0.01, 1.0, -20.0, 20.0), (0.2, 2.0, -10.0, 3.0)]:
+        library = PrivacyRandomVariableTruncated(_subsampled_gaussian(q, sigma), lo, hi).mean()
+        assert _truncated_mean(q, sigma, lo, hi) == pytest.approx(library, rel=1e-6, abs=1e-9)
+    # q = 0.1, sigma = 0.3: E[Y] = 0.296712 by direct quadrature (the library's quad: 0.29996).
+    assert _truncated_mean(0.1, 0.3, -62.0, 62.0) == pytest.approx(0.2967117320, rel=1e-8)
+    # q = 1: Y ~ N(1 / (2 sigma^2), 1 / sigma^2), whose mean is 1 / (2 sigma^2).
+    assert _truncated_mean(1.0, 0.5, -200.0, 200.0) == pytest.approx(2.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("sigma,q,steps", [(0.3, 0.1, 10), (0.25, 0.1, 10), (0.1, 1.0, 1)])
+def test_prv_small_sigma_accounts(sigma, q, steps):
+    """Issue 13 item 4: these raised 'Discrete mean differs from continuous mean'."""
+    ledger = Ledger([_entry(sigma, q, steps)])
+    prv, pld = epsilon(ledger, 1e-5, "prv"), epsilon(ledger, 1e-5, "pld")
+    assert prv >= pld * 0.999
+    assert prv == pytest.approx(pld, rel=0.005)
+
+
+def test_prv_failure_is_named(monkeypatch):
+    from isoeps.accountants.backends import prv as backend
+    from isoeps.accountants.base import AccountantFailure
+    from isoeps.errors import IsoepsError
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Discrete mean differs from continuous mean significantly.")
+
+    monkeypatch.setattr(backend, "_library_epsilon", broken)
+    with pytest.raises(AccountantFailure, match=r"noise_multiplier=0\.3.*Discrete mean") as info:
+        epsilon(Ledger([_entry(0.3, 0.1, 10)]), 1e-5, "prv")
+    assert isinstance(info.value, IsoepsError) and "\n" not in str(info.value)

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from isoeps.accountants import (
+    Accountant,
     AccountingInputError,
     CalibrationError,
     Gaussian,
@@ -56,21 +57,66 @@ def test_matches_opacus_rdp_calibration():
     assert ours == pytest.approx(theirs, rel=5e-3)
 
 
-def test_accountant_failure_counts_as_above_target(monkeypatch):
-    """An exception from the backend (PRV's 'Discrete mean differs...') means 'too little noise'."""
+def _flaky_rdp(monkeypatch, below: float):
+    """Make the rdp backend fail (as PRV's 'Discrete mean differs...') for sigma < ``below``."""
     from isoeps.accountants.backends.rdp import RDPAccountant
 
     original = RDPAccountant.epsilon
 
     def flaky(self, ledger, *, delta):
-        if ledger.entries[-1].noise_multiplier < 1.0:
+        if ledger.entries[-1].noise_multiplier < below:
             raise RuntimeError("Discrete mean differs from continuous mean significantly.")
         return original(self, ledger, delta=delta)
 
     monkeypatch.setattr(RDPAccountant, "epsilon", flaky)
-    sigma = calibrate(20.0, 1e-5, 0.05, 100, "rdp")
-    assert sigma >= 1.0
-    assert epsilon(_ledger(sigma, 0.05, 100), 1e-5, "rdp") <= 20.0
+
+
+def test_accountant_failure_is_not_read_as_above_target(monkeypatch):
+    """Issue 13 item 4: a failure where the answer lies must not yield a larger sigma whose
+    epsilon is far below the target (before: sigma 1.0, epsilon well under 20, no error)."""
+    free = calibrate(20.0, 1e-5, 0.05, 100, "rdp")
+    assert free < 1.0  # the answer lies in the region made to fail
+    _flaky_rdp(monkeypatch, below=1.0)
+    with pytest.raises(CalibrationError, match=r"rdp.*failed at noise_multiplier.*Discrete mean"):
+        calibrate(20.0, 1e-5, 0.05, 100, "rdp")
+
+
+def test_accountant_failure_away_from_the_answer_still_lands(monkeypatch):
+    free = calibrate(20.0, 1e-5, 0.05, 100, "rdp")
+    _flaky_rdp(monkeypatch, below=0.5 * free)
+    result = calibrate_detailed(20.0, 1e-5, 0.05, 100, "rdp")
+    assert 20.0 * 0.99 <= result.epsilon <= 20.0 and result.accountant == "rdp"
+
+
+@pytest.mark.parametrize("target", [20.0, 30.0, 50.0])
+def test_issue13_large_targets_land_in_window(target):
+    """Issue 13 item 4: at q = 0.1, T = 10 PRV failed below sigma ~0.57 and calibration
+    returned epsilon 9.27-9.72 for targets 20, 30 and 50. It must land in the window."""
+    result = calibrate_detailed(target, 1e-5, 0.1, 10, "prv")
+    assert target * 0.99 <= result.epsilon <= target
+    assert result.accountant == "prv"
+    assert (result.noise_multiplier, result.epsilon) in result.trace
+    pld = epsilon(_ledger(result.noise_multiplier, 0.1, 10), 1e-5, "pld")
+    assert pld == pytest.approx(result.epsilon, rel=0.01)
+
+
+class _StepAccountant(Accountant):
+    """A fake backend whose epsilon jumps from ``high`` to ``low`` at sigma = 1."""
+
+    name = "step"
+
+    def __init__(self, high: float, low: float) -> None:
+        self.high, self.low = high, low
+
+    def epsilon(self, ledger, *, delta):
+        return self.high if ledger.entries[-1].noise_multiplier < 1.0 else self.low
+
+
+@pytest.mark.parametrize("high,low", [(10.0, 2.0), (4.0, 3.0)])
+def test_never_returns_below_the_window(high, low):
+    """No sigma lands in [4.95, 5]: an error naming the accountant, not a cheaper sigma."""
+    with pytest.raises(CalibrationError, match="cannot be reached within rtol=0.01.*'step'"):
+        calibrate(5.0, 1e-5, 0.1, 10, _StepAccountant(high, low))
 
 
 def test_prefix_is_composed_in():

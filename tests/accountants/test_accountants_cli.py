@@ -35,6 +35,7 @@ def test_calibrate_json(capsys):
     assert code == 0
     assert set(out["epsilon"]) == {"prv", "pld", "rdp"}
     assert 2.97 <= out["epsilon"]["rdp"] <= 3.0
+    assert out["accountant"] == "rdp"
     assert out["epsilon"]["prv"] < out["epsilon"]["rdp"]  # PRV is tighter than RDP
     assert out["noise_multiplier"] > 0
 
@@ -155,3 +156,59 @@ def test_subprocess_no_traceback_and_json_stdout():
         check=True,
     )
     assert json.loads(good.stdout)["epsilon"]["rdp"] > 0
+
+
+ISSUE = ["--sample-rate", "0.1", "--steps", "10", "--delta", "1e-5"]
+
+
+def test_issue13_epsilon_small_sigma_no_traceback():
+    """Issue 13 item 4: `privacy epsilon --noise-multiplier 0.3 ...` ended in a traceback."""
+    run = subprocess.run(
+        [sys.executable, "-m", "isoeps.cli.main", "privacy", "epsilon"]
+        + ["--noise-multiplier", "0.3", *ISSUE, "--accountant", "prv", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    out = json.loads(run.stdout)
+    assert "failed" not in out
+    assert 35.6 <= out["epsilon"]["prv"] <= 35.9  # dp-accounting's pld: 35.66
+
+
+def _break_prv(monkeypatch):
+    from isoeps.accountants.backends import prv as backend
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Discrete mean differs from continuous mean significantly.")
+
+    monkeypatch.setattr(backend, "_library_epsilon", broken)
+
+
+@pytest.mark.parametrize(
+    "argv,named",
+    [
+        (["epsilon", "--noise-multiplier", "0.3", *ISSUE, "--accountant", "prv"], "Discrete mean"),
+        (["calibrate", "--epsilon", "20", *ISSUE], "cannot be reached within rtol"),
+    ],
+)
+def test_prv_failure_exit_2_one_line(monkeypatch, capsys, argv, named):
+    _break_prv(monkeypatch)
+    code = main(["privacy", *argv])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and "prv" in lines[0]
+
+
+def test_prv_failure_all_labels_the_fallback(monkeypatch, capsys):
+    _break_prv(monkeypatch)
+    code = main(["privacy", "epsilon", "--noise-multiplier", "1", *ISSUE, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["epsilon"]["prv"] is None and out["fallback"] == "pld"
+    assert "Discrete mean" in out["failed"]["prv"] and out["epsilon"]["pld"] > 0
+    code = main(["privacy", "epsilon", "--noise-multiplier", "1", *ISSUE])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "prv  epsilon = unavailable" in text and "pld (fallback) stands in" in text
+    assert "(fallback for prv)" in text

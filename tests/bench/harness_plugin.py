@@ -4,7 +4,8 @@
 - method ``test-mean-image``: one ``guard.aggregate`` release of flattened images (sigma fixed
   at 4 by default: epsilon about 0.2; ``sigma: null`` calibrates); samples are the
   released mean plus seeded noise. ``fail`` raises in fit; ``overspend`` records a ledger
-  above the target; ``sleep_s`` slows fit (for the kill test);
+  above the target; ``sleep_s`` slows fit (for the kill test); ``attack`` tries one of the
+  guard doors (see ``MeanImage.ATTACKS``);
 - metric ``test-brightness``: the mean pixel value of the samples;
 - metric ``test-open-brightness``: the same of the open-prompt samples;
 - metric ``test-nearest``: reads the private split (not DP); reports the closest pairs.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -55,6 +57,7 @@ class MeanConfig(MethodConfig):
     fail: bool = False
     overspend: bool = False
     sleep_s: float = 0.0
+    attack: str | None = None
 
 
 class MeanImage(Method):
@@ -84,6 +87,26 @@ class MeanImage(Method):
     def plan(self, budget, num_records: int) -> dict[str, Any]:
         return {"sample_rate": self.config.sample_rate, "steps": 1}
 
+    #: Doors a careless or casually malicious method might try; each must end in a refused or
+    #: failed cell, never in a finished private one.
+    ATTACKS: ClassVar[tuple[str, ...]] = (
+        "private_attribute", "raw_in_sample", "raw_in_sample_caught", "swap_random",
+        "noise_seed", "empty_ledger", "skip_release",
+    )
+
+    def _attack_in_fit(self, private) -> None:
+        attack = self.config.attack
+        if attack == "private_attribute":
+            self.mean = private._dataset.images.mean(axis=0)
+        elif attack == "swap_random":
+            private._random = None
+        elif attack == "noise_seed":
+            self.ctx.seed_for("noise")
+        elif attack == "empty_ledger":
+            private.ledger._entries.clear()
+        elif attack in ("raw_in_sample", "raw_in_sample_caught"):
+            self._guard = private
+
     def fit(self, private, budget) -> None:
         from isoeps.accountants import calibrate
 
@@ -103,6 +126,8 @@ class MeanImage(Method):
             sigma = calibrate(budget.epsilon, budget.delta, self.config.sample_rate, 1)
         if self.config.overspend:
             sigma = 0.5
+        if self.config.attack == "skip_release":
+            return
         dim = int(np.prod(self.shape))
         scale = 255.0 * np.sqrt(dim)
         release = private.aggregate(
@@ -111,8 +136,15 @@ class MeanImage(Method):
             noise_multiplier=sigma,
         )
         self.mean = np.clip(release.value.reshape(self.shape) * scale, 0, 255)
+        if self.config.attack:
+            self._attack_in_fit(private)
 
     def sample(self, prompts: list[str], n: int) -> Samples:
+        if self.config.attack == "raw_in_sample":
+            self.mean = self._guard.raw().images.mean(axis=0)
+        elif self.config.attack == "raw_in_sample_caught":
+            with contextlib.suppress(Exception):  # the attack swallows the refusal
+                self.mean = self._guard.raw().images.mean(axis=0)
         rng = self.ctx.rng("sampling")
         images = self.mean[None] + rng.normal(0, self.config.noise_scale, (n, *self.shape))
         chosen = [prompts[i % len(prompts)] for i in range(n)]

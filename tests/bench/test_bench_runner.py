@@ -15,7 +15,8 @@ from isoeps.results import folders, load, load_cells, reindex
 from isoeps.results.index import read
 
 RUN_FILES = {"cell.json", "config.yaml", "overrides.txt", "environment.json", "ledger.json",
-             "privacy.json", "metrics.json", "samples.npz", "grid.png", "log.txt", "status.json"}
+             "privacy.json", "metrics.json", "samples.npz", "grid.png", "log.txt", "status.json",
+             folders.MARKER}
 
 
 def _run(path, overrides=(), **kwargs):

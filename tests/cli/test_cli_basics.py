@@ -62,12 +62,14 @@ def test_cache_dir_json(tmp_path, monkeypatch, capsys):
 
 
 def test_cache_ls_and_clear(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ISOEPS_CACHE_DIR", str(tmp_path))
-    (tmp_path / "public-models" / "abc").mkdir(parents=True)
-    (tmp_path / "public-models" / "abc" / "w.bin").write_bytes(b"x" * 1000)
+    monkeypatch.setenv("ISOEPS_CACHE_DIR", str(tmp_path / "c"))
+    assert main(["cache", "dir"]) == 0  # isoeps creates (and marks) the root
+    (tmp_path / "c" / "public-models" / "abc").mkdir(parents=True)
+    (tmp_path / "c" / "public-models" / "abc" / "w.bin").write_bytes(b"x" * 1000)
+    capsys.readouterr()
     assert main(["cache", "ls", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["entries"] == [{"kind": "public-models", "key": "abc", "bytes": 1000}]
-    assert main(["cache", "clear", "--json"]) == 0
+    assert main(["cache", "clear", "--json", "--yes"]) == 0
     assert json.loads(capsys.readouterr().out) == {"freed_bytes": 1000}
-    assert not (tmp_path / "public-models").exists()
+    assert not (tmp_path / "c" / "public-models").exists()

@@ -165,7 +165,7 @@ def test_groups_without_hashing_are_refused(public_dir: Path) -> None:
 def test_groups_of_two_are_one_replace_one_release_accounted_by_pld(public_dir: Path) -> None:
     private = tiny_split("private", n=40, resolution=8)
     budget = PrivacyBudget.private(10.0, default_delta(len(private)))
-    method = _loaded(public_dir, group_size=2, expected_records=6)
+    method = _loaded(public_dir, group_size=2, num_groups=20, expected_records=6)
     guard = PrivateData(private, seed=1)
     method.fit(guard, budget)
     (entry,) = guard.ledger.entries
@@ -175,7 +175,8 @@ def test_groups_of_two_are_one_replace_one_release_accounted_by_pld(public_dir: 
     assert epsilon(guard.ledger, budget.delta, "pld") <= 10.0
     with pytest.raises(AccountingInputError, match="use accountant 'pld'"):
         epsilon(guard.ledger, budget.delta, "prv")
-    # q G, G = 20 groups of two; the noise std is sigma C (see SubsampledGaussian).
+    # q G, G = 20 fixed groups (about two images each); the noise std is sigma C (see
+    # SubsampledGaussian).
     assert method.report["divisor"] == pytest.approx(6 / 40 * 20)
     assert method.report["noise_std"] == pytest.approx(
         method.report["noise_multiplier"] * method.report["clip_norm"]
@@ -186,8 +187,15 @@ def test_groups_of_two_are_one_replace_one_release_accounted_by_pld(public_dir: 
     assert samples.prompts[0] == f"a photo of {PLACEHOLDER}, a red square"
 
 
+def test_groups_need_a_fixed_number_of_groups(public_dir: Path) -> None:
+    guard = PrivateData(Untouchable(), seed=0)
+    with pytest.raises(ConfigError, match="num_groups"):
+        _loaded(public_dir, group_size=2).fit(guard, PrivacyBudget.private(1.0, 1e-3))
+    assert guard.ledger.is_empty
+
+
 def test_groups_of_two_in_inf_mode(public_dir: Path) -> None:
-    method = _loaded(public_dir, group_size=2, expected_records=6)
+    method = _loaded(public_dir, group_size=2, num_groups=20, expected_records=6)
     guard = PrivateData(tiny_split("private", n=40, resolution=8), seed=1)
     method.fit(guard, PrivacyBudget.non_private())
     assert not guard.ledger.is_private

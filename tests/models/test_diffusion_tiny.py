@@ -119,7 +119,7 @@ def test_textual_inversion_learns_one_vector_per_image(model: TextDiffusion) -> 
         prompts=prompts,
         init=init,
         settings=InversionSettings(steps=3, learning_rate=0.05, chunk_size=2),
-        generator=torch.Generator().manual_seed(0),
+        generators=[torch.Generator().manual_seed(i) for i in range(3)],
     )
     assert vectors.shape == (3, 384)
     offsets = (vectors - init).norm(dim=1)
@@ -133,5 +133,5 @@ def test_textual_inversion_learns_one_vector_per_image(model: TextDiffusion) -> 
             prompts=["no token"],
             init=init,
             settings=InversionSettings(steps=1),
-            generator=torch.Generator(),
+            generators=[torch.Generator()],
         )

@@ -30,7 +30,7 @@ def _invert(model: TextDiffusion, images: np.ndarray, groups=None) -> torch.Tens
         prompts=[f"a photo of {PLACEHOLDER}"] * len(images),
         init=model.text_encoder.token_embedding("photo"),
         settings=SETTINGS,
-        generator=torch.Generator().manual_seed(0),
+        generators=[torch.Generator().manual_seed(i) for i in range(len(images))],
         groups=groups,
     )
 
@@ -50,6 +50,26 @@ def test_one_vector_per_group_depending_on_its_images_only(model: TextDiffusion)
     again = _invert(model, changed, groups=groups)
     torch.testing.assert_close(again[[0, 2]], vectors[[0, 2]])
     assert not torch.allclose(again[1], vectors[1])
+
+
+def test_a_records_vector_does_not_depend_on_its_batch_mates(model: TextDiffusion) -> None:
+    # Each image's timesteps and noise come from its own generator (the guard keys it to the
+    # record), so inverting image 2 alone or beside others gives the same vector.
+    images = _images(4)
+    seeds = [11, 12, 13, 14]
+
+    def invert(index: list[int]) -> torch.Tensor:
+        return invert_tokens(
+            model,
+            images=images[index],
+            prompts=[f"a photo of {PLACEHOLDER}"] * len(index),
+            init=model.text_encoder.token_embedding("photo"),
+            settings=SETTINGS,
+            generators=[torch.Generator().manual_seed(seeds[i]) for i in index],
+        )
+
+    torch.testing.assert_close(invert([0, 1, 2, 3])[2], invert([2])[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(invert([3, 2])[1], invert([2])[0], atol=1e-5, rtol=1e-4)
 
 
 def test_group_labels_are_checked(model: TextDiffusion) -> None:

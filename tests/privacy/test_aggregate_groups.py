@@ -60,7 +60,7 @@ def _release_groups(data: Rows, *, group_size: int, id_of=None) -> list[list[int
     PrivateData(data, seed=0).aggregate_groups(
         embed,
         dim=DIM,
-        group_size=group_size,
+        num_groups=math.ceil(len(data) / group_size),
         sample_rate=1.0,
         clip_norm=1.0,
         noise_multiplier=1.0,
@@ -82,7 +82,7 @@ def test_groups_are_the_id_hash_classes() -> None:
 
 def test_a_records_group_does_not_depend_on_the_other_records() -> None:
     # "alice" keeps her group (and her group keeps its other hash-mates) whatever the other
-    # records are and wherever she sits; only N, hence G, is shared.
+    # records are and wherever she sits; only G, fixed in advance, is shared.
     n, size = 24, 4
     num_groups = math.ceil(n / size)
     for seed in range(3):
@@ -102,7 +102,7 @@ def test_id_of_is_used_when_given() -> None:
         guard.aggregate_groups(
             lambda r, g: np.zeros((g.max() + 1, DIM)),
             dim=DIM,
-            group_size=2,
+            num_groups=6,
             sample_rate=1.0,
             clip_norm=1.0,
             noise_multiplier=1.0,
@@ -123,7 +123,7 @@ def test_ledger_entry_is_replace_one_and_recorded_before_any_record() -> None:
         return np.zeros((groups.max() + 1, DIM))
 
     guard.aggregate_groups(
-        embed, dim=DIM, group_size=2, sample_rate=0.5, clip_norm=1.0, noise_multiplier=0.8
+        embed, dim=DIM, num_groups=10, sample_rate=0.5, clip_norm=1.0, noise_multiplier=0.8
     )
     assert guard.ledger.adjacency == "replace_one"
 
@@ -145,7 +145,8 @@ def test_each_group_is_one_clipped_vector_and_the_divisor_is_q_g() -> None:
             return _mean_by_group(records, groups)
 
         release = guard.aggregate_groups(
-            embed, dim=DIM, group_size=size, sample_rate=q, clip_norm=clip, noise_multiplier=1e-9
+            embed, dim=DIM, num_groups=num_groups, sample_rate=q, clip_norm=clip,
+            noise_multiplier=1e-9,
         )
         assert release.divisor == pytest.approx(q * num_groups)
         k = sizes[0] if sizes else 0
@@ -166,7 +167,7 @@ def test_groups_are_poisson_sampled_whole() -> None:
         guard.aggregate_groups(
             lambda r, g: np.zeros((g.max() + 1, DIM)),
             dim=DIM,
-            group_size=size,
+            num_groups=num_groups,
             sample_rate=q,
             clip_norm=1.0,
             noise_multiplier=1.0,
@@ -193,7 +194,7 @@ def test_noise_std_is_sigma_times_c() -> None:
         release = guard.aggregate_groups(
             lambda r, g: np.zeros((g.max() + 1, DIM)),
             dim=DIM,
-            group_size=2,
+            num_groups=5,
             sample_rate=0.5,
             clip_norm=clip,
             noise_multiplier=sigma,
@@ -212,7 +213,7 @@ def test_calibrated_ledger_reaccounts_within_target_under_pld_only() -> None:
     guard.aggregate_groups(
         lambda r, g: np.zeros((g.max() + 1, DIM)),
         dim=DIM,
-        group_size=2,
+        num_groups=8,
         sample_rate=q,
         clip_norm=1.0,
         noise_multiplier=sigma,
@@ -222,22 +223,22 @@ def test_calibrated_ledger_reaccounts_within_target_under_pld_only() -> None:
         epsilon(guard.ledger, delta, "prv")
 
 
-def test_embed_shape_and_group_size_are_checked() -> None:
+def test_embed_shape_and_num_groups_are_checked() -> None:
     guard = PrivateData(Rows(np.zeros((10, DIM))), seed=0)
     with pytest.raises(ValueError, match="one 4-vector per group"):
         guard.aggregate_groups(
             lambda r, g: np.zeros((len(r), DIM)),
             dim=DIM,
-            group_size=5,
+            num_groups=2,
             sample_rate=1.0,
             clip_norm=1.0,
             noise_multiplier=1.0,
         )
-    with pytest.raises(ValueError, match="group_size.*0"):
+    with pytest.raises(ValueError, match="num_groups.*0"):
         guard.aggregate_groups(
             lambda r, g: r,
             dim=DIM,
-            group_size=0,
+            num_groups=0,
             sample_rate=1.0,
             clip_norm=1.0,
             noise_multiplier=1.0,

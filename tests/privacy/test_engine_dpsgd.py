@@ -70,8 +70,8 @@ class TokenRecords:
         return TokenRecords(self.tokens[np.asarray(indices, dtype=np.int64)])
 
 
-def collate(records: TokenRecords, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-    pick = rng.integers(0, records.tokens.shape[1], size=len(records))
+def collate(records: TokenRecords, rngs: list[np.random.Generator]) -> dict[str, torch.Tensor]:
+    pick = np.array([rng.integers(0, records.tokens.shape[1]) for rng in rngs], dtype=np.int64)
     return {"tokens": torch.from_numpy(records.tokens[np.arange(len(records)), pick])}
 
 
@@ -96,7 +96,6 @@ def run(model, *, seed=0, budget=BUDGET, secure=False, records=None, **overrides
         config=config,
         budget=budget,
         trainable=["qkv", "mlp.0", "head.weight"],
-        generator_seed=seed,
         show_progress=False,
         accountants=PRV,
     )
@@ -180,7 +179,6 @@ def test_private_step_replays_exactly() -> None:
         collate=lambda r, rng: {"x": torch.from_numpy(r.x)},
         config=config,
         budget=BUDGET,
-        generator_seed=0,
         show_progress=False,
         accountants=PRV,
     )
@@ -213,7 +211,6 @@ def test_noise_std_is_sigma_clip_over_expected_batch() -> None:
         collate=lambda r, rng: {"x": torch.from_numpy(r.x)},
         config=config,
         budget=BUDGET,
-        generator_seed=0,
         show_progress=False,
         accountants=PRV,
     )
@@ -260,7 +257,6 @@ def test_empty_poisson_batches_step_with_noise_only() -> None:
         collate=counting,
         config=DPSGDConfig(expected_batch_size=1, steps=6),
         budget=PrivacyBudget.private(50.0, 1e-3),
-        generator_seed=0,
         show_progress=False,
         accountants=PRV,
     )
@@ -340,7 +336,6 @@ def test_plan_and_train_reject_bad_calls() -> None:
             config=DPSGDConfig(expected_batch_size=4, steps=1),
             budget=BUDGET,
             trainable=["attn"],
-            generator_seed=0,
             show_progress=False,
             accountants=PRV,
         )
@@ -354,7 +349,6 @@ def test_plan_and_train_reject_bad_calls() -> None:
             collate=collate,
             config=DPSGDConfig(expected_batch_size=4, steps=1),
             budget=BUDGET,
-            generator_seed=0,
             show_progress=False,
             accountants=PRV,
         )

@@ -275,7 +275,6 @@ def test_engine_refuses_an_unsupported_model_before_the_ledger() -> None:
             collate=collate,
             config=DPSGDConfig(expected_batch_size=4, steps=2, backend="bk"),
             budget=BUDGET,
-            generator_seed=0,
             show_progress=False,
             accountants=["prv"],
         )

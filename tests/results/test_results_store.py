@@ -65,7 +65,7 @@ def test_index_merge_and_export(tmp_path):
     make_run(b, "aaa", status="failed")  # never replaces a finished folder
     assert reindex(a) == 1
     counts = merge(a, [b])
-    assert counts == {"copied": 1, "skipped": 1}
+    assert counts == {"copied": 1, "skipped": 1, "refused": 0, "unverified": []}
     assert sorted(read(a)["cell_id"].unique()) == ["aaa", "bbb"]
     assert sorted(load(a)["cell_id"].unique()) == ["aaa", "bbb"]
     for fmt in ("csv", "parquet"):
