@@ -111,6 +111,12 @@ class MethodContext:
         return generator
 
 
+
+# The dataclass leaves the InitVar's default behind as a class attribute, so ``ctx.seed`` would
+# read 0 whatever the cell seed was; drop it, so that reading it fails instead of misleading.
+del MethodContext.seed
+
+
 class Method(ABC):
     """Base class of every generator under test."""
 
