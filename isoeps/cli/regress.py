@@ -26,6 +26,7 @@ def _regress(args: argparse.Namespace) -> int:
     from isoeps.cli._common import emit
     from isoeps.results import load
     from isoeps.results.regress import (
+        FAILING,
         Tolerance,
         compare,
         format_comparison,
@@ -43,6 +44,6 @@ def _regress(args: argparse.Namespace) -> int:
                              f"at seed {baseline['seed']}")
         return 0
     rows = compare(frame, load_baseline(args.baseline), tolerances=tolerances)
-    failed = [r for r in rows if r["verdict"] in ("regressed", "missing")]
+    failed = [r for r in rows if r["verdict"] in FAILING]
     emit(args, {"rows": rows, "regressed": len(failed)}, format_comparison(rows))
     return 3 if failed else 0

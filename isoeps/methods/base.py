@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from isoeps.accountants import PrivacyBudget
 from isoeps.datasets.base import ImageSplit
@@ -33,6 +33,11 @@ class MethodConfig(BaseModel):
     """Base of every method's ``Config``: unknown fields are errors that name the field."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pretrain_seed: int = Field(
+        0, ge=0, description="seed of all public training: part of the public cache key, so "
+        "every cell (any budget, any cell seed) shares the public model it names"
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,16 @@ class MethodContext:
 
     def rng(self, purpose: str) -> np.random.Generator:
         return np.random.default_rng(self.seed_for(purpose))
+
+    def for_public(self, pretrain_seed: int) -> MethodContext:
+        """The context public pretraining runs in: this one's device and logging, with every
+        stream derived from ``pretrain_seed`` instead of the cell's seed. A cached public
+        model is shared by every cell, so no cell's seed may reach it."""
+        return MethodContext(
+            device=self.device, seed=pretrain_seed, secure=self.secure,
+            cache_dir=self.cache_dir, logger=self.logger, tracker=self.tracker,
+            show_progress=self.show_progress,
+        )
 
     def torch_generator(self, purpose: str, device: str | None = None) -> Any:
         import torch

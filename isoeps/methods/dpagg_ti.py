@@ -149,6 +149,7 @@ class DPAggTIConfig(MethodConfig):
 
 
 PUBLIC_FIELDS: tuple[str, ...] = (
+    "pretrain_seed",
     "text_encoder",
     "resolution",
     "unet_channels",
@@ -169,7 +170,8 @@ class DPAggTI(Method):
         "model, aggregated by one subsampled Gaussian release"
     )
     Config: ClassVar[type[MethodConfig]] = DPAggTIConfig
-    version: ClassVar[str] = "1"
+    # 2: public pretraining seeded from pretrain_seed, not from the first cell's seed.
+    version: ClassVar[str] = "2"
     requires: ClassVar[frozenset[str]] = frozenset({"text_conditioning"})
     resources: ClassVar[Resources] = Resources(cpus=2, gpus=0, memory_gb=4)
 
@@ -197,6 +199,8 @@ class DPAggTI(Method):
             block_out_channels=tuple(self.config.unet_channels),
             text_encoder=self.config.text_encoder,
         )
+        # The harness runs this in MethodContext.for_public(pretrain_seed): "init" is derived
+        # from the public seed (part of the cache key), never from a cell's seed.
         seed = self.ctx.seed_for("init")
         model = TextDiffusion.build(spec, device=self.ctx.device, seed=seed)
         settings = TrainSettings(

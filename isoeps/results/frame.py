@@ -23,7 +23,7 @@ from isoeps.results import folders
 COLUMNS: tuple[str, ...] = (
     "cell_id", "suite", "dataset", "dataset_name", "method", "method_name", "method_version",
     "budget", "epsilon", "delta", "epsilon_achieved", "accountant", "adjacency", "seed",
-    "n_samples", "metric", "metric_group", "value", "std", "higher_is_better", "n",
+    "n_samples", "metric", "metric_group", "metric_version", "value", "std", "higher_is_better", "n",
     "backbone", "backbone_sha256", "resize", "not_dp", "secure", "isoeps_version",
     "git_commit", "device", "wall_time_s", "peak_memory_mb", "run_dir", "details", "verified",
 )
@@ -112,6 +112,9 @@ def metric_rows(folder: Path, verify: Verify | None = None) -> list[dict[str, An
             **base,
             "metric": value["name"],
             "metric_group": value.get("metric"),
+            "metric_version": str(
+                cell.get("metric_versions", {}).get(value.get("metric"), "1")
+            ),
             "value": _float(value["value"]),
             "std": _float(value.get("std")),
             "higher_is_better": bool(value["higher_is_better"]),

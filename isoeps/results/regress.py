@@ -3,7 +3,9 @@
 A baseline holds, for each gated row (KID and attribute metrics by default; small-n FID is
 mostly bias), the value at one fixed seed and n, and a tolerance. Default tolerances are
 3 standard deviations of the metric over at least :data:`MIN_SEEDS` seeds, measured when
-the baseline is written; ``--tolerance metric=abs:X|rel:X`` overrides them.
+the baseline is written; ``--tolerance metric=abs:X|rel:X`` overrides them. Each entry also
+records the method's and the metric's version: a value measured by another version is
+``stale`` (the baseline needs re-recording), not a regression or an improvement.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ DEFAULT_GATES: tuple[str, ...] = ("kid", "attr")
 MIN_SEEDS = 5
 SPREAD_FACTOR = 3.0
 KEY = ("dataset", "method", "budget", "n_samples", "metric")
+#: Columns whose change makes a baseline entry stale rather than comparable.
+VERSIONS = ("method_version", "metric_version")
+FAILING = ("regressed", "missing", "stale")
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ def write_baseline(
             "seed": seed,
             "value": float(at_seed["value"].iloc[0]),
             "higher_is_better": bool(at_seed["higher_is_better"].iloc[0]),
+            **{k: str(at_seed[k].iloc[0]) for k in VERSIONS if k in at_seed},
             "tolerance": {"kind": tolerance.kind, "value": tolerance.value, "source": source},
         })
     baseline = {"created": time.strftime("%Y-%m-%d"), "gates": list(gates), "seed": seed,
@@ -111,7 +117,8 @@ def compare(
     frame: Any, baseline: dict[str, Any], *, tolerances: dict[str, Tolerance] | None = None
 ) -> list[dict[str, Any]]:
     """One row per baseline entry: current value, delta, allowed move and verdict
-    (``ok``, ``improved``, ``regressed`` or ``missing``)."""
+    (``ok``, ``improved``, ``regressed``, ``missing``, or ``stale`` when the method or the
+    metric changed version since the baseline was written)."""
     tolerances = tolerances or {}
     out = []
     for entry in baseline["entries"]:
@@ -131,6 +138,9 @@ def compare(
             continue
         current = float(sel["value"].iloc[0])
         delta = current - entry["value"]
+        if _changed_versions(entry, sel):
+            out.append({**row, "current": current, "delta": delta, "verdict": "stale"})
+            continue
         worse = -delta if entry["higher_is_better"] else delta
         if math.isnan(current) or worse > allowed:
             verdict = "regressed"
@@ -140,6 +150,11 @@ def compare(
             verdict = "ok"
         out.append({**row, "current": current, "delta": delta, "verdict": verdict})
     return out
+
+
+def _changed_versions(entry: dict[str, Any], current: Any) -> list[str]:
+    return [f"{k} {entry[k]} -> {current[k].iloc[0]}" for k in VERSIONS
+            if k in entry and k in current and str(current[k].iloc[0]) != entry[k]]
 
 
 def format_comparison(rows: list[dict[str, Any]]) -> str:
@@ -154,8 +169,11 @@ def format_comparison(rows: list[dict[str, Any]]) -> str:
         lines.append(f"{r['key']:<{width}}  {r['seed']:>4}  {num(r['baseline']):>10}  "
                      f"{num(r['current']):>10}  {num(r['delta']):>10}  {num(r['allowed']):>10}  "
                      f"{r['verdict']} ({arrow} better)")
-    bad = [r for r in rows if r["verdict"] in ("regressed", "missing")]
-    lines.append(f"{len(rows)} gated value(s): {len(bad)} regressed or missing")
+    bad = [r for r in rows if r["verdict"] in FAILING]
+    lines.append(f"{len(rows)} gated value(s): {len(bad)} regressed, missing or stale")
+    if any(r["verdict"] == "stale" for r in rows):
+        lines.append("stale: the method or metric changed version since the baseline was "
+                     "written; re-record it from >= 5 seeds (isoeps regress --write-baseline)")
     return "\n".join(lines)
 
 

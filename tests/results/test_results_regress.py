@@ -35,6 +35,20 @@ def test_baseline_tolerance_from_spread_and_verdicts(tmp_path):
     assert [r["verdict"] for r in compare(worse, baseline, tolerances=loose)] == ["ok"]
 
 
+def test_a_value_from_another_metric_or_method_version_is_stale(tmp_path):
+    store = _store(tmp_path)
+    baseline = write_baseline(load(store), tmp_path / "b.json")
+    assert baseline["entries"][0]["metric_version"] == "1"
+    assert baseline["entries"][0]["method_version"] == "1"
+    for field in ("metric_version", "method_version"):
+        moved = json.loads(json.dumps(baseline))
+        moved["entries"][0][field] = "0"
+        assert [r["verdict"] for r in compare(load(store), moved)] == ["stale"]
+    unversioned = json.loads(json.dumps(baseline))
+    del unversioned["entries"][0]["metric_version"], unversioned["entries"][0]["method_version"]
+    assert [r["verdict"] for r in compare(load(store), unversioned)] == ["ok"]
+
+
 def test_baseline_needs_five_seeds_or_explicit_tolerance(tmp_path):
     store = tmp_path / "s"
     make_run(store, "one")
