@@ -47,13 +47,18 @@ def main() -> None:
         model = train_classifier(train.images, labels, classes=classes, config=config)
         seconds = time.perf_counter() - start
         held_out = accuracies(predict(model, test.images, config=config), test.attributes)
-        print(json.dumps({
-            "eval_images": args.eval,
-            "steps": steps,
-            "train_seconds": round(seconds, 1),
-            "heldout_accuracy": {k: round(v, 3) for k, v in held_out.items()},
-            "majority_rate": {k: round(majority[k], 3) for k in held_out},
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "eval_images": args.eval,
+                    "steps": steps,
+                    "train_seconds": round(seconds, 1),
+                    "heldout_accuracy": {k: round(v, 3) for k, v in held_out.items()},
+                    "majority_rate": {k: round(majority[k], 3) for k in held_out},
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

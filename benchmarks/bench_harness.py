@@ -38,8 +38,15 @@ def main() -> None:
         started = time.perf_counter()
         save_grid(tmp / f"grid{k}.png", images, ["a red square"] * 36, title="bench")
         grid_times.append(time.perf_counter() - started)
-    print(json.dumps({"cell_best_s": min(cell_times), "grid36_best_s": min(grid_times),
-                      "grid36_over_cell": min(grid_times) / min(cell_times)}))
+    print(
+        json.dumps(
+            {
+                "cell_best_s": min(cell_times),
+                "grid36_best_s": min(grid_times),
+                "grid36_over_cell": min(grid_times) / min(cell_times),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -31,11 +31,17 @@ def _ar_step():
 
     from isoeps.models.ar_transformer import ARConfig, ScaleCausalTransformer, per_example_loss
 
-    model = ScaleCausalTransformer(ARConfig(vocab_sizes=(512,) * 3, tokens_per_scale=16,
-                                            text_dim=384, dim=128, depth=4, heads=4))
+    model = ScaleCausalTransformer(
+        ARConfig(
+            vocab_sizes=(512,) * 3, tokens_per_scale=16, text_dim=384, dim=128, depth=4, heads=4
+        )
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    batch = {"tokens": torch.randint(0, 512, (64, 48)), "text": torch.randn(64, 1, 384),
-             "text_mask": torch.ones(64, 1, dtype=torch.bool)}
+    batch = {
+        "tokens": torch.randint(0, 512, (64, 48)),
+        "text": torch.randn(64, 1, 384),
+        "text_mask": torch.ones(64, 1, dtype=torch.bool),
+    }
 
     def step():
         optimizer.zero_grad()
@@ -50,11 +56,17 @@ def _unet_step():
     from diffusers import UNet2DConditionModel
 
     unet = UNet2DConditionModel(
-        sample_size=32, in_channels=3, out_channels=3,
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
         down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 64, 64), layers_per_block=1, cross_attention_dim=384,
-        attention_head_dim=8, norm_num_groups=16).eval()
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        cross_attention_dim=384,
+        attention_head_dim=8,
+        norm_num_groups=16,
+    ).eval()
     x, text = torch.randn(256, 3, 32, 32), torch.randn(256, 16, 384)
 
     def step():
@@ -80,8 +92,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    for name, make in (("ar_train_step_b64", _ar_step), ("unet_denoise_b256", _unet_step),
-                       ("inception_32_images", _inception)):
+    for name, make in (
+        ("ar_train_step_b64", _ar_step),
+        ("unet_denoise_b256", _unet_step),
+        ("inception_32_images", _inception),
+    ):
         fn = make()
         row = {"loop": name}
         for threads in (1, 2):

@@ -24,8 +24,13 @@ def main() -> None:
     from isoeps.datasets.api import load_splits
     from isoeps.models.tokenizer import SpectralTokenizer, TokenizerConfig, psnr, to_float
 
-    splits = load_splits("synthetic-faces", ["reference", "public"], resolution=32,
-                         n={"reference": 1000, "public": 20000}, options={"shift": "both"})
+    splits = load_splits(
+        "synthetic-faces",
+        ["reference", "public"],
+        resolution=32,
+        n={"reference": 1000, "public": 20000},
+        options={"shift": "both"},
+    )
     public = splits["public"].images
     fit_idx = np.sort(np.random.default_rng(0).permutation(len(public))[:4000])
     private_like = to_float(splits["reference"].images)
@@ -37,21 +42,26 @@ def main() -> None:
         )
         tokenizer.fit(to_float(public[fit_idx]), seed=0)
         seconds = time.perf_counter() - start
-        print(json.dumps({
-            "codebook_size": codebook_size,
-            "base_patch": base_patch,
-            "tokens_per_scale": tokenizer.tokens_per_scale,
-            "fit_seconds": round(seconds, 1),
-            "reference_psnr": round(
-                psnr(tokenizer.decode(tokenizer.encode(private_like)), private_like), 2
+        print(
+            json.dumps(
+                {
+                    "codebook_size": codebook_size,
+                    "base_patch": base_patch,
+                    "tokens_per_scale": tokenizer.tokens_per_scale,
+                    "fit_seconds": round(seconds, 1),
+                    "reference_psnr": round(
+                        psnr(tokenizer.decode(tokenizer.encode(private_like)), private_like), 2
+                    ),
+                    "reference_psnr_per_scale": {
+                        k: round(v, 2) for k, v in tokenizer.psnr_per_scale(private_like).items()
+                    },
+                    "public_held_back_psnr": round(
+                        psnr(tokenizer.decode(tokenizer.encode(held_back)), held_back), 2
+                    ),
+                }
             ),
-            "reference_psnr_per_scale": {
-                k: round(v, 2) for k, v in tokenizer.psnr_per_scale(private_like).items()
-            },
-            "public_held_back_psnr": round(
-                psnr(tokenizer.decode(tokenizer.encode(held_back)), held_back), 2
-            ),
-        }), flush=True)
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

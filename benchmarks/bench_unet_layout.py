@@ -20,11 +20,16 @@ REPEATS = 4
 def main() -> None:
     torch.set_num_threads(1)
     unet = UNet2DConditionModel(
-        sample_size=32, in_channels=3, out_channels=3,
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
         down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 64, 64), layers_per_block=1, cross_attention_dim=384,
-        attention_head_dim=8, norm_num_groups=16,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        cross_attention_dim=384,
+        attention_head_dim=8,
+        norm_num_groups=16,
     ).eval()
     x, text = torch.randn(128, 3, 32, 32), torch.randn(128, 16, 384)
 
@@ -44,8 +49,13 @@ def main() -> None:
         out = denoise(channels_last, x_last)
         times["channels_last"].append(time.perf_counter() - start)
     best = {layout: min(values) for layout, values in times.items()}
-    print(best, "ratio", best["contiguous"] / best["channels_last"],
-          "maxdiff", (out - reference).abs().max().item())
+    print(
+        best,
+        "ratio",
+        best["contiguous"] / best["channels_last"],
+        "maxdiff",
+        (out - reference).abs().max().item(),
+    )
 
 
 if __name__ == "__main__":

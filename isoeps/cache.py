@@ -55,8 +55,9 @@ def cache_dir() -> Path:
             adopt = not override or not any(root.iterdir())
         if adopt:
             with contextlib.suppress(OSError):  # read-only: nothing will be cleared either
-                marker.write_text("isoeps cache root: `isoeps cache clear` may delete what "
-                                  "is here\n")
+                marker.write_text(
+                    "isoeps cache root: `isoeps cache clear` may delete what is here\n"
+                )
     return root
 
 

@@ -22,7 +22,11 @@ _COLOURS = ("red", "green", "blue")
 
 
 def tiny_split(
-    split: str = "private", *, n: int = 16, resolution: int = 8, seed: int = 0,
+    split: str = "private",
+    *,
+    n: int = 16,
+    resolution: int = 8,
+    seed: int = 0,
     dataset: str = "tiny",
 ) -> ImageSplit:
     """``n`` random images whose dominant colour is an attribute and named in the caption.
@@ -79,8 +83,9 @@ class MethodTesterMixin:
         out = []
         for mode in self.method_class.supported_budgets:
             if mode == "private":
-                out.append(PrivacyBudget.private(self.target_epsilon,
-                                                 default_delta(self.num_private)))
+                out.append(
+                    PrivacyBudget.private(self.target_epsilon, default_delta(self.num_private))
+                )
             elif mode == "inf":
                 out.append(PrivacyBudget.non_private())
             else:
@@ -140,8 +145,9 @@ class MethodTesterMixin:
                 assert guard is not None and not guard.ledger.is_empty, (
                     "a private fit spent nothing through the guard"
                 )
-                achieved = epsilon(guard.ledger, budget.delta,
-                                   primary_accountant(guard.ledger.adjacency))
+                achieved = epsilon(
+                    guard.ledger, budget.delta, primary_accountant(guard.ledger.adjacency)
+                )
                 assert achieved <= budget.epsilon, (
                     f"ledger epsilon {achieved} exceeds the target {budget.epsilon}"
                 )
@@ -157,7 +163,8 @@ class MethodTesterMixin:
             # (prompted, open prompt, then the training captions of the extraction test).
             again = method.sample(prompts, 5)
             np.testing.assert_array_equal(
-                again.images, samples.images,
+                again.images,
+                samples.images,
                 err_msg="sample() must be stateless: the same call gave other images",
             )
 
@@ -166,8 +173,11 @@ class MethodTesterMixin:
 
         from isoeps.accountants import PrivacyBudget
 
-        all_modes = {"private": PrivacyBudget.private(1.0, 1e-5),
-                     "inf": PrivacyBudget.non_private(), "public": PrivacyBudget.public_only()}
+        all_modes = {
+            "private": PrivacyBudget.private(1.0, 1e-5),
+            "inf": PrivacyBudget.non_private(),
+            "public": PrivacyBudget.public_only(),
+        }
         method = self.make_method()
         for mode, budget in all_modes.items():
             if mode not in self.method_class.supported_budgets:

@@ -34,8 +34,9 @@ def holder():
     started = []
 
     def start(kind: str, path: Path) -> int:
-        process = subprocess.Popen([sys.executable, "-c", HOLD, kind, str(path)],
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLD, kind, str(path)], stdout=subprocess.PIPE, text=True
+        )
         started.append(process)
         assert process.stdout.readline().strip() == "ready"
         return process.pid

@@ -35,7 +35,10 @@ def ledger_digest(ledger: Ledger) -> str:
 
 
 def reaccount(
-    ledger: Ledger | None, *, budget: PrivacyBudget, delta: float | None,
+    ledger: Ledger | None,
+    *,
+    budget: PrivacyBudget,
+    delta: float | None,
     cross_checks: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Epsilon of ``ledger`` by its primary accountant and by every cross-check.
@@ -46,10 +49,18 @@ def reaccount(
     guard was created). ``ledger_sha256`` is :func:`ledger_digest` of the ledger.
     """
     if ledger is None:  # public mode: the guard was never created
-        return {"mode": budget.mode, "target_epsilon": None, "delta": None,
-                "accountant": None, "adjacency": None, "epsilon_achieved": 0.0,
-                "epsilon_by_accountant": {}, "ledger_entries": 0, "ledger_sha256": None,
-                "refused": None}
+        return {
+            "mode": budget.mode,
+            "target_epsilon": None,
+            "delta": None,
+            "accountant": None,
+            "adjacency": None,
+            "epsilon_achieved": 0.0,
+            "epsilon_by_accountant": {},
+            "ledger_entries": 0,
+            "ledger_sha256": None,
+            "refused": None,
+        }
     adjacency = ledger.adjacency
     primary = primary_accountant(adjacency)
     by_accountant: dict[str, float | str] = {}
@@ -63,8 +74,10 @@ def reaccount(
     refused = None
     if budget.is_private:
         if ledger.is_empty:
-            refused = ("an empty ledger in a private cell: the method recorded no release "
-                       "through the guard")
+            refused = (
+                "an empty ledger in a private cell: the method recorded no release "
+                "through the guard"
+            )
         elif math.isnan(achieved):
             refused = f"{primary} could not account the ledger ({primary_value})"
         elif math.isinf(achieved):

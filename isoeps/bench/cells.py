@@ -205,12 +205,14 @@ def _check_backbone(metric_name: str, options: dict[str, Any], metric: Any) -> N
             raise ConfigError(f"{field}: {backbone!r}: expected clip:<arch>:<path to weights>")
         return
     if backbone == "clip":
-        raise ConfigError(f"{field}: backbone 'clip' needs its architecture and local weights: "
-                          "clip:<arch>:<path>")
+        raise ConfigError(
+            f"{field}: backbone 'clip' needs its architecture and local weights: clip:<arch>:<path>"
+        )
     known = registry.names("isoeps.backbones")
     if backbone not in known:
-        raise ConfigError(f"{field}: unknown backbone {backbone!r}; known: {', '.join(known)}, "
-                          "clip:<arch>:<path>")
+        raise ConfigError(
+            f"{field}: unknown backbone {backbone!r}; known: {', '.join(known)}, clip:<arch>:<path>"
+        )
 
 
 def _check_root(field: str, name: str, root: str | None) -> None:
@@ -235,8 +237,14 @@ def expand(spec: SuiteSpec, *, check_roots: bool = True) -> list[Cell]:
                     for seed in spec.seeds:
                         cells.append(
                             _make_cell(
-                                spec, dataset_label, dataset, variant_label, method_class,
-                                resolved, budget, seed,
+                                spec,
+                                dataset_label,
+                                dataset,
+                                variant_label,
+                                method_class,
+                                resolved,
+                                budget,
+                                seed,
                             )
                         )
     ids = [cell.cell_id for cell in cells]
@@ -282,15 +290,18 @@ def _make_cell(
 
 
 def _bumped_metric_versions(spec: SuiteSpec) -> dict[str, str]:
-    versions = {name: str(getattr(registry.get("isoeps.metrics", name), "version", "1"))
-                for name in spec.metrics}
+    versions = {
+        name: str(getattr(registry.get("isoeps.metrics", name), "version", "1"))
+        for name in spec.metrics
+    }
     return {name: version for name, version in versions.items() if version != "1"}
 
 
 def _needs(spec: SuiteSpec, what: str) -> bool:
     """Whether any metric of ``spec`` declares ``what`` among its ``needs``."""
-    return any(what in getattr(registry.get("isoeps.metrics", name), "needs", ())
-               for name in spec.metrics)
+    return any(
+        what in getattr(registry.get("isoeps.metrics", name), "needs", ()) for name in spec.metrics
+    )
 
 
 def find_cell(cells: list[Cell], cell_id: str) -> Cell:
@@ -307,8 +318,13 @@ def select(cells: list[Cell], only: str | None) -> list[Cell]:
     """Filter by ``--only key=value[,key=value]`` over dataset, method, budget and seed."""
     if not only:
         return cells
-    keys = {"dataset": "dataset_label", "method": "method_label", "budget": "budget",
-            "seed": "seed", "id": "cell_id"}
+    keys = {
+        "dataset": "dataset_label",
+        "method": "method_label",
+        "budget": "budget",
+        "seed": "seed",
+        "id": "cell_id",
+    }
     wanted: dict[str, set[str]] = {}
     for part in only.split(","):
         key, sep, value = part.partition("=")
@@ -317,9 +333,11 @@ def select(cells: list[Cell], only: str | None) -> list[Cell]:
             raise ConfigError(f"--only {only!r}: expected key=value with key in {', '.join(keys)}")
         wanted.setdefault(keys[key], set()).add(_normalise(key, value.strip()))
     return [
-        cell for cell in cells
-        if all(_normalise_attr(attr, getattr(cell, attr)) in values
-               for attr, values in wanted.items())
+        cell
+        for cell in cells
+        if all(
+            _normalise_attr(attr, getattr(cell, attr)) in values for attr, values in wanted.items()
+        )
     ]
 
 

@@ -9,8 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = ("isoeps", "torch", "numpy", "opacus", "prv-accountant", "dp-accounting",
-             "diffusers", "transformers", "clean-fid", "open-clip-torch", "pywavelets")
+_PACKAGES = (
+    "isoeps",
+    "torch",
+    "numpy",
+    "opacus",
+    "prv-accountant",
+    "dp-accounting",
+    "diffusers",
+    "transformers",
+    "clean-fid",
+    "open-clip-torch",
+    "pywavelets",
+)
 
 
 def git_commit() -> str | None:
@@ -18,7 +29,12 @@ def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -26,8 +42,12 @@ def git_commit() -> str | None:
     if result.returncode != 0 or not commit:
         return None
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-        capture_output=True, text=True, timeout=5, check=False,
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
     ).stdout.strip()
     return commit + ("-dirty" if dirty else "")
 

@@ -21,8 +21,16 @@ def _peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def measure(cell: Any, *, samples: Any, prompts: dict[str, Any], extraction: dict[str, Any] | None,
-            data: Any, device: str, open_samples: Any = None) -> list[dict[str, Any]]:
+def measure(
+    cell: Any,
+    *,
+    samples: Any,
+    prompts: dict[str, Any],
+    extraction: dict[str, Any] | None,
+    data: Any,
+    device: str,
+    open_samples: Any = None,
+) -> list[dict[str, Any]]:
     """Evaluate every metric of ``cell``; each value carries its provenance.
 
     Metrics that read the private split (memorisation, style capture) are marked ``not_dp``:
@@ -53,8 +61,12 @@ def measure(cell: Any, *, samples: Any, prompts: dict[str, Any], extraction: dic
         started = time.time()
         results = metric.evaluate(_inputs_for(inputs, needs))
         wall = time.time() - started
-        log.info("metric %s: %s (%.1fs)", name,
-                 ", ".join(f"{v.name}={v.value:.4g}" for v in results), wall)
+        log.info(
+            "metric %s: %s (%.1fs)",
+            name,
+            ", ".join(f"{v.name}={v.value:.4g}" for v in results),
+            wall,
+        )
         for value in results:
             row = value.to_dict()
             row.update(

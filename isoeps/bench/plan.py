@@ -39,9 +39,16 @@ def _num_private(cell: Cell, known: dict[str, int]) -> int:
         from isoeps.datasets import load_split
 
         spec = cell.dataset
-        known[cell.dataset_label] = len(load_split(
-            spec.name, "private", resolution=spec.resolution, seed=spec.data_seed,
-            root=spec.root, options=spec.options))
+        known[cell.dataset_label] = len(
+            load_split(
+                spec.name,
+                "private",
+                resolution=spec.resolution,
+                seed=spec.data_seed,
+                root=spec.root,
+                options=spec.options,
+            )
+        )
     return known[cell.dataset_label]
 
 
@@ -74,36 +81,52 @@ def dry_run(cells: list[Cell], store: Path) -> list[dict[str, Any]]:
             plan = _method_plan(cell, known)
         except Exception as exc:  # noqa: BLE001 (a plan that cannot be made is itself worth printing)
             plan = {"error": f"{type(exc).__name__}: {exc}"}
-        rows.append({
-            "cell_id": cell.cell_id,
-            "dataset": cell.dataset_label,
-            "method": cell.method_label,
-            "budget": cell.budget,
-            "seed": cell.seed,
-            "status": statuses[cell.cell_id],
-            "num_private": known.get(cell.dataset_label, cell.dataset.n.get("private")),
-            "plan": plan,
-            "estimate_s": statistics.median(times) if times else None,
-        })
+        rows.append(
+            {
+                "cell_id": cell.cell_id,
+                "dataset": cell.dataset_label,
+                "method": cell.method_label,
+                "budget": cell.budget,
+                "seed": cell.seed,
+                "status": statuses[cell.cell_id],
+                "num_private": known.get(cell.dataset_label, cell.dataset.n.get("private")),
+                "plan": plan,
+                "estimate_s": statistics.median(times) if times else None,
+            }
+        )
     return rows
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    lines = [(f"{'cell':<13}{'dataset':<14}{'method':<24}{'eps':<8}{'seed':<5}{'status':<11}"
-              f"{'estimate':<10}plan")]
+    lines = [
+        (
+            f"{'cell':<13}{'dataset':<14}{'method':<24}{'eps':<8}{'seed':<5}{'status':<11}"
+            f"{'estimate':<10}plan"
+        )
+    ]
     for row in rows:
         estimate = f"{row['estimate_s']:.0f}s" if row["estimate_s"] is not None else "?"
         plan = row["plan"]
-        plan_text = ("(method has no plan)" if plan is None
-                     else " ".join(f"{k}={_fmt(v)}" for k, v in plan.items()))
-        lines.append(f"{row['cell_id']:<13}{row['dataset']:<14}{row['method']:<24}"
-                     f"{row['budget']:<8}{row['seed']:<5}{row['status']:<11}{estimate:<10}"
-                     f"{plan_text}")
+        plan_text = (
+            "(method has no plan)"
+            if plan is None
+            else " ".join(f"{k}={_fmt(v)}" for k, v in plan.items())
+        )
+        lines.append(
+            f"{row['cell_id']:<13}{row['dataset']:<14}{row['method']:<24}"
+            f"{row['budget']:<8}{row['seed']:<5}{row['status']:<11}{estimate:<10}"
+            f"{plan_text}"
+        )
     todo = [r for r in rows if r["status"] not in ("finished",)]
     known = [r["estimate_s"] for r in todo if r["estimate_s"] is not None]
-    lines.append(f"{len(rows)} cells, {len(todo)} to run"
-                 + (f"; about {sum(known) / 60:.1f} min for the {len(known)} with estimates"
-                    if known else ""))
+    lines.append(
+        f"{len(rows)} cells, {len(todo)} to run"
+        + (
+            f"; about {sum(known) / 60:.1f} min for the {len(known)} with estimates"
+            if known
+            else ""
+        )
+    )
     return "\n".join(lines)
 
 

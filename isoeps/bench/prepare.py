@@ -28,10 +28,18 @@ def prepare_suite(cells: list[Cell], *, device: str = "cpu") -> list[dict[str, A
         if cell.dataset_label not in data_by_label:
             data_by_label[cell.dataset_label] = load_cell_data(cell.dataset)
         method_class = registry.get("isoeps.methods", cell.method_name)
-        method = method_class(cell.method_config,
-                              ctx=MethodContext(device=device, seed=cell.seed, cache_dir=cache_dir()))
+        method = method_class(
+            cell.method_config,
+            ctx=MethodContext(device=device, seed=cell.seed, cache_dir=cache_dir()),
+        )
         started = time.time()
         cache_key = prepare_public(method, data_by_label[cell.dataset_label].public)
-        rows.append({"dataset": cell.dataset_label, "method": cell.method_label, "key": cache_key,
-                     "seconds": time.time() - started})
+        rows.append(
+            {
+                "dataset": cell.dataset_label,
+                "method": cell.method_label,
+                "key": cache_key,
+                "seconds": time.time() - started,
+            }
+        )
     return rows

@@ -29,9 +29,11 @@ KEY_FILE = "public_key.json"
 
 
 def _key_payload(method: Any, public: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(
-        {"method": method.public_cache_key(), "public": public.fingerprint()}, default=str
-    ))
+    return json.loads(
+        json.dumps(
+            {"method": method.public_cache_key(), "public": public.fingerprint()}, default=str
+        )
+    )
 
 
 def public_key(method: Any, public: Any) -> str:
@@ -60,8 +62,9 @@ def prepare_public(method: Any, public: Any) -> str:
 
 
 def _train(method: Any, public: Any, payload: dict[str, Any], key: str, path: Path) -> None:
-    log.info("pretraining %s on public data (%d images); cache key %s",
-             method.name, len(public), key)
+    log.info(
+        "pretraining %s on public data (%d images); cache key %s", method.name, len(public), key
+    )
     started = time.time()
     staging = path.with_name(f".{key}.staging")
     shutil.rmtree(staging, ignore_errors=True)

@@ -58,6 +58,7 @@ class SuiteSummary:
 
 # -- the cell's config as a one-cell suite (config.yaml; `isoeps run --from`) ----------------------
 
+
 def cell_suite(cell: Cell, runtime: RuntimeSpec | None = None) -> SuiteSpec:
     """A suite that expands to exactly ``cell`` (same id): what ``config.yaml`` holds."""
     from isoeps.bench.spec import MethodSpec
@@ -81,6 +82,7 @@ def cell_suite(cell: Cell, runtime: RuntimeSpec | None = None) -> SuiteSpec:
 
 
 # -- one cell -------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _cell_log(path: Path) -> Iterator[None]:
@@ -129,7 +131,9 @@ def run_cell(
     _fresh_folder(folder)
     folders.write_json_atomic(folder / folders.CELL, cell.model_dump(mode="json"))
     folders.write_text_atomic(folder / folders.CONFIG, dump_suite(cell_suite(cell, runtime)))
-    folders.write_text_atomic(folder / folders.OVERRIDES, "".join(f"{o}\n" for o in overrides or []))
+    folders.write_text_atomic(
+        folder / folders.OVERRIDES, "".join(f"{o}\n" for o in overrides or [])
+    )
     started = time.time()
     with _cell_log(folder / folders.LOG):
         log.info("cell %s: %s", cell.cell_id, cell.slug)
@@ -140,13 +144,22 @@ def run_cell(
             status, reason, trace = folders.REFUSED, str(exc), None
             log.error("cell %s refused: %s", cell.cell_id, exc)
         except Exception as exc:  # noqa: BLE001 (a failing cell must not stop the suite)
-            status, reason, trace = folders.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            status, reason, trace = (
+                folders.FAILED,
+                f"{type(exc).__name__}: {exc}",
+                traceback.format_exc(),
+            )
             log.error("cell %s failed: %s\n%s", cell.cell_id, reason, trace)
     wall = time.time() - started
     folders.write_json_atomic(
         folder / folders.STATUS,
-        {"status": status, "reason": reason, "traceback": trace, "wall_time_s": wall,
-         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        {
+            "status": status,
+            "reason": reason,
+            "traceback": trace,
+            "wall_time_s": wall,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
     )
     return CellOutcome(cell.cell_id, status, str(folder), reason, wall)
 
@@ -202,7 +215,10 @@ def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
 
     method_class = registry.get("isoeps.methods", cell.method_name)
     ctx = MethodContext(
-        device=runtime.device, seed=cell.seed, secure=cell.secure, cache_dir=cache_dir(),
+        device=runtime.device,
+        seed=cell.seed,
+        secure=cell.secure,
+        cache_dir=cache_dir(),
         logger=get_logger(f"method.{cell.method_name}"),
     )
     method = method_class(cell.method_config, ctx=ctx)
@@ -218,8 +234,10 @@ def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     guard = None
     if budget.mode != "public":
         guard = PrivateData(
-            data.private, seed=None if cell.secure else mechanism_seed(cell.seed),
-            secure=cell.secure, ledger=journal,
+            data.private,
+            seed=None if cell.secure else mechanism_seed(cell.seed),
+            secure=cell.secure,
+            ledger=journal,
         )
     try:
         method.fit(guard, budget)
@@ -228,8 +246,15 @@ def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
             guard.close()  # any later access raises and is recorded in the journal
     timings["fit_s"] = time.time() - started
 
-    privacy = _account(journal if guard else None, budget=budget, delta=delta, cell=cell,
-                       folder=folder, num_private=num_private, public_key=public_key)
+    privacy = _account(
+        journal if guard else None,
+        budget=budget,
+        delta=delta,
+        cell=cell,
+        folder=folder,
+        num_private=num_private,
+        public_key=public_key,
+    )
 
     started = time.time()
     prompts = choose_prompts(data.reference, n=cell.n_samples, seed=ctx.seed_for(PROMPT_PURPOSE))
@@ -241,40 +266,75 @@ def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
         _check_samples(open_samples, cell.open_prompt_samples, data.reference.resolution)
     extraction = None
     if cell.extraction_samples:  # last: the only draw that sees private captions
-        extraction = choose_prompts(data.private, n=cell.extraction_samples,
-                                    seed=ctx.seed_for(PROMPT_PURPOSE))
+        extraction = choose_prompts(
+            data.private, n=cell.extraction_samples, seed=ctx.seed_for(PROMPT_PURPOSE)
+        )
         extraction["samples"] = method.sample(extraction["prompts"], cell.extraction_samples)
     timings["sample_s"] = time.time() - started
     if guard is not None and len(journal) != privacy["ledger_entries"]:
         with contextlib.suppress(RefusedCell):  # the reason below says more
-            _account(journal, budget=budget, delta=delta, cell=cell, folder=folder,
-                     num_private=num_private, public_key=public_key)
+            _account(
+                journal,
+                budget=budget,
+                delta=delta,
+                cell=cell,
+                folder=folder,
+                num_private=num_private,
+                public_key=public_key,
+            )
         raise RefusedCell("the method reached private data after fit returned")
 
     from isoeps.bench.measure import measure
 
-    values = measure(cell, samples=samples, prompts=prompts, extraction=extraction,
-                     open_samples=open_samples, data=data, device=runtime.device)
+    values = measure(
+        cell,
+        samples=samples,
+        prompts=prompts,
+        extraction=extraction,
+        open_samples=open_samples,
+        data=data,
+        device=runtime.device,
+    )
     env.update(data_fingerprints=data.fingerprints(), timings=timings)
     folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
-    folders.write_json_atomic(folder / folders.METRICS, {
-        "cell_id": cell.cell_id,
-        "values": values,
-        "provenance": {"seed": cell.seed, "git_commit": env.get("git_commit"),
-                       "versions": env.get("versions"), "n_samples": cell.n_samples},
-    })
+    folders.write_json_atomic(
+        folder / folders.METRICS,
+        {
+            "cell_id": cell.cell_id,
+            "values": values,
+            "provenance": {
+                "seed": cell.seed,
+                "git_commit": env.get("git_commit"),
+                "versions": env.get("versions"),
+                "n_samples": cell.n_samples,
+            },
+        },
+    )
     _store_samples(folder, cell, samples, prompts, extraction, open_samples, np)
     _store_memorisation_pairs(folder, values, samples, data.private, np)
 
 
-def _account(journal: Any, *, budget: Any, delta: float, cell: Cell, folder: Path,
-             num_private: int, public_key: str) -> dict[str, Any]:
+def _account(
+    journal: Any,
+    *,
+    budget: Any,
+    delta: float,
+    cell: Cell,
+    folder: Path,
+    num_private: int,
+    public_key: str,
+) -> dict[str, Any]:
     """Re-account the harness's journal, write ledger.json and privacy.json, refuse a cell
     over its target (or with raw access, or with nothing recorded in a private cell)."""
-    privacy = reaccount(journal, budget=budget, delta=delta,
-                        cross_checks=cell.cross_check_accountants)
-    privacy.update(secure=cell.secure, num_private=num_private, public_model_key=public_key,
-                   release="secure run" if cell.secure else "benchmark run, not a DP release")
+    privacy = reaccount(
+        journal, budget=budget, delta=delta, cross_checks=cell.cross_check_accountants
+    )
+    privacy.update(
+        secure=cell.secure,
+        num_private=num_private,
+        public_model_key=public_key,
+        release="secure run" if cell.secure else "benchmark run, not a DP release",
+    )
     if journal is not None:
         folders.write_text_atomic(folder / folders.LEDGER, journal.to_json())
     folders.write_json_atomic(folder / folders.PRIVACY, privacy)
@@ -298,8 +358,12 @@ def choose_prompts(split: Any, *, n: int, seed: int) -> dict[str, Any]:
     attributes = None
     if split.attributes:
         attributes = {name: np.asarray(values)[index] for name, values in split.attributes.items()}
-    return {"prompts": prompts, "source_ids": [split.ids[i] for i in index], "index": index,
-            "attributes": attributes}
+    return {
+        "prompts": prompts,
+        "source_ids": [split.ids[i] for i in index],
+        "index": index,
+        "attributes": attributes,
+    }
 
 
 def _check_samples(samples: Any, n: int, resolution: int) -> None:
@@ -313,8 +377,15 @@ def _check_samples(samples: Any, n: int, resolution: int) -> None:
         )
 
 
-def _store_samples(folder: Path, cell: Cell, samples: Any, prompts: dict[str, Any],
-                   extraction: dict[str, Any] | None, open_samples: Any, np: Any) -> None:
+def _store_samples(
+    folder: Path,
+    cell: Cell,
+    samples: Any,
+    prompts: dict[str, Any],
+    extraction: dict[str, Any] | None,
+    open_samples: Any,
+    np: Any,
+) -> None:
     from isoeps.bench.grid import save_grid
 
     keep = cell.store.samples
@@ -336,12 +407,17 @@ def _store_samples(folder: Path, cell: Cell, samples: Any, prompts: dict[str, An
             source_ids=np.asarray(extraction["source_ids"], dtype=str),
         )
     if open_samples is not None and count:
-        folders.write_npz_atomic(folder / folders.OPEN_PROMPT_SAMPLES,
-                                 images=open_samples.images[:count],
-                                 prompts=np.asarray(open_samples.prompts[:count], dtype=str))
-    save_grid(folder / folders.GRID, samples.images[: cell.store.grid_size],
-              samples.eval_captions[: cell.store.grid_size],
-              title=f"{cell.method_label} | eps {cell.budget} | seed {cell.seed}")
+        folders.write_npz_atomic(
+            folder / folders.OPEN_PROMPT_SAMPLES,
+            images=open_samples.images[:count],
+            prompts=np.asarray(open_samples.prompts[:count], dtype=str),
+        )
+    save_grid(
+        folder / folders.GRID,
+        samples.images[: cell.store.grid_size],
+        samples.eval_captions[: cell.store.grid_size],
+        title=f"{cell.method_label} | eps {cell.budget} | seed {cell.seed}",
+    )
 
 
 #: Written when a metric's details list ``closest_pairs`` (``[{"sample": j, "private_id":
@@ -350,8 +426,9 @@ def _store_samples(folder: Path, cell: Cell, samples: Any, prompts: dict[str, An
 MEM_PAIRS = "mem_pairs.npz"
 
 
-def _store_memorisation_pairs(folder: Path, values: list[dict[str, Any]], samples: Any,
-                              private: Any, np: Any) -> None:
+def _store_memorisation_pairs(
+    folder: Path, values: list[dict[str, Any]], samples: Any, private: Any, np: Any
+) -> None:
     for value in values:
         pairs = (value.get("details") or {}).get("closest_pairs")
         if not pairs:
@@ -376,22 +453,25 @@ def _record_worker_death(payload: dict[str, Any], error: BaseException) -> dict[
     writing (the error then says so: it is the reason, not a dead worker)."""
     folder = Path(payload["folder"])
     if isinstance(error, folders.StoreError):
-        return CellOutcome(payload["cell"]["cell_id"], folders.FAILED, str(folder),
-                           str(error)).__dict__
+        return CellOutcome(
+            payload["cell"]["cell_id"], folders.FAILED, str(folder), str(error)
+        ).__dict__
     reason = f"worker died: {type(error).__name__}: {error}"
     try:
         with folders.claim_run_dir(folder, command="isoeps driver"):
             if not (folder / folders.CELL).is_file():
                 folders.write_json_atomic(folder / folders.CELL, payload["cell"])
-            folders.write_json_atomic(folder / folders.STATUS, {
-                "status": folders.FAILED, "reason": reason, "traceback": None,
-                "wall_time_s": 0.0})
+            folders.write_json_atomic(
+                folder / folders.STATUS,
+                {"status": folders.FAILED, "reason": reason, "traceback": None, "wall_time_s": 0.0},
+            )
     except folders.StoreError as exc:
         reason = f"{reason}; not recorded in the folder: {exc}"
     return CellOutcome(payload["cell"]["cell_id"], folders.FAILED, str(folder), reason).__dict__
 
 
 # -- the suite loop -------------------------------------------------------------------------------
+
 
 def create_executor(runtime: RuntimeSpec) -> Any:
     """The executor named by ``runtime.executor`` (registry group ``isoeps.executors``)."""
@@ -401,8 +481,9 @@ def create_executor(runtime: RuntimeSpec) -> Any:
         executor_class = registry.get("isoeps.executors", runtime.executor)
     except (ConfigError, ImportError) as exc:
         raise ConfigError(f"runtime.executor: {exc}") from None
-    return executor_class(jobs=runtime.jobs, resources=runtime.resources,
-                          **runtime.executor_options)
+    return executor_class(
+        jobs=runtime.jobs, resources=runtime.resources, **runtime.executor_options
+    )
 
 
 def plan_status(cells: list[Cell], store: Path) -> dict[str, str]:
@@ -427,8 +508,9 @@ def public_family(cell: Cell) -> tuple[str, str]:
     return cell.dataset_label, content_key(method.public_cache_key())
 
 
-def interleave_families(cells: list[Cell], *, family: Callable[[Cell], Any] = public_family
-                        ) -> list[Cell]:
+def interleave_families(
+    cells: list[Cell], *, family: Callable[[Cell], Any] = public_family
+) -> list[Cell]:
     """Round-robin over public-model families, so that parallel workers start on different
     public models (each trains its own while the others train theirs) instead of queueing on
     one model's lock. Results do not depend on the order."""
@@ -465,8 +547,10 @@ def run_suite(
     summary = SuiteSummary()
     for cell in cells:
         status = statuses[cell.cell_id]
-        if force or status in ("new", "incomplete") or (
-            rerun_failed and status in (folders.FAILED, folders.REFUSED)
+        if (
+            force
+            or status in ("new", "incomplete")
+            or (rerun_failed and status in (folders.FAILED, folders.REFUSED))
         ):
             todo.append(cell)
         else:
@@ -474,16 +558,23 @@ def run_suite(
     todo = interleave_families(todo)
     executor = executor or create_executor(runtime)
     payloads = [
-        {"cell": c.model_dump(mode="json"), "folder": str(folders.run_dir(store, c.slug)),
-         "runtime": runtime.model_dump(mode="json"), "overrides": overrides or [],
-         "verbosity": verbosity}
+        {
+            "cell": c.model_dump(mode="json"),
+            "folder": str(folders.run_dir(store, c.slug)),
+            "runtime": runtime.model_dump(mode="json"),
+            "overrides": overrides or [],
+            "verbosity": verbosity,
+        }
         for c in todo
     ]
     from isoeps.bench.trackers import create_trackers
 
-    trackers = create_trackers(runtime.trackers, directory=store,
-                               project=f"isoeps-{cells[0].suite}" if cells else "isoeps",
-                               upload=runtime.tracker_upload)
+    trackers = create_trackers(
+        runtime.trackers,
+        directory=store,
+        project=f"isoeps-{cells[0].suite}" if cells else "isoeps",
+        upload=runtime.tracker_upload,
+    )
     bar = progress(total=len(todo), desc="cells", unit="cell")
     try:
         for payload, result in executor.map(run_cell_payload, payloads):
@@ -506,7 +597,11 @@ def run_suite(
         status = folders.status_of(folder) if folder else None
         if status and status["status"] in (folders.FAILED, folders.REFUSED):
             summary.failed.append(
-                {"cell_id": cell.cell_id, "slug": cell.slug, "status": status["status"],
-                 "reason": status.get("reason")}
+                {
+                    "cell_id": cell.cell_id,
+                    "slug": cell.slug,
+                    "status": status["status"],
+                    "reason": status.get("reason"),
+                }
             )
     return summary

@@ -149,7 +149,9 @@ class PublicSpec(_EnvText):
     name: str = Field(description="dataset registry name of the public corpus")
     root: str | None = Field(default=None, description="data root (runtime: not hashed)")
     options: dict[str, Any] = Field(default_factory=dict)
-    n: int | None = Field(default=None, gt=0, description="public images (None: the loader's default)")
+    n: int | None = Field(
+        default=None, gt=0, description="public images (None: the loader's default)"
+    )
 
 
 class DatasetSpec(_EnvText):
@@ -198,11 +200,13 @@ class TrackerUploadSpec(_Strict):
     """What trackers may upload beyond DP numbers and grids (both off: opt in)."""
 
     inf_samples: bool = Field(
-        default=False, description="upload the sample grid of `inf` cells (no DP: trained "
+        default=False,
+        description="upload the sample grid of `inf` cells (no DP: trained "
         "without clipping or noise), labelled as such",
     )
     not_dp: bool = Field(
-        default=False, description="upload metric values marked not-DP (they read the private "
+        default=False,
+        description="upload metric values marked not-DP (they read the private "
         "split at evaluation), under a not_dp/ prefix",
     )
 
@@ -410,9 +414,11 @@ def merge_config(text: str, overrides: list[str], *, origin: str) -> dict[str, A
 
 def _runtime_path(path: tuple[Any, ...]) -> bool:
     """Whether ``path`` is a runtime field (never hashed into a cell id)."""
-    return (path[:1] == ("runtime",) or (len(path) == 3 and path[0] == "datasets"
-                                          and path[2] == "root")
-            or (len(path) == 4 and path[0] == "datasets" and path[2:] == ("public", "root")))
+    return (
+        path[:1] == ("runtime",)
+        or (len(path) == 3 and path[0] == "datasets" and path[2] == "root")
+        or (len(path) == 4 and path[0] == "datasets" and path[2:] == ("public", "root"))
+    )
 
 
 def _keep_env_text(raw: Any, data: dict[str, Any], *, origin: str) -> None:

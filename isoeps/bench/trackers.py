@@ -30,7 +30,10 @@ def upload_options(folder: Path) -> dict[str, bool]:
         upload = (config.get("runtime") or {}).get("tracker_upload") or {}
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         upload = {}
-    return {"inf_samples": upload.get("inf_samples") is True, "not_dp": upload.get("not_dp") is True}
+    return {
+        "inf_samples": upload.get("inf_samples") is True,
+        "not_dp": upload.get("not_dp") is True,
+    }
 
 
 def cell_event(folder: Path, upload: Any = None) -> dict[str, Any]:
@@ -45,8 +48,12 @@ def cell_event(folder: Path, upload: Any = None) -> dict[str, Any]:
         upload = upload.model_dump()
     cell = folders.read_json(folder / folders.CELL)
     status = folders.status_of(folder) or {}
-    privacy = folders.read_json(folder / folders.PRIVACY) if (folder / folders.PRIVACY).is_file() else {}
-    metrics = folders.read_json(folder / folders.METRICS) if (folder / folders.METRICS).is_file() else {}
+    privacy = (
+        folders.read_json(folder / folders.PRIVACY) if (folder / folders.PRIVACY).is_file() else {}
+    )
+    metrics = (
+        folders.read_json(folder / folders.METRICS) if (folder / folders.METRICS).is_file() else {}
+    )
     scalars = {}
     for value in metrics.get("values", []):
         if value.get("not_dp"):
@@ -64,11 +71,19 @@ def cell_event(folder: Path, upload: Any = None) -> dict[str, Any]:
         grid = None
     return {
         "name": folder.name,
-        "params": {"cell_id": cell["cell_id"], "dataset": cell["dataset_label"],
-                   "method": cell["method_label"], "budget": cell["budget"], "seed": cell["seed"],
-                   "n_samples": cell["n_samples"], "status": status.get("status"),
-                   "delta": privacy.get("delta"), "accountant": privacy.get("accountant"),
-                   "adjacency": privacy.get("adjacency"), "dp": not not_dp},
+        "params": {
+            "cell_id": cell["cell_id"],
+            "dataset": cell["dataset_label"],
+            "method": cell["method_label"],
+            "budget": cell["budget"],
+            "seed": cell["seed"],
+            "n_samples": cell["n_samples"],
+            "status": status.get("status"),
+            "delta": privacy.get("delta"),
+            "accountant": privacy.get("accountant"),
+            "adjacency": privacy.get("adjacency"),
+            "dp": not not_dp,
+        },
         "scalars": scalars,
         "grid": grid,
         #: The name the grid is uploaded under: an ``inf`` cell's says it is not DP.
@@ -132,8 +147,13 @@ class WandbTracker(Tracker):
     def log_cell(self, folder: Path) -> None:
         wandb = _require("wandb")
         event = cell_event(folder, self.upload)
-        run = wandb.init(project=self.project, name=event["name"], config=event["params"],
-                         dir=str(self.directory), reinit=True)
+        run = wandb.init(
+            project=self.project,
+            name=event["name"],
+            config=event["params"],
+            dir=str(self.directory),
+            reinit=True,
+        )
         try:
             payload: dict[str, Any] = dict(event["scalars"])
             if event["grid"] is not None:
@@ -157,8 +177,9 @@ class MLflowTracker(Tracker):
                 mlflow.log_artifact(str(event["grid"]), artifact_path=event["grid_label"])
 
 
-def create_trackers(names: list[str], *, directory: Path, project: str,
-                    upload: Any = None) -> list[Tracker]:
+def create_trackers(
+    names: list[str], *, directory: Path, project: str, upload: Any = None
+) -> list[Tracker]:
     from isoeps import registry
 
     out = []

@@ -66,8 +66,10 @@ def verify_run(folder: Path) -> str | None:
         return f"unreadable cell.json or privacy.json: {exc}"
     mode = _mode(str(cell.get("budget")))
     if privacy.get("mode") != mode:
-        return (f"privacy.json says mode {privacy.get('mode')!r}, the cell's budget is "
-                f"{cell.get('budget')!r}")
+        return (
+            f"privacy.json says mode {privacy.get('mode')!r}, the cell's budget is "
+            f"{cell.get('budget')!r}"
+        )
     ledger_path = folder / folders.LEDGER
     if mode == "public":
         if ledger_path.is_file():
@@ -89,11 +91,13 @@ def verify_run(folder: Path) -> str | None:
     except (KeyError, TypeError, ValueError):
         return f"cell.json has no epsilon target (budget {cell.get('budget')!r})"
     if not _close(privacy.get("target_epsilon"), target):
-        return (f"privacy.json target epsilon {privacy.get('target_epsilon')!r} is not the "
-                f"cell's target {target:g}")
+        return (
+            f"privacy.json target epsilon {privacy.get('target_epsilon')!r} is not the "
+            f"cell's target {target:g}"
+        )
     rule = cell.get("delta_rule", "auto")
     try:
-        delta = (default_delta(int(privacy["num_private"])) if rule == "auto" else float(rule))
+        delta = default_delta(int(privacy["num_private"])) if rule == "auto" else float(rule)
     except (KeyError, TypeError, ValueError) as exc:
         return f"cannot derive the cell's delta ({rule!r}): {exc}"
     if not _close(privacy.get("delta"), delta):
@@ -102,14 +106,20 @@ def verify_run(folder: Path) -> str | None:
     if result["refused"]:
         return f"re-accounted ledger.json: {result['refused']}"
     if privacy.get("accountant") != result["accountant"]:
-        return (f"privacy.json names accountant {privacy.get('accountant')!r}; the ledger's "
-                f"is {result['accountant']!r}")
+        return (
+            f"privacy.json names accountant {privacy.get('accountant')!r}; the ledger's "
+            f"is {result['accountant']!r}"
+        )
     if privacy.get("adjacency") != result["adjacency"]:
-        return (f"privacy.json says {privacy.get('adjacency')!r} adjacency; the ledger is "
-                f"{result['adjacency']!r}")
+        return (
+            f"privacy.json says {privacy.get('adjacency')!r} adjacency; the ledger is "
+            f"{result['adjacency']!r}"
+        )
     if not _close(privacy.get("epsilon_achieved"), result["epsilon_achieved"]):
-        return (f"privacy.json epsilon {privacy.get('epsilon_achieved')!r} differs from the "
-                f"re-accounted {result['accountant']} epsilon {result['epsilon_achieved']:.6g}")
+        return (
+            f"privacy.json epsilon {privacy.get('epsilon_achieved')!r} differs from the "
+            f"re-accounted {result['accountant']} epsilon {result['epsilon_achieved']:.6g}"
+        )
     return None
 
 

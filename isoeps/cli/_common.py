@@ -53,8 +53,12 @@ def parse_positive_float(name: str):
 
 
 def add_yes_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-y", "--yes", action="store_true",
-                        help="delete without asking (needed when stdin is not a terminal)")
+    parser.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="delete without asking (needed when stdin is not a terminal)",
+    )
 
 
 def confirm(args: argparse.Namespace, what: str) -> bool:
@@ -83,11 +87,14 @@ def check_device(device: str | None) -> None:
     kind, _, number = device.partition(":")
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r}: CUDA is not available on this machine "
-                              f"(torch {torch.__version__}); use --device cpu")
+            raise ConfigError(
+                f"device {device!r}: CUDA is not available on this machine "
+                f"(torch {torch.__version__}); use --device cpu"
+            )
         if number and (not number.isdigit() or int(number) >= torch.cuda.device_count()):
-            raise ConfigError(f"device {device!r}: this machine has "
-                              f"{torch.cuda.device_count()} CUDA device(s)")
+            raise ConfigError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
     elif kind == "mps":
         if not torch.backends.mps.is_available():
             raise ConfigError(f"device {device!r}: MPS is not available on this machine")
@@ -95,5 +102,6 @@ def check_device(device: str | None) -> None:
         try:
             torch.device(device)
         except RuntimeError:
-            raise ConfigError(f"device {device!r} is not a device name (cpu, cuda, cuda:N, "
-                              "mps)") from None
+            raise ConfigError(
+                f"device {device!r} is not a device name (cpu, cuda, cuda:N, mps)"
+            ) from None

@@ -15,8 +15,11 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
         handler=_ls
     )
     clear = actions.add_parser("clear", parents=[parent], help="delete cached artefacts")
-    clear.add_argument("--kind", help="only this kind (datasets, evaluators, public-models, "
-                       "reference-features, weights); default: everything")
+    clear.add_argument(
+        "--kind",
+        help="only this kind (datasets, evaluators, public-models, "
+        "reference-features, weights); default: everything",
+    )
     from isoeps.cli._common import add_yes_flag
 
     add_yes_flag(clear)
@@ -54,9 +57,10 @@ def _clear(args: argparse.Namespace) -> int:
     if not target.exists():
         emit(args, {"freed_bytes": 0}, "freed 0.0 MB")
         return 0
-    size = sum(row["bytes"] for row in cache.entries()
-               if args.kind is None or row["kind"] == args.kind)
-    what = (f"delete the {args.kind} cache" if args.kind else "delete the whole cache")
+    size = sum(
+        row["bytes"] for row in cache.entries() if args.kind is None or row["kind"] == args.kind
+    )
+    what = f"delete the {args.kind} cache" if args.kind else "delete the whole cache"
     if not confirm(args, f"{what} ({size / 1e6:.1f} MB) in {target}"):
         print("nothing deleted", file=sys.stderr)
         return 1

@@ -12,14 +12,25 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
-        "cell", parents=[parent], help="run one cell (of a suite, or ad hoc) into a run folder",
+        "cell",
+        parents=[parent],
+        help="run one cell (of a suite, or ad hoc) into a run folder",
         description="Exit 0 when the cell finished, 1 when it failed or was refused.",
     )
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="dotlist overrides rooted at the suite schema")
-    parser.add_argument("--set", action="append", default=[], metavar="key=value",
-                        help="dotlist override rooted at the suite, e.g. "
-                        "methods.NAME.config.FIELD=VALUE (the method's label is its name)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotlist overrides rooted at the suite schema",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="dotlist override rooted at the suite, e.g. "
+        "methods.NAME.config.FIELD=VALUE (the method's label is its name)",
+    )
     parser.add_argument("--suite", help="a shipped suite name or YAML path (with --id)")
     parser.add_argument("--id", dest="cell_id", help="the cell id (a unique prefix is enough)")
     parser.add_argument("--results", help="store folder for --suite (default: runtime.results)")
@@ -32,14 +43,26 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-samples", type=int, default=64)
     parser.add_argument("--metrics", default="", help="comma-separated metric names")
-    parser.add_argument("--import", dest="imports", action="append", default=[],
-                        metavar="MODULE", help="a module that registers plugins (repeatable)")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module that registers plugins (repeatable)",
+    )
     parser.add_argument("--device", help="cpu or cuda")
     parser.add_argument("--secure", action="store_true")
-    parser.add_argument("--out", help="the run folder to write (ad-hoc cell); an existing one "
-                        "must be empty or a run folder isoeps wrote")
-    parser.add_argument("--force", action="store_true",
-                        help="run again a cell whose run folder is finished (replacing it)")
+    parser.add_argument(
+        "--out",
+        help="the run folder to write (ad-hoc cell); an existing one "
+        "must be empty or a run folder isoeps wrote",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run again a cell whose run folder is finished (replacing it)",
+    )
     parser.set_defaults(handler=_cell)
 
 
@@ -48,9 +71,16 @@ def adhoc_suite_text(args: argparse.Namespace) -> str:
 
     from isoeps.errors import ConfigError
 
-    missing = [flag for flag, value in (("--method", args.method), ("--dataset", args.dataset),
-                                        ("--epsilon", args.epsilon), ("--out", args.out))
-               if not value]
+    missing = [
+        flag
+        for flag, value in (
+            ("--method", args.method),
+            ("--dataset", args.dataset),
+            ("--epsilon", args.epsilon),
+            ("--out", args.out),
+        )
+        if not value
+    ]
     if missing:
         raise ConfigError(f"an ad-hoc cell needs {', '.join(missing)} (or use --suite and --id)")
     budget: object = args.epsilon
@@ -90,9 +120,11 @@ def _cell(args: argparse.Namespace) -> int:
     from isoeps.errors import ConfigError
     from isoeps.results import folders
 
-    overrides = [*args.overrides, *args.set,
-                 *runtime_overrides(device=args.device, secure=args.secure or None,
-                                    results=args.results)]
+    overrides = [
+        *args.overrides,
+        *args.set,
+        *runtime_overrides(device=args.device, secure=args.secure or None, results=args.results),
+    ]
     if args.suite:
         if not args.cell_id:
             raise ConfigError("--suite needs --id CELL_ID")
@@ -112,8 +144,10 @@ def _cell(args: argparse.Namespace) -> int:
     folders.check_own(folder)  # never clear a folder isoeps did not write
     status = folders.status_of(folder) if folders.is_run_dir(folder) else None
     if status and status.get("status") == folders.FINISHED and not args.force:
-        raise ConfigError(f"{folder} holds a finished cell; pass --force to run it again "
-                          "(its results are replaced)")
+        raise ConfigError(
+            f"{folder} holds a finished cell; pass --force to run it again "
+            "(its results are replaced)"
+        )
     with folders.claim_run_dir(folder, command="isoeps cell"):  # no second writer meanwhile
         outcome = run_cell(cell, folder=folder, runtime=spec.runtime, overrides=overrides)
     privacy_path = folder / folders.PRIVACY
@@ -131,8 +165,14 @@ def _cell(args: argparse.Namespace) -> int:
         "epsilon_by_accountant": privacy.get("epsilon_by_accountant", {}),
         "wall_time_s": outcome.wall_time_s,
     }
-    eps_text = ", ".join(f"{k}={v if isinstance(v, str) else f'{v:.4g}'}"
-                         for k, v in payload["epsilon_by_accountant"].items())
-    emit(args, payload, f"[{outcome.status}] {folder} (eps {cell.budget}; re-accounted: "
-                        f"{eps_text or 'n/a'})" + (f": {outcome.reason}" if outcome.reason else ""))
+    eps_text = ", ".join(
+        f"{k}={v if isinstance(v, str) else f'{v:.4g}'}"
+        for k, v in payload["epsilon_by_accountant"].items()
+    )
+    emit(
+        args,
+        payload,
+        f"[{outcome.status}] {folder} (eps {cell.budget}; re-accounted: "
+        f"{eps_text or 'n/a'})" + (f": {outcome.reason}" if outcome.reason else ""),
+    )
     return 0 if outcome.status == folders.FINISHED else 1

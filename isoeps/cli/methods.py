@@ -9,8 +9,14 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
     parser = subparsers.add_parser("methods", help="list the registered methods")
     actions = parser.add_subparsers(dest="methods_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[parent], help="list methods and their configs")
-    listing.add_argument("--import", dest="imports", action="append", default=[],
-                         metavar="MODULE", help="a module that registers plugins")
+    listing.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module that registers plugins",
+    )
     listing.set_defaults(handler=_list)
 
 
@@ -27,13 +33,26 @@ def describe_method(name: str) -> dict:
         if hasattr(default, "model_dump"):
             default = default.model_dump(mode="json")
         annotation = field.annotation
-        type_name = (annotation.__name__ if isinstance(annotation, type)
-                     else str(annotation).replace("typing.", ""))
-        fields.append({"name": field_name, "type": type_name, "default": default,
-                       "description": field.description or ""})
-    return {"name": name, "description": cls.description or (cls.__doc__ or "").strip()
-            .split("\n")[0], "version": str(cls.version), "modes": list(cls.supported_budgets),
-            "config": fields}
+        type_name = (
+            annotation.__name__
+            if isinstance(annotation, type)
+            else str(annotation).replace("typing.", "")
+        )
+        fields.append(
+            {
+                "name": field_name,
+                "type": type_name,
+                "default": default,
+                "description": field.description or "",
+            }
+        )
+    return {
+        "name": name,
+        "description": cls.description or (cls.__doc__ or "").strip().split("\n")[0],
+        "version": str(cls.version),
+        "modes": list(cls.supported_budgets),
+        "config": fields,
+    }
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -47,10 +66,14 @@ def _list(args: argparse.Namespace) -> int:
         if "error" in method:
             lines.append(f"{method['name']}: cannot load ({method['error']})")
             continue
-        lines.append(f"{method['name']} (v{method['version']}; modes: "
-                     f"{', '.join(method['modes'])}): {method['description']}")
+        lines.append(
+            f"{method['name']} (v{method['version']}; modes: "
+            f"{', '.join(method['modes'])}): {method['description']}"
+        )
         for field in method["config"]:
-            lines.append(f"    {field['name']}: {field['type']} = {field['default']!r}"
-                         + (f"  # {field['description']}" if field["description"] else ""))
+            lines.append(
+                f"    {field['name']}: {field['type']} = {field['default']!r}"
+                + (f"  # {field['description']}" if field["description"] else "")
+            )
     emit(args, {"methods": methods}, "\n".join(lines) or "(no methods registered)")
     return 0

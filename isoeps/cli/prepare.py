@@ -7,7 +7,9 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
-        "prepare", parents=[parent], help="pretrain and cache a suite's public models",
+        "prepare",
+        parents=[parent],
+        help="pretrain and cache a suite's public models",
     )
     from isoeps.cli.run import add_suite_arguments
 
@@ -25,6 +27,9 @@ def _prepare(args: argparse.Namespace) -> int:
     spec, _ = suite_from_args(args, device=args.device)
     check_device(spec.runtime.device)
     rows = prepare_suite(expand(spec), device=spec.runtime.device)
-    emit(args, {"public_models": rows},
-         "\n".join(f"{r['dataset']} {r['method']}: {r['key']} ({r['seconds']:.1f}s)" for r in rows))
+    emit(
+        args,
+        {"public_models": rows},
+        "\n".join(f"{r['dataset']} {r['method']}: {r['key']} ({r['seconds']:.1f}s)" for r in rows),
+    )
     return 0

@@ -7,17 +7,28 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
-        "regress", parents=[parent], help="compare the store with a committed baseline",
+        "regress",
+        parents=[parent],
+        help="compare the store with a committed baseline",
         description="Exit 0 when every gated metric is within tolerance, 3 on a regression.",
     )
     parser.add_argument("--baseline", required=True, help="the baseline JSON file")
     parser.add_argument("--results", default="results", help="the store folder")
-    parser.add_argument("--tolerance", action="append", default=[], metavar="metric=abs:X|rel:X",
-                        help="override a metric's tolerance (repeatable)")
-    parser.add_argument("--write-baseline", action="store_true",
-                        help="write FILE from the store (tolerances from the spread over seeds)")
-    parser.add_argument("--gate", default="kid,attr",
-                        help="comma-separated metric names or groups to gate on")
+    parser.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="metric=abs:X|rel:X",
+        help="override a metric's tolerance (repeatable)",
+    )
+    parser.add_argument(
+        "--write-baseline",
+        action="store_true",
+        help="write FILE from the store (tolerances from the spread over seeds)",
+    )
+    parser.add_argument(
+        "--gate", default="kid,attr", help="comma-separated metric names or groups to gate on"
+    )
     parser.add_argument("--seed", type=int, help="the fixed seed for --write-baseline")
     parser.set_defaults(handler=_regress)
 
@@ -38,10 +49,15 @@ def _regress(args: argparse.Namespace) -> int:
     frame = load(args.results)
     if args.write_baseline:
         gates = tuple(g.strip() for g in args.gate.split(",") if g.strip())
-        baseline = write_baseline(frame, args.baseline, gates=gates, seed=args.seed,
-                                  tolerances=tolerances)
-        emit(args, baseline, f"wrote {args.baseline}: {len(baseline['entries'])} gated value(s) "
-                             f"at seed {baseline['seed']}")
+        baseline = write_baseline(
+            frame, args.baseline, gates=gates, seed=args.seed, tolerances=tolerances
+        )
+        emit(
+            args,
+            baseline,
+            f"wrote {args.baseline}: {len(baseline['entries'])} gated value(s) "
+            f"at seed {baseline['seed']}",
+        )
         return 0
     rows = compare(frame, load_baseline(args.baseline), tolerances=tolerances)
     failed = [r for r in rows if r["verdict"] in FAILING]

@@ -7,7 +7,9 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
-        "report", parents=[parent], help="write reports/<suite>/ from the store",
+        "report",
+        parents=[parent],
+        help="write reports/<suite>/ from the store",
         description="Without SUITE, reports every finished cell of the store.",
     )
     from isoeps.cli.run import add_suite_arguments
@@ -16,11 +18,17 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
     parser.add_argument("--results", help="the store folder (default: runtime.results)")
     parser.add_argument("--reports", help="output folder (default: reports/<suite>)")
     parser.add_argument("--spec", help="paper.yaml: rows, order, decimals, display names")
-    parser.add_argument("--show-private", action="store_true",
-                        help="include figures that show private training images")
-    parser.add_argument("--inf-samples", action="store_true",
-                        help="include the sample grids of `inf` cells (not DP) in the sample "
-                        "figures, labelled as such")
+    parser.add_argument(
+        "--show-private",
+        action="store_true",
+        help="include figures that show private training images",
+    )
+    parser.add_argument(
+        "--inf-samples",
+        action="store_true",
+        help="include the sample grids of `inf` cells (not DP) in the sample "
+        "figures, labelled as such",
+    )
     parser.set_defaults(handler=_report)
 
 
@@ -50,11 +58,21 @@ def _report(args: argparse.Namespace) -> int:
     # every finished cell's ledger.json is re-accounted against its privacy.json and target:
     # what does not hold is left out of every table and figure, and named in the report
     unverified = verify_store(store, set(frame["cell_id"]))
-    index = write_report(frame, out, title=title, store=store, cell_ids=ids,
-                         show_private=args.show_private, spec=args.spec,
-                         unverified=unverified, inf_samples=args.inf_samples)
+    index = write_report(
+        frame,
+        out,
+        title=title,
+        store=store,
+        cell_ids=ids,
+        show_private=args.show_private,
+        spec=args.spec,
+        unverified=unverified,
+        inf_samples=args.inf_samples,
+    )
     lines = [f"wrote {index}"]
-    lines += [f"unverified (left out of the report): {u['run']}: {u['reason']}"
-              for u in unverified.values()]
+    lines += [
+        f"unverified (left out of the report): {u['run']}: {u['reason']}"
+        for u in unverified.values()
+    ]
     emit(args, {"index": str(index), "unverified": unverified}, "\n".join(lines))
     return 0

@@ -8,12 +8,14 @@ import argparse
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser("results", help="index, merge and export the result store")
     actions = parser.add_subparsers(dest="results_command", metavar="ACTION", required=True)
-    reindex = actions.add_parser("reindex", parents=[parent],
-                                 help="rebuild index.sqlite from the run folders")
+    reindex = actions.add_parser(
+        "reindex", parents=[parent], help="rebuild index.sqlite from the run folders"
+    )
     reindex.add_argument("--results", default="results", help="the store folder")
     reindex.set_defaults(handler=_reindex)
-    merge = actions.add_parser("merge", parents=[parent],
-                               help="copy run folders of other stores into this one")
+    merge = actions.add_parser(
+        "merge", parents=[parent], help="copy run folders of other stores into this one"
+    )
     merge.add_argument("sources", nargs="+", help="store folders to merge in")
     merge.add_argument("--results", default="results", help="the target store folder")
     merge.set_defaults(handler=_merge)
@@ -35,9 +37,11 @@ def _reindex(args: argparse.Namespace) -> int:
 
     count = reindex(args.results, verify_run)
     cells = load_cells(args.results, verify_run)  # the verdicts are cached: no re-accounting
-    bad = [{"run": Path(row.run_dir).name, "cell_id": row.cell_id,
-            "reason": row.verify_reason}
-           for row in cells.itertuples() if isinstance(row.verify_reason, str)]
+    bad = [
+        {"run": Path(row.run_dir).name, "cell_id": row.cell_id, "reason": row.verify_reason}
+        for row in cells.itertuples()
+        if isinstance(row.verify_reason, str)
+    ]
     lines = [f"indexed {count} run folder(s) in {args.results}"]
     lines += [f"unverified (marked in the index): {b['run']}: {b['reason']}" for b in bad]
     emit(args, {"cells": count, "unverified": bad}, "\n".join(lines))
@@ -52,10 +56,16 @@ def _merge(args: argparse.Namespace) -> int:
     from isoeps.results import merge
 
     counts = merge(args.results, args.sources, verify_run)
-    lines = [(f"copied {counts['copied']}, skipped {counts['skipped']}, refused "
-              f"{counts['refused']} run folder(s)")]
-    lines += [f"refused (not copied): {u['source']}/{u['run']}: {u['reason']}"
-              for u in counts["unverified"]]
+    lines = [
+        (
+            f"copied {counts['copied']}, skipped {counts['skipped']}, refused "
+            f"{counts['refused']} run folder(s)"
+        )
+    ]
+    lines += [
+        f"refused (not copied): {u['source']}/{u['run']}: {u['reason']}"
+        for u in counts["unverified"]
+    ]
     emit(args, counts, "\n".join(lines))
     return 1 if counts["refused"] else 0
 
@@ -83,8 +93,9 @@ def _export(args: argparse.Namespace) -> int:
         data = np.load(path)
         target = root / Path(path).parent.name / "gen.npz"
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_dpimagebench_npz(target, images=data["images"],
-                               captions=[str(c) for c in data["eval_captions"]])
+        write_dpimagebench_npz(
+            target, images=data["images"], captions=[str(c) for c in data["eval_captions"]]
+        )
         written.append(str(target))
     emit(args, {"files": written}, "\n".join(written) or "no finished cells with samples")
     return 0

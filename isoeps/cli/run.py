@@ -7,25 +7,40 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
-        "run", parents=[parent], help="run a suite (default: quick) and write its report",
+        "run",
+        parents=[parent],
+        help="run a suite (default: quick) and write its report",
         description="Run every unfinished cell of a suite, then write reports/<suite>/. "
         "Exit 0 ok, 1 cells failed, 2 config error.",
     )
     add_suite_arguments(parser)
-    parser.add_argument("--from", dest="from_config", metavar="RUN/config.yaml",
-                        help="repeat a run from its resolved config")
+    parser.add_argument(
+        "--from",
+        dest="from_config",
+        metavar="RUN/config.yaml",
+        help="repeat a run from its resolved config",
+    )
     parser.add_argument("--jobs", type=int, help="worker processes (runtime: not hashed)")
     parser.add_argument("--device", help="cpu or cuda (runtime: not hashed)")
     parser.add_argument("--executor", help="local, ray or slurm (runtime: not hashed)")
-    parser.add_argument("--address", help="--executor ray: auto, HOST:PORT or ray://HOST:PORT "
-                        "(default: a local cluster); short for runtime.executor_options.address")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print each cell's status, DP plan and time estimate; run nothing")
+    parser.add_argument(
+        "--address",
+        help="--executor ray: auto, HOST:PORT or ray://HOST:PORT "
+        "(default: a local cluster); short for runtime.executor_options.address",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each cell's status, DP plan and time estimate; run nothing",
+    )
     parser.add_argument("--only", help="select cells: method=...,budget=...,dataset=...,seed=...")
     parser.add_argument("--rerun-failed", action="store_true", help="re-run failed cells")
     parser.add_argument("--force", action="store_true", help="re-run finished cells too")
-    parser.add_argument("--secure", action="store_true",
-                        help="cryptographic sampling and noise, no stored seed for them")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="cryptographic sampling and noise, no stored seed for them",
+    )
     parser.add_argument("--results", help="the store folder (default: runtime.results)")
     parser.add_argument("--reports", help="report folder (default: reports/<suite>)")
     parser.add_argument("--no-report", action="store_true", help="skip writing the report")
@@ -33,10 +48,19 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
 
 
 def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("items", nargs="*", metavar="[SUITE] [key=value]",
-                        help="a shipped suite name or a YAML path, then dotlist overrides")
-    parser.add_argument("--set", action="append", default=[], metavar="key=value",
-                        help="a dotlist override (repeatable)")
+    parser.add_argument(
+        "items",
+        nargs="*",
+        metavar="[SUITE] [key=value]",
+        help="a shipped suite name or a YAML path, then dotlist overrides",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="a dotlist override (repeatable)",
+    )
 
 
 def suite_from_args(args: argparse.Namespace, **runtime: object):
@@ -57,16 +81,21 @@ def _run(args: argparse.Namespace) -> int:
     from isoeps.results import folders, index
 
     spec, overrides = suite_from_args(
-        args, jobs=args.jobs, device=args.device, executor=args.executor,
+        args,
+        jobs=args.jobs,
+        device=args.device,
+        executor=args.executor,
         secure=args.secure or None,
-        results=args.results, reports=args.reports,
+        results=args.results,
+        reports=args.reports,
         **{"executor_options.address": args.address},
     )
     if args.address and spec.runtime.executor != "ray":
         from isoeps.errors import ConfigError
 
-        raise ConfigError(f"--address is for --executor ray (runtime.executor is "
-                          f"{spec.runtime.executor!r})")
+        raise ConfigError(
+            f"--address is for --executor ray (runtime.executor is {spec.runtime.executor!r})"
+        )
     cells = cells_module.select(cells_module.expand(spec), args.only)
     store = Path(spec.runtime.results)
     if args.dry_run:
@@ -90,12 +119,21 @@ def _drive(args: argparse.Namespace, spec, overrides: list[str], cells: list, st
 
     def progress_line(outcome) -> None:
         note = f" ({outcome.reason})" if outcome.reason else ""
-        print(f"[{outcome.status}] {Path(outcome.run_dir).name} "
-              f"{outcome.wall_time_s:.1f}s{note}", file=sys.stderr)
+        print(
+            f"[{outcome.status}] {Path(outcome.run_dir).name} {outcome.wall_time_s:.1f}s{note}",
+            file=sys.stderr,
+        )
 
-    summary = run_suite(cells, store=store, runtime=spec.runtime, overrides=overrides,
-                        force=args.force, rerun_failed=args.rerun_failed,
-                        on_outcome=progress_line, verbosity=args.verbose - args.quiet)
+    summary = run_suite(
+        cells,
+        store=store,
+        runtime=spec.runtime,
+        overrides=overrides,
+        force=args.force,
+        rerun_failed=args.rerun_failed,
+        on_outcome=progress_line,
+        verbosity=args.verbose - args.quiet,
+    )
     report_dir = None
     if not args.no_report:
         from isoeps.bench.verify import verify_store
@@ -106,15 +144,27 @@ def _drive(args: argparse.Namespace, spec, overrides: list[str], cells: list, st
         ids = {c.cell_id for c in cells}
         frame = load(store)
         frame = frame[frame["cell_id"].isin(ids)]
-        write_report(frame, report_dir, title=spec.name, store=store, cell_ids=ids,
-                     unverified=verify_store(store, ids))
+        write_report(
+            frame,
+            report_dir,
+            title=spec.name,
+            store=store,
+            cell_ids=ids,
+            unverified=verify_store(store, ids),
+        )
     payload = {
-        "suite": spec.name, "store": str(store), "report": str(report_dir) if report_dir else None,
-        "ran": len(summary.ran), "skipped": summary.skipped, "failed": summary.failed,
+        "suite": spec.name,
+        "store": str(store),
+        "report": str(report_dir) if report_dir else None,
+        "ran": len(summary.ran),
+        "skipped": summary.skipped,
+        "failed": summary.failed,
     }
-    text = (f"suite {spec.name}: {len(summary.ran)} ran, {summary.skipped} skipped (finished), "
-            f"{summary.failed_count} failed; store {store}"
-            + (f"; report {report_dir}/index.md" if report_dir else ""))
+    text = (
+        f"suite {spec.name}: {len(summary.ran)} ran, {summary.skipped} skipped (finished), "
+        f"{summary.failed_count} failed; store {store}"
+        + (f"; report {report_dir}/index.md" if report_dir else "")
+    )
     emit(args, payload, text)
     if summary.failed_count:
         for failure in summary.failed:

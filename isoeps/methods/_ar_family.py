@@ -309,7 +309,9 @@ class ARFamilyMethod(Method):
         """The DP-SGD plan (q, T, calibrated sigma, achieved epsilon) ``fit`` would follow."""
         if budget.mode == "public":
             return None
-        return plan_dp_sgd(config=self.dp_config(), budget=budget, num_records=num_records).to_dict()
+        return plan_dp_sgd(
+            config=self.dp_config(), budget=budget, num_records=num_records
+        ).to_dict()
 
     def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> None:
         """``public``: keep the public model, touch nothing. ``private``/``inf``: finetune a

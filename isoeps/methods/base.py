@@ -35,8 +35,10 @@ class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pretrain_seed: int = Field(
-        0, ge=0, description="seed of all public training: part of the public cache key, so "
-        "every cell (any budget, any cell seed) shares the public model it names"
+        0,
+        ge=0,
+        description="seed of all public training: part of the public cache key, so "
+        "every cell (any budget, any cell seed) shares the public model it names",
     )
 
 
@@ -113,8 +115,12 @@ class MethodContext:
         stream derived from ``pretrain_seed`` instead of the cell's seed. A cached public
         model is shared by every cell, so no cell's seed may reach it."""
         return MethodContext(
-            device=self.device, seed=pretrain_seed, secure=self.secure,
-            cache_dir=self.cache_dir, logger=self.logger, tracker=self.tracker,
+            device=self.device,
+            seed=pretrain_seed,
+            secure=self.secure,
+            cache_dir=self.cache_dir,
+            logger=self.logger,
+            tracker=self.tracker,
             show_progress=self.show_progress,
         )
 
@@ -124,7 +130,6 @@ class MethodContext:
         generator = torch.Generator(device=device or "cpu")
         generator.manual_seed(self.seed_for(purpose))
         return generator
-
 
 
 # The dataclass leaves the InitVar's default behind as a class attribute, so ``ctx.seed`` would

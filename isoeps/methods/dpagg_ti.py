@@ -111,12 +111,16 @@ class DPAggTIConfig(MethodConfig):
         None, gt=0, le=1, description="q; overrides expected_records when set"
     )
     group_size: int = Field(
-        1, ge=1, description="nominal images per embedding; > 1 groups records into "
-        "num_groups hash groups (replace-one adjacency of a group, 2C)"
+        1,
+        ge=1,
+        description="nominal images per embedding; > 1 groups records into "
+        "num_groups hash groups (replace-one adjacency of a group, 2C)",
     )
     num_groups: int | None = Field(
-        None, ge=1, description="G, the number of hash groups when group_size > 1: fixed "
-        "here, never derived from the private N (set it to about N_expected / group_size)"
+        None,
+        ge=1,
+        description="G, the number of hash groups when group_size > 1: fixed "
+        "here, never derived from the private N (set it to about N_expected / group_size)",
     )
     group_assignment: str = Field(
         "hash", description="how records form groups when group_size > 1 ('hash' of the id)"
@@ -305,9 +309,7 @@ class DPAggTI(Method):
             )
             accountant = primary_accountant(mechanism.adjacency)
             plan["noise_multiplier"] = sigma
-            plan["epsilon"] = {
-                accountant: epsilon(Ledger([mechanism]), budget.delta, accountant)
-            }
+            plan["epsilon"] = {accountant: epsilon(Ledger([mechanism]), budget.delta, accountant)}
         return plan
 
     def _check_groups(self) -> None:

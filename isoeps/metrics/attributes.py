@@ -137,8 +137,10 @@ class AttributeMetric(Metric):
                 open_predicted, private_labels, private_predicted, schema
             )
             count = len(open_images)
-            source = {"samples": "open prompt (no attribute named)",
-                      "tv_prompted": float(np.mean(list(prompted[0].values())))}
+            source = {
+                "samples": "open prompt (no attribute named)",
+                "tv_prompted": float(np.mean(list(prompted[0].values()))),
+            }
         else:
             tv, tv_predicted = prompted
             count = len(fake)

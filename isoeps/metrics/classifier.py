@@ -38,7 +38,9 @@ class ClassifierConfig:
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"classifier.{field} must be an integer >= {low}, got {value!r}")
         if self.width % 8:
-            raise ValueError(f"classifier.width must be a multiple of 8 (GroupNorm), got {self.width}")
+            raise ValueError(
+                f"classifier.width must be a multiple of 8 (GroupNorm), got {self.width}"
+            )
         if not self.lr > 0:
             raise ValueError(f"classifier.lr must be > 0, got {self.lr!r}")
 

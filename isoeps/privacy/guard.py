@@ -380,8 +380,9 @@ class PrivateData:
 def _mean_release(vectors: np.ndarray, dim: int) -> AggregateRelease:
     """The ``inf`` twin's output: the plain mean of what was sampled (zero when nothing was)."""
     value = vectors.mean(axis=0) if len(vectors) else np.zeros(dim)
-    return AggregateRelease(value=value, sampled=len(vectors), noise_std=0.0,
-                            divisor=float(len(vectors)))
+    return AggregateRelease(
+        value=value, sampled=len(vectors), noise_std=0.0, divisor=float(len(vectors))
+    )
 
 
 def _check_clip_norm(clip_norm: float) -> None:

@@ -54,22 +54,34 @@ def replace_one_methods(frame: Any) -> set[str]:
     return set(private[private["adjacency"] == "replace_one"]["method"])
 
 
-def _method_legend(spec: ReportSpec, methods: list[str],
-                   replace_one: set[str] | None = None) -> list[Any]:
+def _method_legend(
+    spec: ReportSpec, methods: list[str], replace_one: set[str] | None = None
+) -> list[Any]:
     """One entry per method (its colour; replace-one methods marked) and one per reference
     row style (in grey)."""
     from matplotlib.lines import Line2D
 
     replace_one = replace_one or set()
     handles = [
-        Line2D([], [], color=_colour(spec, method, k), marker="s" if method in replace_one else "o",
-               label=spec.name(method) + (f" {REPLACE_ONE_MARK} replace-one ε"
-                                          if method in replace_one else ""))
+        Line2D(
+            [],
+            [],
+            color=_colour(spec, method, k),
+            marker="s" if method in replace_one else "o",
+            label=spec.name(method)
+            + (f" {REPLACE_ONE_MARK} replace-one ε" if method in replace_one else ""),
+        )
         for k, method in enumerate(methods)
     ]
     handles += [
-        Line2D([], [], color="grey", linestyle=style, linewidth=1,
-               label=f"{budget} row (method's colour)")
+        Line2D(
+            [],
+            [],
+            color="grey",
+            linestyle=style,
+            linewidth=1,
+            label=f"{budget} row (method's colour)",
+        )
         for budget, style in REFERENCE_STYLES.items()
     ]
     return handles
@@ -102,20 +114,26 @@ def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
                 private = mine[~mine["budget"].isin(["inf", "public"])]
                 if len(private):
                     stats = private.groupby("epsilon")["value"].agg(["mean", "std"]).sort_index()
-                    axis.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0),
-                                  marker="s" if method in replace_one else "o", capsize=3,
-                                  color=colour)
+                    axis.errorbar(
+                        stats.index,
+                        stats["mean"],
+                        yerr=stats["std"].fillna(0),
+                        marker="s" if method in replace_one else "o",
+                        capsize=3,
+                        color=colour,
+                    )
                 for budget, style in REFERENCE_STYLES.items():
                     ref = mine[mine["budget"] == budget]["value"]
                     if len(ref):
                         axis.axhline(ref.mean(), linestyle=style, color=colour, linewidth=1)
             axis.set_xscale("log")
-            axis.set_xlabel("ε (per-image, add/remove"
-                            + (f"; {REPLACE_ONE_MARK} replace-one, not comparable)"
-                               if replace_one else ")"))
+            axis.set_xlabel(
+                "ε (per-image, add/remove"
+                + (f"; {REPLACE_ONE_MARK} replace-one, not comparable)" if replace_one else ")")
+            )
             axis.set_ylabel(f"{spec.name(metric)} ({'higher' if higher else 'lower'} is better)")
             axis.set_title(spec.name(metric), fontsize=9)
-        spare = list(axes.flat)[len(metrics):]
+        spare = list(axes.flat)[len(metrics) :]
         for axis in spare:
             axis.axis("off")
         handles = _method_legend(spec, methods, replace_one)
@@ -125,17 +143,30 @@ def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
             legend_rows = 0
         else:
             legend_rows = -(-len(handles) // 5)
-            figure.legend(handles=handles, loc="upper center", ncol=min(len(handles), 5),
-                          fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
-        figure.suptitle(f"{dataset}: metrics vs ε (mean ± std over seeds)", fontsize=10,
-                        y=1 - 0.05 / height)
+            figure.legend(
+                handles=handles,
+                loc="upper center",
+                ncol=min(len(handles), 5),
+                fontsize=8,
+                frameon=False,
+                bbox_to_anchor=(0.5, 1 - 0.3 / height),
+            )
+        figure.suptitle(
+            f"{dataset}: metrics vs ε (mean ± std over seeds)", fontsize=10, y=1 - 0.05 / height
+        )
         figure.tight_layout(rect=(0, 0, 1, 1 - (0.28 + 0.18 * legend_rows) / height))
         written += _save(figure, out / f"metrics_vs_eps_{_slug(dataset)}")
     return written
 
 
-def sample_grids(cells: list[tuple[dict[str, Any], Path]], out: Path, spec: ReportSpec,
-                 *, columns: int = 8, open_prompt: bool = False) -> list[Path]:
+def sample_grids(
+    cells: list[tuple[dict[str, Any], Path]],
+    out: Path,
+    spec: ReportSpec,
+    *,
+    columns: int = 8,
+    open_prompt: bool = False,
+) -> list[Path]:
     """One figure per dataset: a row per (method, budget) at the lowest seed, the same
     prompts in every column (the runner picks prompts from the cell seed alone). With
     ``open_prompt``, the samples drawn from the open prompt (what style capture reads)."""
@@ -155,10 +186,14 @@ def sample_grids(cells: list[tuple[dict[str, Any], Path]], out: Path, spec: Repo
             continue
         loaded = {k: np.load(entries[k][1]) for k in keys}
         width = min(columns, min(len(v["images"]) for v in loaded.values()))
-        figure, axes = plt.subplots(len(keys), width, figsize=(1.3 * width + 1.6, 1.4 * len(keys) + 0.9),
-                                    squeeze=False)
-        captions = ([""] * width if open_prompt
-                    else [str(c) for c in loaded[keys[0]]["eval_captions"][:width]])
+        figure, axes = plt.subplots(
+            len(keys), width, figsize=(1.3 * width + 1.6, 1.4 * len(keys) + 0.9), squeeze=False
+        )
+        captions = (
+            [""] * width
+            if open_prompt
+            else [str(c) for c in loaded[keys[0]]["eval_captions"][:width]]
+        )
         for r, key in enumerate(keys):
             images = loaded[key]["images"]
             for c in range(width):
@@ -169,10 +204,14 @@ def sample_grids(cells: list[tuple[dict[str, Any], Path]], out: Path, spec: Repo
                 if r == 0:
                     axis.set_title("\n".join(textwrap.wrap(captions[c], 18)[:4]), fontsize=5)
             budget = f"ε={key[1]}" + ("\n(not DP)" if key[1] == "inf" else "")
-            axes[r, 0].set_ylabel(f"{spec.name(key[0])}\n{budget}", fontsize=7, rotation=0,
-                                  ha="right", va="center")
-        title = ("open prompt (no attribute named): what each model learned"
-                 if open_prompt else "samples per method and ε (same prompts per column)")
+            axes[r, 0].set_ylabel(
+                f"{spec.name(key[0])}\n{budget}", fontsize=7, rotation=0, ha="right", va="center"
+            )
+        title = (
+            "open prompt (no attribute named): what each model learned"
+            if open_prompt
+            else "samples per method and ε (same prompts per column)"
+        )
         figure.suptitle(f"{dataset}: {title}", fontsize=9)
         figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / figure.get_figheight()))  # room for the title
         stem = "samples_open_prompt" if open_prompt else "samples"
@@ -200,8 +239,9 @@ def spectra(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
                 bands.setdefault(key, []).append(details["log10_energy_ratio"])
         if not profiles and not bands:
             continue
-        keys = sorted(set(profiles) | set(bands),
-                      key=lambda k: (_method_rank(spec, k[0]), budget_order(k[1])))
+        keys = sorted(
+            set(profiles) | set(bands), key=lambda k: (_method_rank(spec, k[0]), budget_order(k[1]))
+        )
         if spec.methods is not None:
             keys = [k for k in keys if k[0] in spec.methods]
         figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -209,12 +249,22 @@ def spectra(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
         for k, key in enumerate(k for k in keys if k in profiles):
             real, fake = profiles[key]
             if not real_drawn:
-                left.plot(range(1, len(real) + 1), real, color="black", linewidth=2.5,
-                          label="real (reference)")
+                left.plot(
+                    range(1, len(real) + 1),
+                    real,
+                    color="black",
+                    linewidth=2.5,
+                    label="real (reference)",
+                )
                 real_drawn = True
-            left.plot(range(1, len(fake) + 1), fake, linewidth=1, color=f"C{k % 10}",
-                      linestyle=":" if key[1] == "public" else "-",
-                      label=f"{spec.name(key[0])} ε={key[1]}")
+            left.plot(
+                range(1, len(fake) + 1),
+                fake,
+                linewidth=1,
+                color=f"C{k % 10}",
+                linestyle=":" if key[1] == "public" else "-",
+                label=f"{spec.name(key[0])} ε={key[1]}",
+            )
         left.set_xlabel("radial spatial frequency (cycles per image)")
         left.set_ylabel("log10 mean power")
         left.set_title("radially averaged power spectrum", fontsize=9)
@@ -225,8 +275,13 @@ def spectra(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
             width = 0.8 / len(band_keys)
             for k, key in enumerate(band_keys):
                 means = [float(np.mean([b.get(n, np.nan) for b in bands[key]])) for n in names]
-                right.bar(np.arange(len(names)) + k * width, means, width, color=f"C{k % 10}",
-                          label=f"{spec.name(key[0])} ε={key[1]}")
+                right.bar(
+                    np.arange(len(names)) + k * width,
+                    means,
+                    width,
+                    color=f"C{k % 10}",
+                    label=f"{spec.name(key[0])} ε={key[1]}",
+                )
             right.axhline(0, color="black", linewidth=0.8)
             right.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
             right.set_xticklabels(names, rotation=45, fontsize=7, ha="right")
@@ -241,8 +296,9 @@ def spectra(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
     return written
 
 
-def memorisation_pairs(pairs: list[tuple[dict[str, Any], Path]], out: Path,
-                       *, count: int = 8) -> list[Path]:
+def memorisation_pairs(
+    pairs: list[tuple[dict[str, Any], Path]], out: Path, *, count: int = 8
+) -> list[Path]:
     """The closest (sample, private training image) pairs. Only called with --show-private."""
     plt = _plt()
     written = []
@@ -261,11 +317,16 @@ def memorisation_pairs(pairs: list[tuple[dict[str, Any], Path]], out: Path,
                 axes[r, c].set_yticks([])
         axes[0, 0].set_ylabel("sample", fontsize=7)
         axes[1, 0].set_ylabel("nearest\nprivate", fontsize=7)
-        figure.suptitle(f"{cell['method_label']} ε={cell['budget']}: closest pairs "
-                        f"(PRIVATE TRAINING IMAGES)", fontsize=8)
+        figure.suptitle(
+            f"{cell['method_label']} ε={cell['budget']}: closest pairs (PRIVATE TRAINING IMAGES)",
+            fontsize=8,
+        )
         figure.tight_layout()
-        written += _save(figure, out / f"memorisation_{_slug(cell['dataset_label'])}_"
-                                       f"{_slug(cell['method_label'])}_{cell['budget']}")
+        written += _save(
+            figure,
+            out / f"memorisation_{_slug(cell['dataset_label'])}_"
+            f"{_slug(cell['method_label'])}_{cell['budget']}",
+        )
     return written
 
 

@@ -54,18 +54,32 @@ def write_report(
     lines += [
         "Every private row is per-image (ε, δ)-DP, re-accounted from the run's ledger with the "
         "PRV accountant (upper bound; pld for replace-one ledgers) and never above its target"
-        + ("; every ledger was re-accounted again for this report and checked against its "
-           "privacy.json and target. " if checked else
-           "; the ledgers were not re-verified for this report (`isoeps report` does). ")
-        + ("Secure run." if secure else "**Benchmark run, not a DP release**: seeds are stored, "
-           "so the noise can be regenerated."),
+        + (
+            "; every ledger was re-accounted again for this report and checked against its "
+            "privacy.json and target. "
+            if checked
+            else "; the ledgers were not re-verified for this report (`isoeps report` does). "
+        )
+        + (
+            "Secure run."
+            if secure
+            else "**Benchmark run, not a DP release**: seeds are stored, "
+            "so the noise can be regenerated."
+        ),
         "",
     ]
     if bad:
-        lines += [("**Unverified cells, left out of every table and figure** (their "
-                   "ledger.json does not re-account to their privacy.json and target):"), ""]
-        lines += [f"- unverified: `{entry['run']}` (cell `{cell_id}`): {entry['reason']}"
-                  for cell_id, entry in sorted(bad.items())]
+        lines += [
+            (
+                "**Unverified cells, left out of every table and figure** (their "
+                "ledger.json does not re-account to their privacy.json and target):"
+            ),
+            "",
+        ]
+        lines += [
+            f"- unverified: `{entry['run']}` (cell `{cell_id}`): {entry['reason']}"
+            for cell_id, entry in sorted(bad.items())
+        ]
         lines.append("")
     cell_rows = _cell_rows(store, ids) if store is not None else []
     if cell_rows:
@@ -85,9 +99,11 @@ def write_report(
         write_text_atomic(stem.with_suffix(".md"), markdown)
         write_text_atomic(stem.with_suffix(".tex"), tables.to_latex(table, spec))
         write_text_atomic(stem.with_suffix(".csv"), tables.to_csv(table, spec))
-        links = (f"[Markdown]({_rel(stem.with_suffix('.md'), out)}) · "
-                 f"[LaTeX]({_rel(stem.with_suffix('.tex'), out)}) · "
-                 f"[CSV]({_rel(stem.with_suffix('.csv'), out)})")
+        links = (
+            f"[Markdown]({_rel(stem.with_suffix('.md'), out)}) · "
+            f"[LaTeX]({_rel(stem.with_suffix('.tex'), out)}) · "
+            f"[CSV]({_rel(stem.with_suffix('.csv'), out)})"
+        )
         lines += [markdown, links, ""]
     if frame.empty:
         lines += ["No finished cells yet.", ""]
@@ -97,25 +113,38 @@ def write_report(
     if store is not None:
         left_out = False
         for file, open_prompt in ((folders.SAMPLES, False), (folders.OPEN_PROMPT_SAMPLES, True)):
-            samples = [(c, p) for c, p in _finished_samples(store, file=file) if c["cell_id"] in ids]
+            samples = [
+                (c, p) for c, p in _finished_samples(store, file=file) if c["cell_id"] in ids
+            ]
             if not inf_samples:
                 left_out = left_out or any(c["budget"] == "inf" for c, _ in samples)
                 samples = [(c, p) for c, p in samples if c["budget"] != "inf"]
             written += figures.sample_grids(samples, out / "figures", spec, open_prompt=open_prompt)
         if left_out:
-            lines += [("Sample figures leave out the `inf` rows (trained without clipping or "
-                       "noise: not DP); pass `--inf-samples` to include them, labelled."), ""]
+            lines += [
+                (
+                    "Sample figures leave out the `inf` rows (trained without clipping or "
+                    "noise: not DP); pass `--inf-samples` to include them, labelled."
+                ),
+                "",
+            ]
     if not frame.empty:
         written += figures.spectra(frame, out / "figures", spec)
     if show_private and store is not None:
         written += figures.memorisation_pairs(_mem_pairs(store, ids), out / "figures")
     elif store is not None and _mem_pairs(store, ids):
-        lines += [("Memorisation pairs show private training images and are omitted; "
-                   "pass `--show-private` to include them."), ""]
+        lines += [
+            (
+                "Memorisation pairs show private training images and are omitted; "
+                "pass `--show-private` to include them."
+            ),
+            "",
+        ]
     for path in written:
         if path.suffix == ".png":
-            image = (f"![{path.stem}]({_rel(path, out)}) "
-                     f"([PDF]({_rel(path.with_suffix('.pdf'), out)}))")
+            image = (
+                f"![{path.stem}]({_rel(path, out)}) ([PDF]({_rel(path.with_suffix('.pdf'), out)}))"
+            )
             lines += [f"### {path.stem}", "", image, ""]
     index = out / "index.md"
     write_text_atomic(index, "\n".join(lines))
@@ -135,8 +164,10 @@ def _unverified(frame: Any, unverified: Mapping[str, Any] | None) -> dict[str, d
 
         marked = frame[frame["verified"].map(lambda v: not pd.isna(v) and not bool(v))]
         for row in marked.drop_duplicates("cell_id").itertuples():
-            bad.setdefault(row.cell_id, {"run": Path(str(row.run_dir)).name,
-                                         "reason": "marked unverified in the index"})
+            bad.setdefault(
+                row.cell_id,
+                {"run": Path(str(row.run_dir)).name, "reason": "marked unverified in the index"},
+            )
     return bad
 
 
@@ -147,12 +178,16 @@ def _rel(path: Path, base: Path) -> str:
 def _cell_rows(store: str | Path, ids: set[str]) -> list[dict[str, Any]]:
     from isoeps.results.frame import cell_row
 
-    return [row for row in (cell_row(f) for f in folders.iter_run_dirs(Path(store)))
-            if row["cell_id"] in ids]
+    return [
+        row
+        for row in (cell_row(f) for f in folders.iter_run_dirs(Path(store)))
+        if row["cell_id"] in ids
+    ]
 
 
-def _finished_samples(store: str | Path, *, file: str = folders.SAMPLES
-                      ) -> list[tuple[dict[str, Any], Path]]:
+def _finished_samples(
+    store: str | Path, *, file: str = folders.SAMPLES
+) -> list[tuple[dict[str, Any], Path]]:
     from isoeps.results import finished_samples
 
     return finished_samples(store, file=file)

@@ -39,7 +39,5 @@ def load_report_spec(path: str | Path | None) -> ReportSpec:
     try:
         return ReportSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ValueError(f"{path}: {problems}") from None

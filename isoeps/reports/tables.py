@@ -76,8 +76,10 @@ def caption_for(frame: Any, dataset: str) -> str:
     deltas = sorted({f"{d:.2e}" for d in part["delta"].dropna().unique()})
     secure = bool(len(part)) and bool(part["secure"].all())
     if mixed:
-        adjacency_text = (f"add/remove adjacency; {REPLACE_ONE_MARK} replace-one adjacency (ε not "
-                          "comparable with add/remove)")
+        adjacency_text = (
+            f"add/remove adjacency; {REPLACE_ONE_MARK} replace-one adjacency (ε not "
+            "comparable with add/remove)"
+        )
     else:
         only = adjacency[0] if adjacency else "add_remove"
         adjacency_text = f"{_ADJACENCY_NAMES.get(only, only)} adjacency"
@@ -123,14 +125,28 @@ def build_tables(frame: Any, spec: ReportSpec) -> list[Table]:
                         r.metric: (float(r["mean"]), _std(r["std"]), int(r["count"]))
                         for _, r in sel.iterrows()
                     }
-                    marked = (mixed and adjacency == "replace_one"
-                              and budget not in ("inf", "public"))
-                    rows.append({"method": method, "budget": budget, "adjacency": adjacency,
-                                 "marked": marked, "cells": cells, "bold": set()})
+                    marked = (
+                        mixed and adjacency == "replace_one" and budget not in ("inf", "public")
+                    )
+                    rows.append(
+                        {
+                            "method": method,
+                            "budget": budget,
+                            "adjacency": adjacency,
+                            "marked": marked,
+                            "cells": cells,
+                            "bold": set(),
+                        }
+                    )
         for metric in metrics:
             for budget, adjacency in {(r["budget"], r["adjacency"]) for r in rows}:
-                peers = [r for r in rows if r["budget"] == budget
-                         and r["adjacency"] == adjacency and metric in r["cells"]]
+                peers = [
+                    r
+                    for r in rows
+                    if r["budget"] == budget
+                    and r["adjacency"] == adjacency
+                    and metric in r["cells"]
+                ]
                 values = [r["cells"][metric][0] for r in peers]
                 finite = [v for v in values if not math.isnan(v)]
                 if len(peers) < 2 or not finite:
@@ -145,7 +161,9 @@ def build_tables(frame: Any, spec: ReportSpec) -> list[Table]:
 
 
 def _std(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return (
+        None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    )
 
 
 def _cell_text(cell: tuple[float, float | None, int] | None, decimals: int, pm: str) -> str:
@@ -168,22 +186,38 @@ def _header(table: Table, spec: ReportSpec) -> list[str]:
 
 def to_markdown(table: Table, spec: ReportSpec) -> str:
     header = ["method", "ε", *_header(table, spec)]
-    lines = [f"**{table.dataset}**", "", "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
+    lines = [
+        f"**{table.dataset}**",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
     for row in table.rows:
         cells = []
         for metric in table.metrics:
             text = _cell_text(row["cells"].get(metric), spec.decimals_for(metric), "±")
             cells.append(f"**{text}**" if metric in row["bold"] else text)
-        lines.append(f"| {spec.name(row['method'])} | {_budget_text(row)} | " + " | ".join(cells)
-                     + " |")
+        lines.append(
+            f"| {spec.name(row['method'])} | {_budget_text(row)} | " + " | ".join(cells) + " |"
+        )
     lines += ["", f"*{table.caption}*", ""]
     return "\n".join(lines)
 
 
-_LATEX = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
-          "ε": r"$\varepsilon$", "δ": r"$\delta$", "±": r"$\pm$", "†": r"$^\dagger$",
-          "‡": r"$^\ddagger$"}
+_LATEX = {
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "ε": r"$\varepsilon$",
+    "δ": r"$\delta$",
+    "±": r"$\pm$",
+    "†": r"$^\dagger$",
+    "‡": r"$^\ddagger$",
+}
 
 
 def _budget_text(row: dict[str, Any]) -> str:
@@ -198,8 +232,14 @@ def _latex_escape(text: str) -> str:
 def to_latex(table: Table, spec: ReportSpec) -> str:
     """A booktabs table fragment."""
     header = ["method", r"$\varepsilon$", *(_latex_escape(h) for h in _header(table, spec))]
-    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{ll" + "r" * len(table.metrics) + "}",
-             r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\begin{tabular}{ll" + "r" * len(table.metrics) + "}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+    ]
     previous = None
     for row in table.rows:
         if previous is not None and row["method"] != previous:
@@ -209,10 +249,19 @@ def to_latex(table: Table, spec: ReportSpec) -> str:
         for metric in table.metrics:
             text = _cell_text(row["cells"].get(metric), spec.decimals_for(metric), r"$\pm$")
             cells.append(rf"\textbf{{{text}}}" if metric in row["bold"] else text)
-        lines.append(" & ".join([_latex_escape(spec.name(row["method"])),
-                                 _latex_escape(_budget_text(row)), *cells]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}",
-              rf"\caption{{{_latex_escape(table.caption)}}}", r"\end{table}", ""]
+        lines.append(
+            " & ".join(
+                [_latex_escape(spec.name(row["method"])), _latex_escape(_budget_text(row)), *cells]
+            )
+            + r" \\"
+        )
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        rf"\caption{{{_latex_escape(table.caption)}}}",
+        r"\end{table}",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -222,14 +271,25 @@ def to_csv(table: Table, spec: ReportSpec) -> str:
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["dataset", "method", "budget", "metric", "mean", "std", "seeds", "best",
-                     "adjacency"])
+    writer.writerow(
+        ["dataset", "method", "budget", "metric", "mean", "std", "seeds", "best", "adjacency"]
+    )
     for row in table.rows:
         for metric in table.metrics:
             cell = row["cells"].get(metric)
             if cell is None:
                 continue
-            writer.writerow([table.dataset, row["method"], row["budget"], metric, cell[0],
-                             "" if cell[1] is None else cell[1], cell[2],
-                             int(metric in row["bold"]), row.get("adjacency", "")])
+            writer.writerow(
+                [
+                    table.dataset,
+                    row["method"],
+                    row["budget"],
+                    metric,
+                    cell[0],
+                    "" if cell[1] is None else cell[1],
+                    cell[2],
+                    int(metric in row["bold"]),
+                    row.get("adjacency", ""),
+                ]
+            )
     return buffer.getvalue()

@@ -135,6 +135,7 @@ def find_run(store: Path, cell_id: str) -> Path | None:
 
 # -- ownership and locks ------------------------------------------------------------------------
 
+
 class StoreError(ValueError):
     """A store or run folder that isoeps may not use as asked (not its own, held by another
     process, under a file, corrupt). A user-facing error: the CLI prints it as one line and
@@ -206,9 +207,17 @@ def _exclusive(path: Path, *, command: str, busy: str) -> Iterator[None]:
             os.close(fd)
             raise LockHeldError(f"{busy} (held by {_holder_text(Path(key))}; lock file {key})")
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "command": command,
-                                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())
+        os.write(
+            fd,
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "command": command,
+                    "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+            ).encode(),
+        )
         with _HELD_GUARD:
             _HELD[key] = [fd, 1]
     try:
@@ -231,8 +240,9 @@ def store_lock(store: Path, *, command: str = "isoeps run") -> Iterator[None]:
     store = Path(store)
     check_folder_path(store)
     store.mkdir(parents=True, exist_ok=True)
-    with _exclusive(store / STORE_LOCK, command=command,
-                    busy=f"the store {store} is in use by another run"):
+    with _exclusive(
+        store / STORE_LOCK, command=command, busy=f"the store {store} is in use by another run"
+    ):
         yield
 
 
@@ -260,8 +270,11 @@ def claim_run_dir(folder: Path, *, command: str = "isoeps cell") -> Iterator[Non
     folder = Path(folder)
     check_own(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with _exclusive(folder / MARKER, command=command,
-                    busy=f"run folder {folder} is being written by another process"):
+    with _exclusive(
+        folder / MARKER,
+        command=command,
+        busy=f"run folder {folder} is being written by another process",
+    ):
         yield
 
 

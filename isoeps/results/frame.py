@@ -21,17 +21,60 @@ from isoeps.results import folders
 
 #: Columns of the tidy frame, in order.
 COLUMNS: tuple[str, ...] = (
-    "cell_id", "suite", "dataset", "dataset_name", "method", "method_name", "method_version",
-    "budget", "epsilon", "delta", "epsilon_achieved", "accountant", "adjacency", "seed",
-    "n_samples", "metric", "metric_group", "metric_version", "value", "std", "higher_is_better", "n",
-    "backbone", "backbone_sha256", "resize", "not_dp", "secure", "isoeps_version",
-    "git_commit", "device", "wall_time_s", "peak_memory_mb", "run_dir", "details", "verified",
+    "cell_id",
+    "suite",
+    "dataset",
+    "dataset_name",
+    "method",
+    "method_name",
+    "method_version",
+    "budget",
+    "epsilon",
+    "delta",
+    "epsilon_achieved",
+    "accountant",
+    "adjacency",
+    "seed",
+    "n_samples",
+    "metric",
+    "metric_group",
+    "metric_version",
+    "value",
+    "std",
+    "higher_is_better",
+    "n",
+    "backbone",
+    "backbone_sha256",
+    "resize",
+    "not_dp",
+    "secure",
+    "isoeps_version",
+    "git_commit",
+    "device",
+    "wall_time_s",
+    "peak_memory_mb",
+    "run_dir",
+    "details",
+    "verified",
 )
 
 #: One row per cell (any status), for the runner and reports.
 CELL_COLUMNS: tuple[str, ...] = (
-    "cell_id", "suite", "dataset", "method", "method_name", "budget", "seed", "status",
-    "reason", "epsilon", "epsilon_achieved", "wall_time_s", "run_dir", "adjacency", "verified",
+    "cell_id",
+    "suite",
+    "dataset",
+    "method",
+    "method_name",
+    "budget",
+    "seed",
+    "status",
+    "reason",
+    "epsilon",
+    "epsilon_achieved",
+    "wall_time_s",
+    "run_dir",
+    "adjacency",
+    "verified",
     "verify_reason",
 )
 
@@ -108,25 +151,27 @@ def metric_rows(folder: Path, verify: Verify | None = None) -> list[dict[str, An
     }
     rows = []
     for value in metrics.get("values", []):
-        rows.append({
-            **base,
-            "metric": value["name"],
-            "metric_group": value.get("metric"),
-            "metric_version": str(
-                cell.get("metric_versions", {}).get(value.get("metric"), "1")
-            ),
-            "value": _float(value["value"]),
-            "std": _float(value.get("std")),
-            "higher_is_better": bool(value["higher_is_better"]),
-            "n": value.get("n"),
-            "backbone": value.get("backbone"),
-            "backbone_sha256": value.get("backbone_sha256"),
-            "resize": value.get("resize"),
-            "not_dp": bool(value.get("not_dp", False)),
-            "wall_time_s": value.get("wall_time_s"),
-            "peak_memory_mb": value.get("peak_memory_mb"),
-            "details": json.dumps(value.get("details") or {}, sort_keys=True, default=str),
-        })
+        rows.append(
+            {
+                **base,
+                "metric": value["name"],
+                "metric_group": value.get("metric"),
+                "metric_version": str(
+                    cell.get("metric_versions", {}).get(value.get("metric"), "1")
+                ),
+                "value": _float(value["value"]),
+                "std": _float(value.get("std")),
+                "higher_is_better": bool(value["higher_is_better"]),
+                "n": value.get("n"),
+                "backbone": value.get("backbone"),
+                "backbone_sha256": value.get("backbone_sha256"),
+                "resize": value.get("resize"),
+                "not_dp": bool(value.get("not_dp", False)),
+                "wall_time_s": value.get("wall_time_s"),
+                "peak_memory_mb": value.get("peak_memory_mb"),
+                "details": json.dumps(value.get("details") or {}, sort_keys=True, default=str),
+            }
+        )
     return rows
 
 

@@ -21,8 +21,10 @@ def index_path(store: Path) -> Path:
 
 
 def _corrupt(path: Path, exc: sqlite3.DatabaseError) -> folders.StoreError:
-    return folders.StoreError(f"the index {path} is unreadable ({exc}); run `isoeps results "
-                              "reindex` to rebuild it from the run folders")
+    return folders.StoreError(
+        f"the index {path} is unreadable ({exc}); run `isoeps results "
+        "reindex` to rebuild it from the run folders"
+    )
 
 
 @contextlib.contextmanager
@@ -154,6 +156,7 @@ def read(store_or_index: Path, table: str = "metrics") -> Any:
         if column in frame:
             frame[column] = frame[column].astype(bool)
     if "verified" in frame:  # True, False or None (not checked)
-        frame["verified"] = frame["verified"].astype(object).map(
-            lambda v: None if pd.isna(v) else bool(v))
+        frame["verified"] = (
+            frame["verified"].astype(object).map(lambda v: None if pd.isna(v) else bool(v))
+        )
     return frame

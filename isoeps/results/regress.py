@@ -95,16 +95,22 @@ def write_baseline(
             spread = float(group["value"].std(ddof=1))
             tolerance = Tolerance("abs", SPREAD_FACTOR * spread)
             source = f"{SPREAD_FACTOR:g} x std over {seeds} seeds"
-        entries.append({
-            **{k: (int(v) if k == "n_samples" else str(v)) for k, v in record.items()},
-            "seed": seed,
-            "value": float(at_seed["value"].iloc[0]),
-            "higher_is_better": bool(at_seed["higher_is_better"].iloc[0]),
-            **{k: str(at_seed[k].iloc[0]) for k in VERSIONS if k in at_seed},
-            "tolerance": {"kind": tolerance.kind, "value": tolerance.value, "source": source},
-        })
-    baseline = {"created": time.strftime("%Y-%m-%d"), "gates": list(gates), "seed": seed,
-                "entries": entries}
+        entries.append(
+            {
+                **{k: (int(v) if k == "n_samples" else str(v)) for k, v in record.items()},
+                "seed": seed,
+                "value": float(at_seed["value"].iloc[0]),
+                "higher_is_better": bool(at_seed["higher_is_better"].iloc[0]),
+                **{k: str(at_seed[k].iloc[0]) for k in VERSIONS if k in at_seed},
+                "tolerance": {"kind": tolerance.kind, "value": tolerance.value, "source": source},
+            }
+        )
+    baseline = {
+        "created": time.strftime("%Y-%m-%d"),
+        "gates": list(gates),
+        "seed": seed,
+        "entries": entries,
+    }
     write_json_atomic(Path(path), baseline)
     return baseline
 
@@ -130,9 +136,14 @@ def compare(
             entry["tolerance"]["kind"], entry["tolerance"]["value"]
         )
         allowed = tolerance.allowed(entry["value"])
-        row = {"key": _label(entry), "seed": entry["seed"], "n": entry["n_samples"],
-               "baseline": entry["value"], "allowed": allowed,
-               "higher_is_better": entry["higher_is_better"]}
+        row = {
+            "key": _label(entry),
+            "seed": entry["seed"],
+            "n": entry["n_samples"],
+            "baseline": entry["value"],
+            "allowed": allowed,
+            "higher_is_better": entry["higher_is_better"],
+        }
         if sel.empty:
             out.append({**row, "current": None, "delta": None, "verdict": "missing"})
             continue
@@ -153,8 +164,11 @@ def compare(
 
 
 def _changed_versions(entry: dict[str, Any], current: Any) -> list[str]:
-    return [f"{k} {entry[k]} -> {current[k].iloc[0]}" for k in VERSIONS
-            if k in entry and k in current and str(current[k].iloc[0]) != entry[k]]
+    return [
+        f"{k} {entry[k]} -> {current[k].iloc[0]}"
+        for k in VERSIONS
+        if k in entry and k in current and str(current[k].iloc[0]) != entry[k]
+    ]
 
 
 def format_comparison(rows: list[dict[str, Any]]) -> str:
@@ -162,18 +176,26 @@ def format_comparison(rows: list[dict[str, Any]]) -> str:
         return "-" if value is None else f"{value:.5g}"
 
     width = max([len(r["key"]) for r in rows] + [6])
-    lines = [(f"{'metric':<{width}}  {'seed':>4}  {'baseline':>10}  {'current':>10}  "
-              f"{'delta':>10}  {'allowed':>10}  verdict")]
+    lines = [
+        (
+            f"{'metric':<{width}}  {'seed':>4}  {'baseline':>10}  {'current':>10}  "
+            f"{'delta':>10}  {'allowed':>10}  verdict"
+        )
+    ]
     for r in rows:
         arrow = "↑" if r["higher_is_better"] else "↓"
-        lines.append(f"{r['key']:<{width}}  {r['seed']:>4}  {num(r['baseline']):>10}  "
-                     f"{num(r['current']):>10}  {num(r['delta']):>10}  {num(r['allowed']):>10}  "
-                     f"{r['verdict']} ({arrow} better)")
+        lines.append(
+            f"{r['key']:<{width}}  {r['seed']:>4}  {num(r['baseline']):>10}  "
+            f"{num(r['current']):>10}  {num(r['delta']):>10}  {num(r['allowed']):>10}  "
+            f"{r['verdict']} ({arrow} better)"
+        )
     bad = [r for r in rows if r["verdict"] in FAILING]
     lines.append(f"{len(rows)} gated value(s): {len(bad)} regressed, missing or stale")
     if any(r["verdict"] == "stale" for r in rows):
-        lines.append("stale: the method or metric changed version since the baseline was "
-                     "written; re-record it from >= 5 seeds (isoeps regress --write-baseline)")
+        lines.append(
+            "stale: the method or metric changed version since the baseline was "
+            "written; re-record it from >= 5 seeds (isoeps regress --write-baseline)"
+        )
     return "\n".join(lines)
 
 

@@ -36,12 +36,12 @@ def load(path: str | Path, verify: Verify | None = None) -> Any:
 
 def load_cells(store: str | Path, verify: Verify | None = None) -> Any:
     """One row per run folder (any status): cell id, status, reason, achieved epsilon..."""
-    return to_frame([cell_row(f, verify) for f in folders.iter_run_dirs(Path(store))],
-                    CELL_COLUMNS)
+    return to_frame([cell_row(f, verify) for f in folders.iter_run_dirs(Path(store))], CELL_COLUMNS)
 
 
-def merge(target: str | Path, sources: list[str | Path],
-          verify: Verify | None = None) -> dict[str, Any]:
+def merge(
+    target: str | Path, sources: list[str | Path], verify: Verify | None = None
+) -> dict[str, Any]:
     """Copy run folders from ``sources`` into ``target`` and reindex it.
 
     A finished folder is never overwritten; an unfinished or failed one is replaced by a
@@ -56,8 +56,7 @@ def merge(target: str | Path, sources: list[str | Path],
         return _merge(target, sources, verify)
 
 
-def _merge(target: Path, sources: list[str | Path], verify: Verify | None = None
-           ) -> dict[str, Any]:
+def _merge(target: Path, sources: list[str | Path], verify: Verify | None = None) -> dict[str, Any]:
     copied = skipped = 0
     unverified: list[dict[str, str]] = []
     for source in sources:
@@ -71,8 +70,11 @@ def _merge(target: Path, sources: list[str | Path], verify: Verify | None = None
             if existing and status.get("status") != folders.FINISHED:
                 skipped += 1
                 continue
-            reason = (verify(folder) if verify is not None
-                      and status.get("status") == folders.FINISHED else None)
+            reason = (
+                verify(folder)
+                if verify is not None and status.get("status") == folders.FINISHED
+                else None
+            )
             if reason is not None:
                 unverified.append({"run": folder.name, "source": str(source), "reason": reason})
                 continue
@@ -84,8 +86,12 @@ def _merge(target: Path, sources: list[str | Path], verify: Verify | None = None
             staging.rename(destination)
             copied += 1
     index.reindex(target, verify)
-    return {"copied": copied, "skipped": skipped, "refused": len(unverified),
-            "unverified": unverified}
+    return {
+        "copied": copied,
+        "skipped": skipped,
+        "refused": len(unverified),
+        "unverified": unverified,
+    }
 
 
 def export_table(store: str | Path, out: str | Path, *, fmt: str) -> Path:

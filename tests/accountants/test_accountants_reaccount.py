@@ -35,8 +35,9 @@ def test_an_empty_ledger_outside_a_private_cell_is_fine():
 
 def test_a_sound_ledger_is_unchanged_and_carries_adjacency_and_digest():
     ledger = Ledger([SubsampledGaussian(4.0, 0.5, 1)])
-    result = reaccount(ledger, budget=PrivacyBudget.private(1.0, DELTA), delta=DELTA,
-                       cross_checks=["pld"])
+    result = reaccount(
+        ledger, budget=PrivacyBudget.private(1.0, DELTA), delta=DELTA, cross_checks=["pld"]
+    )
     assert result["refused"] is None
     assert result["accountant"] == "prv" and result["adjacency"] == "add_remove"
     assert result["epsilon_achieved"] == epsilon(ledger, DELTA, "prv") <= 1.0
@@ -46,10 +47,13 @@ def test_a_sound_ledger_is_unchanged_and_carries_adjacency_and_digest():
     assert result["ledger_sha256"] == ledger_digest(Ledger.from_json(ledger.to_json()))
 
 
-@pytest.mark.parametrize(("ledger", "reason"), [
-    (Ledger([SubsampledGaussian(0.5, 0.5, 1)]), "exceeds the target"),
-    (Ledger([SubsampledGaussian(4.0, 0.5, 1), NonPrivate(reason="raw")]), "raw"),
-])
+@pytest.mark.parametrize(
+    ("ledger", "reason"),
+    [
+        (Ledger([SubsampledGaussian(0.5, 0.5, 1)]), "exceeds the target"),
+        (Ledger([SubsampledGaussian(4.0, 0.5, 1), NonPrivate(reason="raw")]), "raw"),
+    ],
+)
 def test_overspent_or_raw_ledgers_are_refused(ledger, reason):
     result = reaccount(ledger, budget=PrivacyBudget.private(1.0, DELTA), delta=DELTA)
     assert result["refused"] and reason in result["refused"]
@@ -70,6 +74,8 @@ def test_the_runner_uses_the_one_definition():
 
 
 def test_importing_reaccount_imports_no_torch():
-    code = ("import sys; from isoeps.accountants.reaccount import reaccount; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from isoeps.accountants.reaccount import reaccount; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -40,8 +40,9 @@ class TinySource(DatasetSource):
     Config = TinyConfig
 
     def load(self, split: str, *, resolution: int = 8, n: int | None = None, seed: int = 0):
-        split_data = tiny_split(split, n=n or SIZES[split], resolution=resolution, seed=seed,
-                                dataset=self.name)
+        split_data = tiny_split(
+            split, n=n or SIZES[split], resolution=resolution, seed=seed, dataset=self.name
+        )
         if self.config.brightness:
             split_data.images[:] = np.clip(
                 split_data.images.astype(int) + self.config.brightness, 0, 255
@@ -90,8 +91,13 @@ class MeanImage(Method):
     #: Doors a careless or casually malicious method might try; each must end in a refused or
     #: failed cell, never in a finished private one.
     ATTACKS: ClassVar[tuple[str, ...]] = (
-        "private_attribute", "raw_in_sample", "raw_in_sample_caught", "swap_random",
-        "noise_seed", "empty_ledger", "skip_release",
+        "private_attribute",
+        "raw_in_sample",
+        "raw_in_sample_caught",
+        "swap_random",
+        "noise_seed",
+        "empty_ledger",
+        "skip_release",
     )
 
     def _attack_in_fit(self, private) -> None:
@@ -132,7 +138,9 @@ class MeanImage(Method):
         scale = 255.0 * np.sqrt(dim)
         release = private.aggregate(
             lambda records: records.images.reshape(len(records), -1) / scale,
-            dim=dim, sample_rate=self.config.sample_rate, clip_norm=self.config.clip_norm,
+            dim=dim,
+            sample_rate=self.config.sample_rate,
+            clip_norm=self.config.clip_norm,
             noise_multiplier=sigma,
         )
         self.mean = np.clip(release.value.reshape(self.shape) * scale, 0, 255)
@@ -158,9 +166,16 @@ class Brightness(Metric):
         self.offset = offset
 
     def evaluate(self, inputs) -> list[MetricValue]:
-        return [MetricValue(name="brightness", value=float(inputs.fake.mean()) + self.offset,
-                            higher_is_better=False, n=len(inputs.fake), backbone="pixels",
-                            details={"resize": "none"})]
+        return [
+            MetricValue(
+                name="brightness",
+                value=float(inputs.fake.mean()) + self.offset,
+                higher_is_better=False,
+                n=len(inputs.fake),
+                backbone="pixels",
+                details={"resize": "none"},
+            )
+        ]
 
 
 class OpenBrightness(Metric):
@@ -170,8 +185,15 @@ class OpenBrightness(Metric):
     needs = frozenset({"open_prompt"})
 
     def evaluate(self, inputs) -> list[MetricValue]:
-        return [MetricValue(name="open_brightness", value=float(inputs.open_prompt.mean()),
-                            higher_is_better=False, n=len(inputs.open_prompt), backbone="pixels")]
+        return [
+            MetricValue(
+                name="open_brightness",
+                value=float(inputs.open_prompt.mean()),
+                higher_is_better=False,
+                n=len(inputs.open_prompt),
+                backbone="pixels",
+            )
+        ]
 
 
 class Nearest(Metric):
@@ -187,13 +209,25 @@ class Nearest(Metric):
         nearest = distances.argmin(axis=1)
         closest = distances[np.arange(len(fake)), nearest]
         order = np.argsort(closest)[:4]
-        return [MetricValue(
-            name="nearest_private", value=float(closest.mean()), higher_is_better=True,
-            n=len(fake), backbone="pixels",
-            details={"closest_pairs": [
-                {"sample": int(j), "private_id": inputs.private.ids[nearest[j]],
-                 "d_train": float(closest[j])} for j in order]},
-        )]
+        return [
+            MetricValue(
+                name="nearest_private",
+                value=float(closest.mean()),
+                higher_is_better=True,
+                n=len(fake),
+                backbone="pixels",
+                details={
+                    "closest_pairs": [
+                        {
+                            "sample": int(j),
+                            "private_id": inputs.private.ids[nearest[j]],
+                            "d_train": float(closest[j]),
+                        }
+                        for j in order
+                    ]
+                },
+            )
+        ]
 
 
 registry.register("isoeps.metrics", "test-nearest", Nearest, replace=True)

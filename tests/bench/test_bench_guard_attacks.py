@@ -26,8 +26,11 @@ def _run(path):
 
 @pytest.mark.parametrize("attack", harness_plugin.MeanImage.ATTACKS)
 def test_every_guard_attack_ends_refused_or_failed(tiny_suite, attack):
-    path = tiny_suite(budgets=[1], cross_check_accountants=[],
-                      methods={"mean": {"method": "test-mean-image", "config": {"attack": attack}}})
+    path = tiny_suite(
+        budgets=[1],
+        cross_check_accountants=[],
+        methods={"mean": {"method": "test-mean-image", "config": {"attack": attack}}},
+    )
     spec, expanded = _run(path)
     folder = folders.find_run(Path(spec.runtime.results), expanded[0].cell_id)
     status = folders.status_of(folder)
@@ -39,9 +42,13 @@ def test_every_guard_attack_ends_refused_or_failed(tiny_suite, attack):
 
 
 def test_late_access_that_the_method_swallows_is_still_refused(tiny_suite):
-    path = tiny_suite(budgets=[1], cross_check_accountants=[],
-                      methods={"mean": {"method": "test-mean-image",
-                                        "config": {"attack": "raw_in_sample_caught"}}})
+    path = tiny_suite(
+        budgets=[1],
+        cross_check_accountants=[],
+        methods={
+            "mean": {"method": "test-mean-image", "config": {"attack": "raw_in_sample_caught"}}
+        },
+    )
     spec, expanded = _run(path)
     folder = folders.find_run(Path(spec.runtime.results), expanded[0].cell_id)
     status = folders.status_of(folder)
@@ -64,8 +71,9 @@ def test_metrics_get_the_private_split_only_when_they_declare_it(tiny_suite):
     from isoeps import registry
 
     registry.register("isoeps.metrics", "test-probe", _Probe, replace=True)
-    path = tiny_suite(budgets=["public"], extraction_samples=4,
-                      metrics={"test-probe": {}, "test-nearest": {}})
+    path = tiny_suite(
+        budgets=["public"], extraction_samples=4, metrics={"test-probe": {}, "test-nearest": {}}
+    )
     _run(path)
     assert _Probe.seen == {"private": None, "extraction": None}
 
@@ -75,9 +83,18 @@ def test_public_data_from_another_source_is_checked_against_the_private_split(ti
     from isoeps.bench.data import load_cell_data
     from isoeps.errors import DataError
 
-    spec = load_suite(tiny_suite(datasets={"tiny": {
-        "name": "test-tiny", "resolution": 8,
-        "public": {"name": "test-tiny-copy", "n": 64}}}), [])
+    spec = load_suite(
+        tiny_suite(
+            datasets={
+                "tiny": {
+                    "name": "test-tiny",
+                    "resolution": 8,
+                    "public": {"name": "test-tiny-copy", "n": 64},
+                }
+            }
+        ),
+        [],
+    )
     with pytest.raises(DataError, match="identical image"):
         load_cell_data(next(iter(spec.datasets.values())))
 

@@ -35,12 +35,16 @@ def _run(path: Path):
 
 # -- labels name folders ---------------------------------------------------------------------
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"datasets": {"../../x": {"name": "test-tiny", "resolution": 8}}}, "datasets"),
-    ({"datasets": {"/abs": {"name": "test-tiny", "resolution": 8}}}, "datasets"),
-    ({"methods": {"../m": {"method": "test-mean-image"}}}, "methods"),
-    ({"methods": {"a/b": {"method": "test-mean-image"}}}, "methods"),
-])
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"datasets": {"../../x": {"name": "test-tiny", "resolution": 8}}}, "datasets"),
+        ({"datasets": {"/abs": {"name": "test-tiny", "resolution": 8}}}, "datasets"),
+        ({"methods": {"../m": {"method": "test-mean-image"}}}, "methods"),
+        ({"methods": {"a/b": {"method": "test-mean-image"}}}, "methods"),
+    ],
+)
 def test_unsafe_labels_are_refused_naming_the_field(tmp_path, change, field):
     with pytest.raises(ConfigError) as info:
         load_suite(_suite(tmp_path, **change))
@@ -49,31 +53,45 @@ def test_unsafe_labels_are_refused_naming_the_field(tmp_path, change, field):
 
 
 def test_ordinary_labels_pass(tmp_path):
-    spec = load_suite(_suite(tmp_path, datasets={"faces-32_v1.2": {"name": "test-tiny"}},
-                             methods={"wavelet-L2": {"method": "test-mean-image"}}))
+    spec = load_suite(
+        _suite(
+            tmp_path,
+            datasets={"faces-32_v1.2": {"name": "test-tiny"}},
+            methods={"wavelet-L2": {"method": "test-mean-image"}},
+        )
+    )
     assert list(spec.datasets) == ["faces-32_v1.2"]
 
 
 # -- names checked when the suite expands -----------------------------------------------------
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"cross_check_accountants": ["pld", "rdpp"]}, "cross_check_accountants[1]"),
-    ({"metrics": {"fid": {"backbone": "incepton"}}}, "metrics.fid.backbone"),
-    ({"metrics": {"kid": {"backbone": "clip:ViT-B-32"}}}, "metrics.kid.backbone"),
-    ({"metrics": {"clip": {"backbone": "nowhere"}}}, "metrics.clip.backbone"),
-])
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"cross_check_accountants": ["pld", "rdpp"]}, "cross_check_accountants[1]"),
+        ({"metrics": {"fid": {"backbone": "incepton"}}}, "metrics.fid.backbone"),
+        ({"metrics": {"kid": {"backbone": "clip:ViT-B-32"}}}, "metrics.kid.backbone"),
+        ({"metrics": {"clip": {"backbone": "nowhere"}}}, "metrics.clip.backbone"),
+    ],
+)
 def test_unknown_accountants_and_backbones_fail_at_expansion(tmp_path, change, field):
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace(".", r"\.")):
         cells.expand(load_suite(_suite(tmp_path, **change)))
 
 
 def test_known_backbones_pass(tmp_path):
-    spec = load_suite(_suite(tmp_path, metrics={"fid": {"backbone": "inception"},
-                                                "kid": {"backbone": "clip:ViT-B-32:/w.pt"}}))
+    spec = load_suite(
+        _suite(
+            tmp_path,
+            metrics={"fid": {"backbone": "inception"}, "kid": {"backbone": "clip:ViT-B-32:/w.pt"}},
+        )
+    )
     assert cells.expand(spec)
 
 
 # -- environment values are not stored --------------------------------------------------------
+
 
 class _RootedConfig(harness_plugin.TinyConfig):
     root: str | None = None
@@ -97,8 +115,12 @@ def _env_suite(tmp_path: Path) -> Path:
     text["datasets"]["tiny"]["name"] = "test-tiny-rooted"
     text["datasets"]["tiny"]["root"] = "@ROOT@"
     text["runtime"] = {"results": "@RESULTS@"}
-    return _suite(tmp_path, json.dumps(text).replace('"@ROOT@"', "'${oc.env:ISOEPS_T_ROOT}'")
-                  .replace('"@RESULTS@"', "'${oc.env:ISOEPS_T_RESULTS}/store'"))
+    return _suite(
+        tmp_path,
+        json.dumps(text)
+        .replace('"@ROOT@"', "'${oc.env:ISOEPS_T_ROOT}'")
+        .replace('"@RESULTS@"', "'${oc.env:ISOEPS_T_RESULTS}/store'"),
+    )
 
 
 def test_env_values_are_not_stored_and_do_not_change_the_cell_id(tmp_path, monkeypatch):
@@ -140,6 +162,7 @@ def test_env_in_an_identity_field_is_refused_naming_it(tmp_path, monkeypatch):
 
 # -- extraction.npz is opt-in -----------------------------------------------------------------
 
+
 class _Extraction(harness_plugin.Brightness):
     name = "test-extraction"
     needs = frozenset({"extraction"})
@@ -149,8 +172,15 @@ class _Extraction(harness_plugin.Brightness):
 def test_extraction_samples_are_stored_only_when_asked(tmp_path, keep):
     registry.register("isoeps.metrics", "test-extraction", _Extraction, replace=True)
     store = {"samples": "all", "grid_size": 4, **({"extraction": True} if keep else {})}
-    spec, expanded = _run(_suite(tmp_path, budgets=["public"], extraction_samples=4,
-                                 metrics={"test-extraction": {}}, store=store))
+    spec, expanded = _run(
+        _suite(
+            tmp_path,
+            budgets=["public"],
+            extraction_samples=4,
+            metrics={"test-extraction": {}},
+            store=store,
+        )
+    )
     assert expanded[0].extraction_samples == 4
     folder = folders.find_run(Path(spec.runtime.results), expanded[0].cell_id)
     assert folders.status_of(folder)["status"] == folders.FINISHED
@@ -159,22 +189,39 @@ def test_extraction_samples_are_stored_only_when_asked(tmp_path, keep):
 
 # -- trackers: inf grids and not-DP values are opt-in -----------------------------------------
 
+
 def _tracked_folder(tmp_path: Path, budget: str, upload: dict | None = None) -> Path:
     import yaml
 
     folder = tmp_path / f"run-{budget}"
-    folders.write_json_atomic(folder / folders.CELL, {
-        "cell_id": "c", "dataset_label": "d", "method_label": "m", "budget": budget, "seed": 0,
-        "n_samples": 4})
+    folders.write_json_atomic(
+        folder / folders.CELL,
+        {
+            "cell_id": "c",
+            "dataset_label": "d",
+            "method_label": "m",
+            "budget": budget,
+            "seed": 0,
+            "n_samples": 4,
+        },
+    )
     folders.write_json_atomic(folder / folders.STATUS, {"status": "finished"})
     folders.write_json_atomic(folder / folders.PRIVACY, {"epsilon_achieved": "inf"})
-    folders.write_json_atomic(folder / folders.METRICS, {"values": [
-        {"name": "kid", "metric": "kid", "value": 0.1, "not_dp": False},
-        {"name": "attr_tv", "metric": "attr", "value": 0.3, "not_dp": True},
-        {"name": "mem_ratio", "metric": "mem", "value": 2.0, "not_dp": True}]})
+    folders.write_json_atomic(
+        folder / folders.METRICS,
+        {
+            "values": [
+                {"name": "kid", "metric": "kid", "value": 0.1, "not_dp": False},
+                {"name": "attr_tv", "metric": "attr", "value": 0.3, "not_dp": True},
+                {"name": "mem_ratio", "metric": "mem", "value": 2.0, "not_dp": True},
+            ]
+        },
+    )
     (folder / folders.GRID).write_bytes(b"png")
     if upload is not None:
-        (folder / folders.CONFIG).write_text(yaml.safe_dump({"runtime": {"tracker_upload": upload}}))
+        (folder / folders.CONFIG).write_text(
+            yaml.safe_dump({"runtime": {"tracker_upload": upload}})
+        )
     return folder
 
 
@@ -188,8 +235,10 @@ def test_trackers_skip_inf_grids_and_not_dp_values_by_default(tmp_path):
 
 def test_trackers_upload_them_when_opted_in_labelled(tmp_path):
     opted = {"inf_samples": True, "not_dp": True}
-    for event in (cell_event(_tracked_folder(tmp_path, "inf"), opted),
-                  cell_event(_tracked_folder(tmp_path / "cfg", "inf", opted))):
+    for event in (
+        cell_event(_tracked_folder(tmp_path, "inf"), opted),
+        cell_event(_tracked_folder(tmp_path / "cfg", "inf", opted)),
+    ):
         assert event["grid"] is not None and event["grid_label"] == "samples_not_dp_inf"
         assert set(event["scalars"]) == {"metrics/kid", "not_dp/metrics/attr_tv"}
 

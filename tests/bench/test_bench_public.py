@@ -16,8 +16,13 @@ from isoeps.methods.base import MethodContext
 from isoeps.methods.dpagg_ti import DPAggTI
 from isoeps.testing import tiny_split
 
-TINY = {"resolution": 8, "unet_channels": (16, 32), "pretrain_steps": 2,
-        "pretrain_batch_size": 4, "expected_records": 3}
+TINY = {
+    "resolution": 8,
+    "unet_channels": (16, 32),
+    "pretrain_steps": 2,
+    "pretrain_batch_size": 4,
+    "expected_records": 3,
+}
 
 
 def _cell_method(seed: int, **config) -> DPAggTI:

@@ -14,16 +14,26 @@ from isoeps.bench.spec import load_suite
 from isoeps.results import folders, load, load_cells, reindex
 from isoeps.results.index import read
 
-RUN_FILES = {"cell.json", "config.yaml", "overrides.txt", "environment.json", "ledger.json",
-             "privacy.json", "metrics.json", "samples.npz", "grid.png", "log.txt", "status.json",
-             folders.MARKER}
+RUN_FILES = {
+    "cell.json",
+    "config.yaml",
+    "overrides.txt",
+    "environment.json",
+    "ledger.json",
+    "privacy.json",
+    "metrics.json",
+    "samples.npz",
+    "grid.png",
+    "log.txt",
+    "status.json",
+    folders.MARKER,
+}
 
 
 def _run(path, overrides=(), **kwargs):
     spec = load_suite(path, list(overrides))
     expanded = cells.expand(spec)
-    summary = run_suite(expanded, store=Path(spec.runtime.results), runtime=spec.runtime,
-                        **kwargs)
+    summary = run_suite(expanded, store=Path(spec.runtime.results), runtime=spec.runtime, **kwargs)
     return spec, expanded, summary
 
 
@@ -82,8 +92,10 @@ def test_jobs_run_cells_in_worker_processes(tiny_suite):
 def test_failing_cell_is_recorded_and_the_rest_continue(tiny_suite):
     path = tiny_suite(
         budgets=["inf", "public"],
-        methods={"bad": {"method": "test-mean-image", "config": {"fail": True}},
-                 "good": {"method": "test-mean-image"}},
+        methods={
+            "bad": {"method": "test-mean-image", "config": {"fail": True}},
+            "good": {"method": "test-mean-image"},
+        },
     )
     spec, expanded, summary = _run(path)
     store = Path(spec.runtime.results)
@@ -104,9 +116,11 @@ def test_failing_cell_is_recorded_and_the_rest_continue(tiny_suite):
 
 
 def test_cell_over_budget_is_refused_and_not_stored(tiny_suite):
-    path = tiny_suite(budgets=[1], methods={"greedy": {"method": "test-mean-image",
-                                                       "config": {"overspend": True}}},
-                      cross_check_accountants=[])
+    path = tiny_suite(
+        budgets=[1],
+        methods={"greedy": {"method": "test-mean-image", "config": {"overspend": True}}},
+        cross_check_accountants=[],
+    )
     spec, expanded, summary = _run(path)
     store = Path(spec.runtime.results)
     folder = folders.find_run(store, expanded[0].cell_id)
@@ -149,8 +163,10 @@ def test_private_reads_are_marked_and_pairs_shown_only_on_request(tiny_suite, tm
     spec, _, _ = _run(path)
     store = Path(spec.runtime.results)
     frame = load(store)
-    assert frame.set_index("metric")["not_dp"].to_dict() == {"brightness": False,
-                                                             "nearest_private": True}
+    assert frame.set_index("metric")["not_dp"].to_dict() == {
+        "brightness": False,
+        "nearest_private": True,
+    }
     hidden = write_report(frame, tmp_path / "r1", title="t", store=store)
     assert "--show-private" in hidden.read_text()
     assert not list((tmp_path / "r1" / "figures").glob("memorisation_*"))
@@ -184,12 +200,22 @@ def test_cells_interleave_by_method_so_parallel_workers_start_apart():
 
     from isoeps.bench.runner import interleave_families
 
-    cells = [SimpleNamespace(dataset_label="d", method_label=m, budget=b)
-             for m in ("a", "b", "c") for b in ("1", "10", "public")][:-1]
+    cells = [
+        SimpleNamespace(dataset_label="d", method_label=m, budget=b)
+        for m in ("a", "b", "c")
+        for b in ("1", "10", "public")
+    ][:-1]
     ordered = interleave_families(cells, family=lambda c: c.method_label)
     assert [(c.method_label, c.budget) for c in ordered] == [
-        ("a", "1"), ("b", "1"), ("c", "1"), ("a", "10"), ("b", "10"), ("c", "10"),
-        ("a", "public"), ("b", "public")]
+        ("a", "1"),
+        ("b", "1"),
+        ("c", "1"),
+        ("a", "10"),
+        ("b", "10"),
+        ("c", "10"),
+        ("a", "public"),
+        ("b", "public"),
+    ]
 
 
 def test_the_two_ar_methods_share_one_public_family():

@@ -20,8 +20,9 @@ def _suite(tmp_path, **overrides):
 
 def test_overrides_and_list_sweeps(tmp_path):
     path = _suite(tmp_path)
-    spec = load_suite(path, ["budgets=[1,5,inf]", "seeds=[0,1]",
-                             "methods.mean.sweep.noise_scale=[1.0,2.0]"])
+    spec = load_suite(
+        path, ["budgets=[1,5,inf]", "seeds=[0,1]", "methods.mean.sweep.noise_scale=[1.0,2.0]"]
+    )
     expanded = cells.expand(spec)
     assert len(expanded) == 3 * 2 * 2
     labels = {c.method_label for c in expanded}
@@ -35,8 +36,16 @@ def test_runtime_and_root_do_not_change_cell_ids(tmp_path):
     base = {c.cell_id for c in cells.expand(load_suite(path))}
     data_root = tmp_path / "elsewhere"
     data_root.mkdir()
-    moved = load_suite(path, ["runtime.device=cuda", "runtime.jobs=8", "runtime.executor=ray",
-                              f"runtime.results={tmp_path}/other", "runtime.trackers=[tensorboard]"])
+    moved = load_suite(
+        path,
+        [
+            "runtime.device=cuda",
+            "runtime.jobs=8",
+            "runtime.executor=ray",
+            f"runtime.results={tmp_path}/other",
+            "runtime.trackers=[tensorboard]",
+        ],
+    )
     assert {c.cell_id for c in cells.expand(moved)} == base
     # roots are locations, not data: the data's content fingerprint is recorded per run
     spec = load_suite(path)
@@ -44,10 +53,17 @@ def test_runtime_and_root_do_not_change_cell_ids(tmp_path):
     assert {c.cell_id for c in cells.expand(spec)} == base
 
 
-@pytest.mark.parametrize("override", [
-    "seeds=[7]", "n_samples=9", "methods.mean.config.noise_scale=3.0", "datasets.tiny.resolution=16",
-    "delta=1e-6", "metrics.test-brightness.offset=1.0",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "seeds=[7]",
+        "n_samples=9",
+        "methods.mean.config.noise_scale=3.0",
+        "datasets.tiny.resolution=16",
+        "delta=1e-6",
+        "metrics.test-brightness.offset=1.0",
+    ],
+)
 def test_experiment_changes_change_cell_ids(tmp_path, override):
     path = _suite(tmp_path, budgets=[1])
     before = {c.cell_id for c in cells.expand(load_suite(path))}
@@ -55,23 +71,31 @@ def test_experiment_changes_change_cell_ids(tmp_path, override):
     assert before.isdisjoint(after), override
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"methods": {"mean": {"method": "no-such-method"}}}, "methods.mean.method"),
-    ({"budgets": [1, -2]}, "budgets"),
-    ({"budgets": [0]}, "budgets"),
-    ({"datasets": {"tiny": {"name": "test-tiny", "root": "/no/such/root"}}}, "datasets.tiny.root"),
-    ({"methods": {"mean": {"method": "test-mean-image", "confg": {}}}}, "methods.mean.confg"),
-    ({"n_sample": 3}, "n_sample"),
-    ({"methods": {"mean": {"method": "test-mean-image", "config": {"nois": 1}}}},
-     "methods.mean.config.nois"),
-    ({"datasets": {"tiny": {"name": "no-such-data"}}}, "datasets.tiny.name"),
-    ({"store": {"samples": "some"}}, "store.samples"),
-    ({"metrics": {"no-such-metric": {}}}, "metrics.no-such-metric"),
-    ({"open_prompt_samples": -1}, "open_prompt_samples"),
-    ({"metrics": {"attr": {"classifier": {"steps": 0}}}}, "metrics.attr: classifier.steps"),
-    ({"metrics": {"attr": {"classifier": {"width": 12}}}}, "metrics.attr: classifier.width"),
-    ({"metrics": {"attr": {"classifer": {}}}}, "classifer"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"methods": {"mean": {"method": "no-such-method"}}}, "methods.mean.method"),
+        ({"budgets": [1, -2]}, "budgets"),
+        ({"budgets": [0]}, "budgets"),
+        (
+            {"datasets": {"tiny": {"name": "test-tiny", "root": "/no/such/root"}}},
+            "datasets.tiny.root",
+        ),
+        ({"methods": {"mean": {"method": "test-mean-image", "confg": {}}}}, "methods.mean.confg"),
+        ({"n_sample": 3}, "n_sample"),
+        (
+            {"methods": {"mean": {"method": "test-mean-image", "config": {"nois": 1}}}},
+            "methods.mean.config.nois",
+        ),
+        ({"datasets": {"tiny": {"name": "no-such-data"}}}, "datasets.tiny.name"),
+        ({"store": {"samples": "some"}}, "store.samples"),
+        ({"metrics": {"no-such-metric": {}}}, "metrics.no-such-metric"),
+        ({"open_prompt_samples": -1}, "open_prompt_samples"),
+        ({"metrics": {"attr": {"classifier": {"steps": 0}}}}, "metrics.attr: classifier.steps"),
+        ({"metrics": {"attr": {"classifier": {"width": 12}}}}, "metrics.attr: classifier.width"),
+        ({"metrics": {"attr": {"classifer": {}}}}, "classifer"),
+    ],
+)
 def test_malformed_suite_names_the_field(tmp_path, change, field):
     path = _suite(tmp_path, **change)
     with pytest.raises(ConfigError) as info:
@@ -90,8 +114,9 @@ def test_env_root_missing_names_the_field(tmp_path, monkeypatch):
     text = json.loads(harness_plugin.suite_yaml())
     text["datasets"]["tiny"]["root"] = "${oc.env:ISOEPS_TEST_ROOT}"
     path = tmp_path / "s.yaml"
-    path.write_text(json.dumps(text).replace('"${oc.env:ISOEPS_TEST_ROOT}"',
-                                             "'${oc.env:ISOEPS_TEST_ROOT}'"))
+    path.write_text(
+        json.dumps(text).replace('"${oc.env:ISOEPS_TEST_ROOT}"', "'${oc.env:ISOEPS_TEST_ROOT}'")
+    )
     with pytest.raises(ConfigError, match=r"datasets\.tiny\.root"):
         load_suite(path)
 
@@ -132,8 +157,9 @@ def test_the_style_capture_suite_reuses_the_quick_suites_public_models():
         assert cells.dataset_identity(cell.dataset) == cells.dataset_identity(quick[0].dataset)
 
 
-@pytest.mark.parametrize(("name", "env"), [("paper-coco", "COCO_ROOT"),
-                                           ("paper-mmceleba", "MMCELEBA_ROOT")])
+@pytest.mark.parametrize(
+    ("name", "env"), [("paper-coco", "COCO_ROOT"), ("paper-mmceleba", "MMCELEBA_ROOT")]
+)
 def test_paper_suites_need_their_root(name, env, monkeypatch, tmp_path):
     monkeypatch.delenv(env, raising=False)
     with pytest.raises(ConfigError, match="root"):
@@ -158,7 +184,10 @@ def test_shipped_suites_expand_against_the_real_registry(name, count):
     expanded = cells.expand(load_suite(name))
     assert len(expanded) == count
     assert {c.method_name for c in expanded} == {
-        "wavelet-two-stage", "dpsgd-full-finetune", "dpagg-ti"}
+        "wavelet-two-stage",
+        "dpsgd-full-finetune",
+        "dpagg-ti",
+    }
     if name == "quick":
         assert all(c.dataset.n["private"] >= 20000 for c in expanded)
         assert {c.budget for c in expanded} == {"1", "10", "inf", "public"}

@@ -15,9 +15,24 @@ from isoeps.bench.spec import load_suite
 from isoeps.cli.main import main
 from isoeps.results import folders, index
 
-ADHOC = ["cell", "--method", "test-mean-image", "--dataset", "test-tiny", "--resolution", "8",
-         "--epsilon", "public", "--n-samples", "4", "--import", "harness_plugin",
-         "--metrics", "test-brightness"]
+ADHOC = [
+    "cell",
+    "--method",
+    "test-mean-image",
+    "--dataset",
+    "test-tiny",
+    "--resolution",
+    "8",
+    "--epsilon",
+    "public",
+    "--n-samples",
+    "4",
+    "--import",
+    "harness_plugin",
+    "--metrics",
+    "test-brightness",
+]
+
 
 def test_cell_out_never_deletes_a_users_folder(tmp_path, capsys):
     mine = tmp_path / "mine"
@@ -103,15 +118,16 @@ def test_a_store_under_a_file_is_a_one_line_error(tiny_suite, tmp_path, capsys):
     assert "is under a file" in capsys.readouterr().err
 
 
-def test_cuda_without_cuda_is_refused_before_any_work(tiny_suite, tmp_path, monkeypatch,
-                                                      capsys):
+def test_cuda_without_cuda_is_refused_before_any_work(tiny_suite, tmp_path, monkeypatch, capsys):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     path = tiny_suite(budgets=["public"])
-    for argv in (["run", str(path), "--no-report", "--device", "cuda"],
-                 ["prepare", str(path), "--device", "cuda"],
-                 [*ADHOC, "--out", str(tmp_path / "one"), "--device", "cuda"]):
+    for argv in (
+        ["run", str(path), "--no-report", "--device", "cuda"],
+        ["prepare", str(path), "--device", "cuda"],
+        [*ADHOC, "--out", str(tmp_path / "one"), "--device", "cuda"],
+    ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert "CUDA is not available" in err and "Traceback" not in err, argv

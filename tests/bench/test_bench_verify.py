@@ -34,8 +34,9 @@ def _run_suite(root: Path, **overrides) -> tuple[Path, list]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, str, str]:
     """A store with one finished private (epsilon 1) and one public cell."""
-    store, expanded = _run_suite(tmp_path_factory.mktemp("built"), budgets=[1, "public"],
-                                 cross_check_accountants=[])
+    store, expanded = _run_suite(
+        tmp_path_factory.mktemp("built"), budgets=[1, "public"], cross_check_accountants=[]
+    )
     private, public = (c.cell_id for c in expanded)
     return store, private, public
 
@@ -73,14 +74,17 @@ def test_sound_cells_verify_and_carry_adjacency_and_digest(built):
     assert verify_store(store) == {}
 
 
-@pytest.mark.parametrize(("tamper", "reason"), [
-    (lambda f: _edit_privacy(f, epsilon_achieved=37.0), "epsilon"),
-    (lambda f: _edit_privacy(f, target_epsilon=37.0), "target"),
-    (lambda f: _edit_privacy(f, delta=0.5), "delta"),
-    (lambda f: _raw_ledger(f, update_digest=False), "digest"),
-    (lambda f: _raw_ledger(f, update_digest=True), "raw"),
-    (lambda f: (f / folders.LEDGER).unlink(), "no ledger.json"),
-])
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (lambda f: _edit_privacy(f, epsilon_achieved=37.0), "epsilon"),
+        (lambda f: _edit_privacy(f, target_epsilon=37.0), "target"),
+        (lambda f: _edit_privacy(f, delta=0.5), "delta"),
+        (lambda f: _raw_ledger(f, update_digest=False), "digest"),
+        (lambda f: _raw_ledger(f, update_digest=True), "raw"),
+        (lambda f: (f / folders.LEDGER).unlink(), "no ledger.json"),
+    ],
+)
 def test_a_tampered_cell_does_not_verify(store, tamper, reason):
     _, folder, cell_id = store
     tamper(folder)
@@ -133,8 +137,11 @@ def test_report_leaves_out_and_names_a_tampered_cell(store, tmp_path):
 
 def test_a_private_cell_that_records_no_release_is_refused(tmp_path):
     store_path, expanded = _run_suite(
-        tmp_path, budgets=[1], cross_check_accountants=[],
-        methods={"mean": {"method": "test-mean-image", "config": {"attack": "skip_release"}}})
+        tmp_path,
+        budgets=[1],
+        cross_check_accountants=[],
+        methods={"mean": {"method": "test-mean-image", "config": {"attack": "skip_release"}}},
+    )
     status = folders.status_of(folders.find_run(store_path, expanded[0].cell_id))
     assert status["status"] == folders.REFUSED
     assert "an empty ledger in a private cell" in status["reason"]

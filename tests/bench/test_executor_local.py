@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-DRIVER = textwrap.dedent('''
+DRIVER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
 
@@ -28,7 +28,7 @@ DRIVER = textwrap.dedent('''
         payloads = [{"pids": sys.argv[1], "k": k} for k in range(2)]
         for _ in LocalExecutor(jobs=2).map(work, payloads):
             pass
-''')
+""")
 
 
 def _alive(pid: int) -> bool:
@@ -61,8 +61,12 @@ def test_workers_die_with_a_killed_driver(tmp_path):
     script.write_text(DRIVER)
     pids_dir = tmp_path / "pids"
     pids_dir.mkdir()
-    driver = subprocess.Popen([sys.executable, str(script), str(pids_dir)], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [sys.executable, str(script), str(pids_dir)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers: list[int] = []
     try:
         started = _wait_for(lambda: len(list(pids_dir.iterdir())) == 2, timeout=120)
@@ -72,7 +76,8 @@ def test_workers_die_with_a_killed_driver(tmp_path):
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
         assert _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=30), (
-            f"workers {[pid for pid in workers if _alive(pid)]} outlived their driver")
+            f"workers {[pid for pid in workers if _alive(pid)]} outlived their driver"
+        )
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -84,10 +89,12 @@ def test_workers_die_with_a_killed_driver(tmp_path):
 
 def test_the_watchdog_ends_a_worker_whose_parent_is_gone():
     # where PR_SET_PDEATHSIG is missing, the watchdog thread alone must end the worker
-    code = ("import os, threading, time\n"
-            "from isoeps.bench.executors import local\n"
-            "threading.Thread(target=local._watch_parent, args=(os.getppid() + 10**7,),"
-            " daemon=True).start()\n"
-            "time.sleep(120)\n")
+    code = (
+        "import os, threading, time\n"
+        "from isoeps.bench.executors import local\n"
+        "threading.Thread(target=local._watch_parent, args=(os.getppid() + 10**7,),"
+        " daemon=True).start()\n"
+        "time.sleep(120)\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], timeout=120, check=False)
     assert result.returncode == 1

@@ -17,8 +17,11 @@ def test_local_executor_rejects_a_misspelt_option():
 
 def test_local_executor_rejects_zero_jobs():
     with pytest.raises(ConfigError, match="--jobs must be >= 1"):
-        create_executor(RuntimeSpec.model_construct(executor="local", jobs=0,
-                                                     executor_options={}, resources=None))
+        create_executor(
+            RuntimeSpec.model_construct(
+                executor="local", jobs=0, executor_options={}, resources=None
+            )
+        )
 
 
 def test_parallel_cells_share_the_cores():

@@ -50,8 +50,7 @@ registry.register("isoeps.methods", "test-dying", DyingMean, replace=True)
 def _run(path: Path, overrides=(), **kwargs):
     spec = load_suite(path, list(overrides))
     expanded = cells.expand(spec)
-    summary = run_suite(expanded, store=Path(spec.runtime.results), runtime=spec.runtime,
-                        **kwargs)
+    summary = run_suite(expanded, store=Path(spec.runtime.results), runtime=spec.runtime, **kwargs)
     return spec, expanded, summary
 
 
@@ -61,11 +60,17 @@ def _rows(store: Path):
 
 
 def _payload(cell, store: Path, runtime) -> dict:
-    return {"cell": cell.model_dump(mode="json"), "folder": str(folders.run_dir(store, cell.slug)),
-            "runtime": runtime.model_dump(mode="json"), "overrides": [], "verbosity": 0}
+    return {
+        "cell": cell.model_dump(mode="json"),
+        "folder": str(folders.run_dir(store, cell.slug)),
+        "runtime": runtime.model_dump(mode="json"),
+        "overrides": [],
+        "verbosity": 0,
+    }
 
 
 # -- without Ray ------------------------------------------------------------------------------------
+
 
 def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
@@ -110,8 +115,12 @@ def test_the_suite_runtime_selects_and_configures_the_executor():
     from isoeps.bench.runner import create_executor
     from isoeps.bench.spec import RuntimeSpec
 
-    runtime = RuntimeSpec(executor="ray", jobs=2, resources={"gpus": 1},
-                          executor_options={"address": "auto", "max_retries": 1})
+    runtime = RuntimeSpec(
+        executor="ray",
+        jobs=2,
+        resources={"gpus": 1},
+        executor_options={"address": "auto", "max_retries": 1},
+    )
     executor = create_executor(runtime)
     assert isinstance(executor, RayExecutor)
     assert (executor.address, executor.max_retries, executor.jobs) == ("auto", 1, 2)
@@ -132,11 +141,14 @@ def test_gpu_request_on_a_cpu_only_cluster_fails_at_once():
     assert "runtime.resources.gpus=0" in str(info.value)
 
 
-@pytest.mark.parametrize(("resources", "field"), [
-    (ResourcesSpec(cpus=4, memory_gb=1), "runtime.resources.cpus"),
-    (ResourcesSpec(gpus=2, memory_gb=1), "runtime.resources.gpus"),
-    (ResourcesSpec(memory_gb=64), "runtime.resources.memory_gb"),
-])
+@pytest.mark.parametrize(
+    ("resources", "field"),
+    [
+        (ResourcesSpec(cpus=4, memory_gb=1), "runtime.resources.cpus"),
+        (ResourcesSpec(gpus=2, memory_gb=1), "runtime.resources.gpus"),
+        (ResourcesSpec(memory_gb=64), "runtime.resources.memory_gb"),
+    ],
+)
 def test_a_request_larger_than_every_node_names_its_field(resources, field):
     nodes = [{"CPU": 2.0, "GPU": 1.0, "memory": 8.0 * GIB}, {"CPU": 2.0, "memory": 16.0 * GIB}]
     with pytest.raises(ConfigError, match=field):
@@ -176,10 +188,14 @@ def test_land_replaces_an_old_folder_and_refuses_escaping_paths(tmp_path):
     folder = tmp_path / "runs" / "a"
     folder.mkdir(parents=True)
     (folder / "stale.txt").write_text("old")
-    result = land({"folder": str(folder)},
-                  ({"status.json": b"{}", "sub/x.bin": b"1"}, {"run_dir": "/elsewhere"}))
-    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) \
-        == ["status.json", "sub/x.bin"]
+    result = land(
+        {"folder": str(folder)},
+        ({"status.json": b"{}", "sub/x.bin": b"1"}, {"run_dir": "/elsewhere"}),
+    )
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "status.json",
+        "sub/x.bin",
+    ]
     assert result["run_dir"] == str(folder)
     with pytest.raises(ValueError, match="outside its run folder"):
         land({"folder": str(folder)}, ({"../evil": b""}, None))
@@ -187,24 +203,30 @@ def test_land_replaces_an_old_folder_and_refuses_escaping_paths(tmp_path):
 
 # -- on one local Ray cluster --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
     pythonpath = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2,
-             runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, logging_level="WARNING")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 1024**2,
+        runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
+        logging_level="WARNING",
+    )
     yield ray
     ray.shutdown()
 
 
 def test_ray_store_equals_the_local_store_and_resumes(ray_cluster, tiny_suite, tmp_path):
-    path = tiny_suite(budgets=[1, "public"], seeds=[0, 1],
-                      runtime={"results": str(tmp_path / "local")})
+    path = tiny_suite(
+        budgets=[1, "public"], seeds=[0, 1], runtime={"results": str(tmp_path / "local")}
+    )
     spec, expanded, _ = _run(path)
     ray_store = tmp_path / "ray"
     overrides = [f"runtime.results={ray_store}", "runtime.resources.memory_gb=0.25"]
-    _, _, summary = _run(path, overrides,
-                                executor=RayExecutor(resources={"memory_gb": 0.25}))
+    _, _, summary = _run(path, overrides, executor=RayExecutor(resources={"memory_gb": 0.25}))
     assert sorted(o.status for o in summary.ran) == ["finished"] * len(expanded)
     assert all(o.run_dir.startswith(str(ray_store)) for o in summary.ran)
     assert _rows(ray_store).equals(_rows(Path(spec.runtime.results)))
@@ -225,9 +247,12 @@ def test_ray_store_equals_the_local_store_and_resumes(ray_cluster, tiny_suite, t
 def test_a_worker_killed_mid_cell_is_retried_then_recorded(ray_cluster, tiny_suite, tmp_path):
     marker = tmp_path / "attempts.txt"
     path = tiny_suite(
-        imports=["harness_plugin", "test_executor_ray"], budgets=[1],
-        methods={"dies": {"method": "test-dying", "config": {"marker": str(marker)}},
-                 "lives": {"method": "test-mean-image"}},
+        imports=["harness_plugin", "test_executor_ray"],
+        budgets=[1],
+        methods={
+            "dies": {"method": "test-dying", "config": {"marker": str(marker)}},
+            "lives": {"method": "test-mean-image"},
+        },
     )
     executor = RayExecutor(resources={"memory_gb": 0.25}, max_retries=1)
     spec, _, summary = _run(path, executor=executor)
@@ -250,16 +275,33 @@ def test_isoeps_run_on_a_running_cluster(ray_cluster, tiny_suite, plugin_env):
 
     address = ray_cluster.get_runtime_context().gcs_address
     path = tiny_suite(budgets=["public"])
-    command = [sys.executable, "-m", "isoeps.cli.main", "run", str(path),
-               "runtime.resources.memory_gb=0.25",
-               f"runtime.executor_options.runtime_env.env_vars.PYTHONPATH={HERE}",
-               "--executor", "ray", "--address", address, "--no-report"]
-    refused = subprocess.run([*command, "--set", "runtime.resources.gpus=1"], env=plugin_env,
-                             capture_output=True, text=True, timeout=300, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "isoeps.cli.main",
+        "run",
+        str(path),
+        "runtime.resources.memory_gb=0.25",
+        f"runtime.executor_options.runtime_env.env_vars.PYTHONPATH={HERE}",
+        "--executor",
+        "ray",
+        "--address",
+        address,
+        "--no-report",
+    ]
+    refused = subprocess.run(
+        [*command, "--set", "runtime.resources.gpus=1"],
+        env=plugin_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert refused.returncode == 2, refused.stderr
     assert "no GPU resources" in refused.stderr and "Traceback" not in refused.stderr
-    ran = subprocess.run(command, env=plugin_env, capture_output=True, text=True, timeout=300,
-                         check=False)
+    ran = subprocess.run(
+        command, env=plugin_env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert ran.returncode == 0, ran.stderr
     assert "1 ran" in ran.stdout
     assert ray_cluster.is_initialized()  # the driver left the shared cluster running
@@ -279,8 +321,11 @@ def test_the_smoke_suite_on_ray_equals_the_local_executor(ray_cluster, tmp_path)
     finally:
         torch.set_num_threads(threads)
     assert local.failed_count == 0 and len(local.ran) == len(expanded) >= 6
-    _, _, remote = _run("smoke", [f"runtime.results={ray_store}"],
-                        executor=RayExecutor(resources={"memory_gb": 0.25}))
+    _, _, remote = _run(
+        "smoke",
+        [f"runtime.results={ray_store}"],
+        executor=RayExecutor(resources={"memory_gb": 0.25}),
+    )
     assert sorted(o.status for o in remote.ran) == ["finished"] * len(expanded)
     assert all(o.run_dir.startswith(str(ray_store)) for o in remote.ran)
     ours, theirs = _rows(ray_store), _rows(local_store)

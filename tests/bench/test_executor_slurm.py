@@ -28,9 +28,16 @@ def test_missing_submitit_names_the_extra(monkeypatch):
 def test_job_parameters_follow_the_suite_resources():
     resources = ResourcesSpec(cpus=4, gpus=1, memory_gb=12, time_limit_min=90.5)
     assert job_parameters(resources, jobs=8, partition="gpu", extra={"slurm_account": "lab"}) == {
-        "name": "isoeps-cell", "timeout_min": 91, "cpus_per_task": 4, "mem_gb": 12.0,
-        "nodes": 1, "tasks_per_node": 1, "gpus_per_node": 1, "slurm_partition": "gpu",
-        "slurm_array_parallelism": 8, "slurm_account": "lab",
+        "name": "isoeps-cell",
+        "timeout_min": 91,
+        "cpus_per_task": 4,
+        "mem_gb": 12.0,
+        "nodes": 1,
+        "tasks_per_node": 1,
+        "gpus_per_node": 1,
+        "slurm_partition": "gpu",
+        "slurm_array_parallelism": 8,
+        "slurm_account": "lab",
     }
     plain = job_parameters(ResourcesSpec(), jobs=1, partition=None)
     assert "gpus_per_node" not in plain and "slurm_array_parallelism" not in plain
@@ -43,8 +50,9 @@ def test_the_suite_runtime_selects_and_configures_the_executor():
     from isoeps.bench.runner import create_executor
     from isoeps.bench.spec import RuntimeSpec
 
-    runtime = RuntimeSpec(executor="slurm", executor_options={"partition": "gpu",
-                                                              "cluster": "local"})
+    runtime = RuntimeSpec(
+        executor="slurm", executor_options={"partition": "gpu", "cluster": "local"}
+    )
     executor = create_executor(runtime)
     assert isinstance(executor, SlurmExecutor) and executor.cluster == "local"
     assert executor.parameters["slurm_partition"] == "gpu"
@@ -68,9 +76,12 @@ def test_a_job_killed_mid_cell_is_resubmitted_then_recorded(tiny_suite, tmp_path
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     marker = tmp_path / "attempts.txt"
     path = tiny_suite(
-        imports=["harness_plugin", "test_executor_ray"], budgets=[1],
-        methods={"dies": {"method": "test-dying", "config": {"marker": str(marker)}},
-                 "lives": {"method": "test-mean-image"}},
+        imports=["harness_plugin", "test_executor_ray"],
+        budgets=[1],
+        methods={
+            "dies": {"method": "test-dying", "config": {"marker": str(marker)}},
+            "lives": {"method": "test-mean-image"},
+        },
     )
     executor = SlurmExecutor(cluster="local", max_retries=1, poll_s=0.2)
     spec, _, summary = _run(path, executor=executor)

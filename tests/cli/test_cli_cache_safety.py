@@ -56,9 +56,14 @@ def test_a_folder_isoeps_did_not_create_is_never_emptied(tmp_path, monkeypatch, 
 
 
 def test_clear_without_a_terminal_needs_yes(cache_root):
-    result = subprocess.run([sys.executable, "-m", "isoeps.cli.main", "cache", "clear"],
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "isoeps.cli.main", "cache", "clear"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr
     assert "--yes" in result.stderr and "Traceback" not in result.stderr
     assert (cache_root / "public-models" / "abc" / "w.bin").is_file()

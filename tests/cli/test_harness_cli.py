@@ -8,8 +8,14 @@ import sys
 
 
 def isoeps(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "isoeps.cli.main", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "isoeps.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def test_harness_commands_are_listed():
@@ -38,7 +44,8 @@ def test_cell_needs_its_flags():
 
 def test_report_of_empty_store(tmp_path):
     (tmp_path / "results" / "runs").mkdir(parents=True)
-    result = isoeps("report", "--results", tmp_path / "results", "--reports", tmp_path / "r",
-                    cwd=tmp_path)
+    result = isoeps(
+        "report", "--results", tmp_path / "results", "--reports", tmp_path / "r", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "No finished cells yet" in (tmp_path / "r" / "index.md").read_text()

@@ -13,8 +13,10 @@ from isoeps.datasets import load_split
 from isoeps.errors import DataError
 
 
-@pytest.mark.parametrize("escape", ["../outside.jpg", "a/../../outside.jpg", "ABSOLUTE",
-                                    "..\\outside.jpg", "C:/outside.jpg"])
+@pytest.mark.parametrize(
+    "escape",
+    ["../outside.jpg", "a/../../outside.jpg", "ABSOLUTE", "..\\outside.jpg", "C:/outside.jpg"],
+)
 def test_coco_file_name_outside_the_root_is_rejected(coco_root: Path, escape: str) -> None:
     path = coco_root / "annotations" / "captions_val2017.json"
     data = json.loads(path.read_text())
@@ -26,8 +28,7 @@ def test_coco_file_name_outside_the_root_is_rejected(coco_root: Path, escape: st
         image["file_name"] = name
     path.write_text(json.dumps(data))
     with pytest.raises(DataError) as caught:
-        load_split("coco", "reference", root=str(coco_root), resolution=8,
-                   options={"cache": False})
+        load_split("coco", "reference", root=str(coco_root), resolution=8, options={"cache": False})
     message = str(caught.value)
     assert str(path) in message and repr(name) in message and "images[0].file_name" in message
 
@@ -40,5 +41,11 @@ def test_coco_subfolder_file_names_still_load(coco_root: Path) -> None:
     shutil.move(coco_root / "val2017" / name, coco_root / "val2017" / "sub" / name)
     data["images"][0]["file_name"] = f"sub/./{name}"
     path.write_text(json.dumps(data))
-    assert len(load_split("coco", "reference", root=str(coco_root), resolution=8,
-                          options={"cache": False})) > 0
+    assert (
+        len(
+            load_split(
+                "coco", "reference", root=str(coco_root), resolution=8, options={"cache": False}
+            )
+        )
+        > 0
+    )

@@ -17,8 +17,9 @@ DELTA = 1 / (N * math.log(N))
 
 @pytest.mark.parametrize("target", [1.0, 10.0])
 def test_ar_plan_is_calibrated_under_target(target):
-    method = WaveletTwoStage({"dp_sgd": {"steps": 20, "expected_batch_size": 128}},
-                             ctx=MethodContext(seed=0))
+    method = WaveletTwoStage(
+        {"dp_sgd": {"steps": 20, "expected_batch_size": 128}}, ctx=MethodContext(seed=0)
+    )
     plan = method.plan(PrivacyBudget.private(target, DELTA), N)
     assert plan["steps"] == 20
     assert plan["sample_rate"] == pytest.approx(128 / N)

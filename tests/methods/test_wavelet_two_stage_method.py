@@ -146,8 +146,7 @@ def test_public_mode_never_touches_private_data(pretrained) -> None:
 def test_public_cache_key_is_shared_across_budgets_and_both_methods() -> None:
     base = WaveletTwoStage(TINY, ctx=_ctx()).public_cache_key()
     other = WaveletTwoStage(
-        {**TINY, "coarse_scales": 2, "upsampler": "ar", "cfg_scale": 3.0,
-         "dp_sgd": {"steps": 99}},
+        {**TINY, "coarse_scales": 2, "upsampler": "ar", "cfg_scale": 3.0, "dp_sgd": {"steps": 99}},
         ctx=_ctx(seed=5),
     ).public_cache_key()
     assert base == other
@@ -165,8 +164,11 @@ def test_more_coarse_scales_than_levels_is_an_error() -> None:
 def test_image_size_not_divisible_is_an_error(public: ImageSplit) -> None:
     method = WaveletTwoStage({**TINY, "levels": 3}, ctx=_ctx())
     odd = ImageSplit(
-        dataset="odd", split="public", ids=["a", "b"],
-        images=np.zeros((2, 3, 36, 36), dtype=np.uint8), captions=[["x"], ["y"]],
+        dataset="odd",
+        split="public",
+        ids=["a", "b"],
+        images=np.zeros((2, 3, 36, 36), dtype=np.uint8),
+        captions=[["x"], ["y"]],
     )
     with pytest.raises(ConfigError, match=r"levels=3.*not divisible by 2\^levels = 8"):
         method.pretrain_public(odd)

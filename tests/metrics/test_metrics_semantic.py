@@ -134,8 +134,13 @@ def test_attribute_and_utility_metrics() -> None:
     reference = shape_split(80, seed=1, split="reference")
     private = shape_split(200, seed=2, split="private")
     good = shape_split(80, seed=3)
-    common = {"fake_captions": [], "reference": reference, "fake_attributes": good.attributes,
-              "eval": eval_split, "private": private}
+    common = {
+        "fake_captions": [],
+        "reference": reference,
+        "fake_attributes": good.attributes,
+        "eval": eval_split,
+        "private": private,
+    }
 
     def evaluate(fake: np.ndarray, **extra) -> dict:
         inputs = MetricInputs(fake=fake, **common, **extra)

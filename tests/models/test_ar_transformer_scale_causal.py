@@ -16,8 +16,15 @@ VOCAB = (7, 9, 11)
 def _model(text_mode: str = "pooled") -> ScaleCausalTransformer:
     torch.manual_seed(0)
     config = ARConfig(
-        vocab_sizes=VOCAB, tokens_per_scale=PER, text_dim=6, text_mode=text_mode,
-        prefix_len=2, dim=16, depth=2, heads=2, mlp_ratio=2,
+        vocab_sizes=VOCAB,
+        tokens_per_scale=PER,
+        text_dim=6,
+        text_mode=text_mode,
+        prefix_len=2,
+        dim=16,
+        depth=2,
+        heads=2,
+        mlp_ratio=2,
     )
     model = ScaleCausalTransformer(config).eval()
     # Random (not the near-zero init) weights, so that any leak would show in the logits.
@@ -88,7 +95,10 @@ def test_kv_cache_generation_matches_teacher_forcing(cfg_scale: float) -> None:
     model = _model()
     batch = _batch(3)
     tokens = model.generate(
-        text=batch["text"], text_mask=batch["text_mask"], num_scales=3, temperature=0,
+        text=batch["text"],
+        text_mask=batch["text_mask"],
+        num_scales=3,
+        temperature=0,
         cfg_scale=cfg_scale,
     )
     cond = model(tokens, batch["text"], batch["text_mask"])
@@ -102,8 +112,11 @@ def test_kv_cache_generation_matches_teacher_forcing(cfg_scale: float) -> None:
     assert torch.equal(greedy, tokens)
     # continuation keeps the given coarse tokens
     more = model.generate(
-        text=batch["text"], text_mask=batch["text_mask"], num_scales=3,
-        prefix_tokens=batch["tokens"][:, :PER], generator=torch.Generator().manual_seed(0),
+        text=batch["text"],
+        text_mask=batch["text_mask"],
+        num_scales=3,
+        prefix_tokens=batch["tokens"][:, :PER],
+        generator=torch.Generator().manual_seed(0),
     )
     assert torch.equal(more[:, :PER], batch["tokens"][:, :PER])
     for s, v in enumerate(VOCAB):
@@ -132,7 +145,9 @@ def test_per_example_gradients_under_vmap_match_a_loop(scales: int) -> None:
         per_example_loss(model, single)[0].backward()
         for name in names:
             expected = dict(model.named_parameters())[name].grad
-            torch.testing.assert_close(per_sample[f"model.{name}"][i], expected, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(
+                per_sample[f"model.{name}"][i], expected, atol=1e-5, rtol=1e-4
+            )
     # the excluded parameters (finer scales) really are unused by the coarse loss
     model.zero_grad()
     per_example_loss(model, batch).sum().backward()

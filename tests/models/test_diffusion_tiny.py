@@ -65,8 +65,9 @@ def test_unconditional_prompts_skip_guidance_with_the_same_result(model: TextDif
     scheduler.set_timesteps(3)
     hidden, mask = model.condition(["", ""])
     uncond_hidden, uncond_mask = model.condition([""])
-    guided = model._denoise(scheduler, hidden, mask, uncond_hidden, uncond_mask, 3.0,
-                            torch.Generator().manual_seed(3))
+    guided = model._denoise(
+        scheduler, hidden, mask, uncond_hidden, uncond_mask, 3.0, torch.Generator().manual_seed(3)
+    )
     assert np.abs(fast.astype(int) - guided.astype(int)).max() <= 1
 
 

@@ -45,7 +45,12 @@ def test_training_on_public_images_improves_reconstruction() -> None:
     before = error(net)
     torch.manual_seed(0)
     losses = train_sr(
-        net, images=images, steps=40, batch_size=16, learning_rate=3e-3, seed=0,
+        net,
+        images=images,
+        steps=40,
+        batch_size=16,
+        learning_rate=3e-3,
+        seed=0,
         show_progress=False,
     )
     assert np.mean(losses[-5:]) < np.mean(losses[:5])

@@ -42,9 +42,7 @@ def test_exact_round_trip_when_codebook_holds_every_patch() -> None:
     coarse = tokenizer.decode(tokenizer.encode(images, num_scales=1))
     assert coarse.shape == (2, 3, 4, 4)
     # the LL band in pixel units is the 4x4 block mean
-    torch.testing.assert_close(
-        coarse, torch.nn.functional.avg_pool2d(images, 4), atol=1e-5, rtol=0
-    )
+    torch.testing.assert_close(coarse, torch.nn.functional.avg_pool2d(images, 4), atol=1e-5, rtol=0)
 
 
 def test_patchify_is_raster_order() -> None:
@@ -98,7 +96,9 @@ def test_fit_is_deterministic_and_state_is_frozen() -> None:
 )
 def test_bad_resolution_errors(levels: int, base_patch: int, resolution: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        SpectralTokenizer(TokenizerConfig(levels=levels, base_patch=base_patch), resolution=resolution)
+        SpectralTokenizer(
+            TokenizerConfig(levels=levels, base_patch=base_patch), resolution=resolution
+        )
 
 
 def test_too_few_patches_for_codebook() -> None:

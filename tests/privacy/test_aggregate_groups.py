@@ -145,7 +145,11 @@ def test_each_group_is_one_clipped_vector_and_the_divisor_is_q_g() -> None:
             return _mean_by_group(records, groups)
 
         release = guard.aggregate_groups(
-            embed, dim=DIM, num_groups=num_groups, sample_rate=q, clip_norm=clip,
+            embed,
+            dim=DIM,
+            num_groups=num_groups,
+            sample_rate=q,
+            clip_norm=clip,
             noise_multiplier=1e-9,
         )
         assert release.divisor == pytest.approx(q * num_groups)

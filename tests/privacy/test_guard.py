@@ -57,7 +57,9 @@ def test_poisson_batches_record_mechanism_before_reading():
 def test_poisson_batches_are_poisson_and_seeded():
     def sizes(seed: int) -> list[int]:
         guard = PrivateData(CountingDataset(2000), seed=seed)
-        return [b.size for b in guard.poisson_batches(noise_multiplier=1, sample_rate=0.1, steps=200)]
+        return [
+            b.size for b in guard.poisson_batches(noise_multiplier=1, sample_rate=0.1, steps=200)
+        ]
 
     first, again, other = sizes(3), sizes(3), sizes(4)
     assert first == again and first != other
@@ -81,7 +83,10 @@ def test_aggregate_records_one_release_and_divides_by_constant():
     guard = PrivateData(data, seed=0)
     release = guard.aggregate(
         lambda records: np.ones((len(records), 3)),
-        dim=3, sample_rate=0.25, clip_norm=1.0, noise_multiplier=2.0,
+        dim=3,
+        sample_rate=0.25,
+        clip_norm=1.0,
+        noise_multiplier=2.0,
     )
     assert guard.ledger.entries == (SubsampledGaussian(2.0, 0.25, 1),)
     assert release.divisor == pytest.approx(100.0)
@@ -92,8 +97,13 @@ def test_aggregate_records_one_release_and_divides_by_constant():
 def test_aggregate_rejects_wrong_embedding_shape():
     guard = PrivateData(CountingDataset(100), seed=0)
     with pytest.raises(ValueError, match="3-vector"):
-        guard.aggregate(lambda r: np.ones((len(r), 2)), dim=3, sample_rate=0.5,
-                        clip_norm=1.0, noise_multiplier=1.0)
+        guard.aggregate(
+            lambda r: np.ones((len(r), 2)),
+            dim=3,
+            sample_rate=0.5,
+            clip_norm=1.0,
+            noise_multiplier=1.0,
+        )
 
 
 def test_clip_rows_bounds_every_norm():
@@ -109,8 +119,9 @@ def test_clip_rows_bounds_every_norm():
 def test_aggregate_release_noise_has_calibrated_std():
     random = MechanismRandom(seed=0)
     vectors = np.zeros((10, 20000))
-    release = aggregate_release(vectors, clip_norm=0.5, noise_multiplier=3.0, divisor=1.0,
-                                random=random)
+    release = aggregate_release(
+        vectors, clip_norm=0.5, noise_multiplier=3.0, divisor=1.0, random=random
+    )
     assert np.std(release.value) == pytest.approx(1.5, rel=0.03)
 
 
@@ -136,8 +147,9 @@ def test_method_cannot_read_without_ledger_entry():
     paths = [
         lambda: guard.raw(),
         lambda: list(guard.poisson_batches(noise_multiplier=1, sample_rate=0.1, steps=1)),
-        lambda: guard.aggregate(lambda r: np.zeros((len(r), 1)), dim=1, sample_rate=0.1,
-                                clip_norm=1, noise_multiplier=1),
+        lambda: guard.aggregate(
+            lambda r: np.zeros((len(r), 1)), dim=1, sample_rate=0.1, clip_norm=1, noise_multiplier=1
+        ),
     ]
     for index, path in enumerate(paths, start=1):
         path()

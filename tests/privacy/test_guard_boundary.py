@@ -42,10 +42,16 @@ def _group_sum(data: Rows, *, num_groups: int, clip: float) -> np.ndarray:
     """The undivided, noiseless (sigma ~ 0), q = 1 grouped release: each group's mean vector."""
 
     def embed(records: Rows, groups: np.ndarray) -> np.ndarray:
-        return np.stack([records.vectors[groups == g].mean(axis=0) for g in range(groups.max() + 1)])
+        return np.stack(
+            [records.vectors[groups == g].mean(axis=0) for g in range(groups.max() + 1)]
+        )
 
     release = PrivateData(data, seed=0).aggregate_groups(
-        embed, dim=DIM, num_groups=num_groups, sample_rate=1.0, clip_norm=clip,
+        embed,
+        dim=DIM,
+        num_groups=num_groups,
+        sample_rate=1.0,
+        clip_norm=clip,
         noise_multiplier=1e-12,
     )
     return release.value * release.divisor
@@ -64,11 +70,15 @@ def test_grouped_release_moves_at_most_2c_for_one_added_or_removed_image() -> No
         base = Rows(vectors[:n], ids[:n])
         added = Rows(vectors, ids)
         removed = base.take(np.delete(np.arange(n), int(rng.integers(n))))
-        replaced = Rows(np.vstack([vectors[: n - 1], rng.normal(size=(1, DIM)) * 5]),
-                        ids[: n - 1] + [f"new-{n}"])
+        replaced = Rows(
+            np.vstack([vectors[: n - 1], rng.normal(size=(1, DIM)) * 5]),
+            ids[: n - 1] + [f"new-{n}"],
+        )
         reference = _group_sum(base, num_groups=num_groups, clip=clip)
         for neighbour in (added, removed):
-            move = np.linalg.norm(_group_sum(neighbour, num_groups=num_groups, clip=clip) - reference)
+            move = np.linalg.norm(
+                _group_sum(neighbour, num_groups=num_groups, clip=clip) - reference
+            )
             worst_neighbour = max(worst_neighbour, move)
         move = np.linalg.norm(_group_sum(replaced, num_groups=num_groups, clip=clip) - reference)
         worst_replace = max(worst_replace, move)
@@ -94,7 +104,10 @@ def test_non_finite_vectors_count_as_zero_in_a_release() -> None:
     np.testing.assert_array_equal(clip_rows(rows, 1.0)[1:3], 0.0)
     data = Rows(rows, [f"r{i}" for i in range(4)])
     release = PrivateData(data, seed=0).aggregate(
-        lambda records: records.vectors, dim=DIM, sample_rate=1.0, clip_norm=1.0,
+        lambda records: records.vectors,
+        dim=DIM,
+        sample_rate=1.0,
+        clip_norm=1.0,
         noise_multiplier=1e-12,
     )
     assert np.isfinite(release.value).all()
@@ -134,9 +147,13 @@ def test_guard_closes_and_late_access_is_recorded_for_the_harness() -> None:
     journal = Ledger()
     guard = PrivateData(Rows(np.zeros((5, DIM)), list("abcde")), seed=0, ledger=journal)
     guard.close()
-    for attempt in (lambda: guard.raw(), lambda: guard.record_seeds(["a"], purpose="x"),
-                    lambda: guard.aggregate(lambda r: r.vectors, dim=DIM, sample_rate=1.0,
-                                            clip_norm=1.0, noise_multiplier=1.0)):
+    for attempt in (
+        lambda: guard.raw(),
+        lambda: guard.record_seeds(["a"], purpose="x"),
+        lambda: guard.aggregate(
+            lambda r: r.vectors, dim=DIM, sample_rate=1.0, clip_norm=1.0, noise_multiplier=1.0
+        ),
+    ):
         with pytest.raises(GuardClosedError):
             attempt()
     assert guard.closed
@@ -166,8 +183,9 @@ def test_the_guard_exposes_no_private_state_and_refuses_assignment() -> None:
 def test_the_ledger_a_method_sees_is_a_copy() -> None:
     journal = Ledger()
     guard = PrivateData(Rows(np.zeros((5, DIM)), list("abcde")), seed=0, ledger=journal)
-    guard.aggregate(lambda r: r.vectors, dim=DIM, sample_rate=1.0, clip_norm=1.0,
-                    noise_multiplier=1.0)
+    guard.aggregate(
+        lambda r: r.vectors, dim=DIM, sample_rate=1.0, clip_norm=1.0, noise_multiplier=1.0
+    )
     seen = guard.ledger
     seen._entries.clear()  # a method emptying what it was handed
     assert len(journal) == 1 and len(guard.ledger) == 1

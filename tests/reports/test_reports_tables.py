@@ -12,21 +12,45 @@ from isoeps.results import COLUMNS
 
 def frame(secure: bool = False) -> pd.DataFrame:
     rows = []
-    values = {("wav", "1"): 0.2, ("wav", "10"): 0.1, ("base", "1"): 0.3, ("base", "10"): 0.05,
-              ("wav", "inf"): 0.01, ("wav", "public"): 0.5, ("base", "inf"): 0.02,
-              ("base", "public"): 0.4}
+    values = {
+        ("wav", "1"): 0.2,
+        ("wav", "10"): 0.1,
+        ("base", "1"): 0.3,
+        ("base", "10"): 0.05,
+        ("wav", "inf"): 0.01,
+        ("wav", "public"): 0.5,
+        ("base", "inf"): 0.02,
+        ("base", "public"): 0.4,
+    }
     for (method, budget), value in values.items():
         for seed in (0, 1):
-            for metric, group, hib, shift in (("kid", "kid", False, 0.0),
-                                              ("attr_acc", "attr", True, 0.5)):
+            for metric, group, hib, shift in (
+                ("kid", "kid", False, 0.0),
+                ("attr_acc", "attr", True, 0.5),
+            ):
                 row = {c: None for c in COLUMNS}
                 row.update(
-                    cell_id=f"{method}{budget}{seed}", suite="s", dataset="faces",
-                    dataset_name="synthetic-faces", method=method, method_name=method,
-                    budget=budget, epsilon=None if budget in ("inf", "public") else float(budget),
-                    delta=1e-5, accountant="prv", adjacency="add_remove", seed=seed, n_samples=10,
-                    metric=metric, metric_group=group, value=value + shift + 0.01 * seed,
-                    higher_is_better=hib, n=10, backbone="inception", not_dp=False, secure=secure,
+                    cell_id=f"{method}{budget}{seed}",
+                    suite="s",
+                    dataset="faces",
+                    dataset_name="synthetic-faces",
+                    method=method,
+                    method_name=method,
+                    budget=budget,
+                    epsilon=None if budget in ("inf", "public") else float(budget),
+                    delta=1e-5,
+                    accountant="prv",
+                    adjacency="add_remove",
+                    seed=seed,
+                    n_samples=10,
+                    metric=metric,
+                    metric_group=group,
+                    value=value + shift + 0.01 * seed,
+                    higher_is_better=hib,
+                    n=10,
+                    backbone="inception",
+                    not_dp=False,
+                    secure=secure,
                     details="{}",
                 )
                 rows.append(row)
@@ -36,16 +60,30 @@ def frame(secure: bool = False) -> pd.DataFrame:
 def test_rows_grouped_by_method_with_public_and_inf_and_bold_per_budget():
     (table,) = build_tables(frame(), ReportSpec())
     order = [(r["method"], r["budget"]) for r in table.rows]
-    assert order == [("wav", "public"), ("wav", "1"), ("wav", "10"), ("wav", "inf"),
-                     ("base", "public"), ("base", "1"), ("base", "10"), ("base", "inf")]
+    assert order == [
+        ("wav", "public"),
+        ("wav", "1"),
+        ("wav", "10"),
+        ("wav", "inf"),
+        ("base", "public"),
+        ("base", "1"),
+        ("base", "10"),
+        ("base", "inf"),
+    ]
     bold = {(r["method"], r["budget"]): r["bold"] for r in table.rows}
     assert "kid" in bold[("wav", "1")] and "kid" not in bold[("base", "1")]  # lower is better
     assert "kid" in bold[("base", "10")] and "kid" not in bold[("wav", "10")]
     assert "attr_acc" in bold[("base", "1")]  # higher is better
     markdown = to_markdown(table, ReportSpec())
     assert "| wav | 1 | **0.205 ± 0.007** |" in markdown
-    for phrase in ("Per-image DP", "prv", "add/remove", "n = 10", "inception",
-                   "Benchmark run, not a DP release"):
+    for phrase in (
+        "Per-image DP",
+        "prv",
+        "add/remove",
+        "n = 10",
+        "inception",
+        "Benchmark run, not a DP release",
+    ):
         assert phrase in markdown, phrase
 
 
@@ -63,8 +101,13 @@ def test_latex_is_booktabs_and_csv_has_every_cell():
 
 
 def test_spec_orders_renames_and_sets_decimals():
-    spec = ReportSpec(methods=["base"], budgets=["1", "inf"], metrics=["kid"], decimals=1,
-                      names={"base": "DP-SGD (all scales)", "kid": "KID"})
+    spec = ReportSpec(
+        methods=["base"],
+        budgets=["1", "inf"],
+        metrics=["kid"],
+        decimals=1,
+        names={"base": "DP-SGD (all scales)", "kid": "KID"},
+    )
     (table,) = build_tables(frame(), spec)
     markdown = to_markdown(table, spec)
     assert [(r["method"], r["budget"]) for r in table.rows] == [("base", "1"), ("base", "inf")]

@@ -20,13 +20,29 @@ def frame(adjacency: dict[str, str]) -> pd.DataFrame:
             for seed in (0, 1):
                 row = {c: None for c in COLUMNS}
                 row.update(
-                    cell_id=f"{method}{budget}{seed}", suite="s", dataset="faces",
-                    dataset_name="f", method=method, method_name=method, budget=budget,
-                    epsilon=None if budget == "inf" else 1.0, delta=1e-5, accountant="prv",
-                    adjacency=adjacency[method] if budget != "inf" else "add_remove", seed=seed,
-                    n_samples=10, metric="kid", metric_group="kid", value=value + 0.01 * seed,
-                    higher_is_better=False, n=10, backbone="inception", not_dp=False,
-                    secure=False, details="{}", run_dir=f"/s/runs/x.{method}{budget}{seed}",
+                    cell_id=f"{method}{budget}{seed}",
+                    suite="s",
+                    dataset="faces",
+                    dataset_name="f",
+                    method=method,
+                    method_name=method,
+                    budget=budget,
+                    epsilon=None if budget == "inf" else 1.0,
+                    delta=1e-5,
+                    accountant="prv",
+                    adjacency=adjacency[method] if budget != "inf" else "add_remove",
+                    seed=seed,
+                    n_samples=10,
+                    metric="kid",
+                    metric_group="kid",
+                    value=value + 0.01 * seed,
+                    higher_is_better=False,
+                    n=10,
+                    backbone="inception",
+                    not_dp=False,
+                    secure=False,
+                    details="{}",
+                    run_dir=f"/s/runs/x.{method}{budget}{seed}",
                 )
                 rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -35,8 +51,12 @@ def frame(adjacency: dict[str, str]) -> pd.DataFrame:
 def test_a_table_with_both_adjacencies_marks_the_replace_one_rows():
     (table,) = build_tables(frame({"agg": "replace_one", "wav": "add_remove"}), ReportSpec())
     marked = {(r["method"], r["budget"]): r["marked"] for r in table.rows}
-    assert marked == {("agg", "1"): True, ("agg", "inf"): False, ("wav", "1"): False,
-                      ("wav", "inf"): False}
+    assert marked == {
+        ("agg", "1"): True,
+        ("agg", "inf"): False,
+        ("wav", "1"): False,
+        ("wav", "inf"): False,
+    }
     markdown = to_markdown(table, ReportSpec())
     assert f"| agg | 1{REPLACE_ONE_MARK} |" in markdown and "| wav | 1 |" in markdown
     assert "replace-one adjacency (ε not comparable with add/remove)" in table.caption
@@ -46,8 +66,9 @@ def test_a_table_with_both_adjacencies_marks_the_replace_one_rows():
     assert r"$^\ddagger$" in to_latex(table, ReportSpec())
     csv_lines = to_csv(table, ReportSpec()).splitlines()
     assert csv_lines[0].endswith(",adjacency")
-    assert any(line.startswith("faces,agg,1,") and line.endswith(",replace_one")
-               for line in csv_lines)
+    assert any(
+        line.startswith("faces,agg,1,") and line.endswith(",replace_one") for line in csv_lines
+    )
 
 
 def test_a_table_of_one_adjacency_names_it_and_marks_nothing():
@@ -59,8 +80,12 @@ def test_a_table_of_one_adjacency_names_it_and_marks_nothing():
 
 def test_unverified_cells_are_left_out_and_named(tmp_path):
     data = frame({"agg": "add_remove", "wav": "add_remove"})
-    index = write_report(data, tmp_path / "r", title="t",
-                         unverified={"wav10": {"run": "x.wav10", "reason": "edited privacy.json"}})
+    index = write_report(
+        data,
+        tmp_path / "r",
+        title="t",
+        unverified={"wav10": {"run": "x.wav10", "reason": "edited privacy.json"}},
+    )
     text = index.read_text()
     assert "unverified: `x.wav10` (cell `wav10`): edited privacy.json" in text
     assert "re-accounted again for this report" in text
@@ -86,14 +111,24 @@ def test_without_verdicts_the_report_says_it_did_not_verify(tmp_path):
 def _sample_store(store):
     for budget in ("1", "inf"):
         folder = folders.run_dir(store, f"faces.wav.eps-{budget}.s0.wav{budget}0")
-        folders.write_json_atomic(folder / folders.CELL, {
-            "cell_id": f"wav{budget}0", "dataset_label": "faces", "method_label": "wav",
-            "method_name": "wav", "budget": budget, "seed": 0})
+        folders.write_json_atomic(
+            folder / folders.CELL,
+            {
+                "cell_id": f"wav{budget}0",
+                "dataset_label": "faces",
+                "method_label": "wav",
+                "method_name": "wav",
+                "budget": budget,
+                "seed": 0,
+            },
+        )
         folders.write_json_atomic(folder / folders.STATUS, {"status": "finished"})
-        folders.write_npz_atomic(folder / folders.SAMPLES,
-                                 images=np.zeros((2, 3, 4, 4), dtype=np.uint8),
-                                 prompts=np.asarray(["a", "b"]),
-                                 eval_captions=np.asarray(["a", "b"]))
+        folders.write_npz_atomic(
+            folder / folders.SAMPLES,
+            images=np.zeros((2, 3, 4, 4), dtype=np.uint8),
+            prompts=np.asarray(["a", "b"]),
+            eval_captions=np.asarray(["a", "b"]),
+        )
 
 
 def test_inf_sample_grids_only_on_request(tmp_path, monkeypatch):

@@ -56,7 +56,9 @@ def test_the_store_lock_is_reentrant_and_released(tmp_path):
     store = tmp_path / "store"
     with folders.store_lock(store), folders.store_lock(store):
         assert reindex(store) == 0  # the holder itself may reindex
-    code = "from isoeps.results import folders; import sys\nwith folders.store_lock(sys.argv[1]): pass"
+    code = (
+        "from isoeps.results import folders; import sys\nwith folders.store_lock(sys.argv[1]): pass"
+    )
     subprocess.run([sys.executable, "-c", code, str(store)], check=True, timeout=60)
 
 
@@ -84,8 +86,11 @@ def test_a_corrupt_index_names_reindex(tmp_path):
     store = tmp_path / "store"
     folders.runs_dir(store).mkdir(parents=True)
     index.index_path(store).write_bytes(b"this is not sqlite" * 100)
-    for call in (lambda: index.check(store), lambda: index.read(store),
-                 lambda: index.update(store, store / "runs" / "x")):
+    for call in (
+        lambda: index.check(store),
+        lambda: index.read(store),
+        lambda: index.update(store, store / "runs" / "x"),
+    ):
         with pytest.raises(folders.StoreError, match="run `isoeps results reindex`"):
             call()
     assert reindex(store) == 0  # the fix works

@@ -54,8 +54,9 @@ def test_baseline_needs_five_seeds_or_explicit_tolerance(tmp_path):
     make_run(store, "one")
     with pytest.raises(ValueError, match=">= 5"):
         write_baseline(load(store), tmp_path / "b.json")
-    baseline = write_baseline(load(store), tmp_path / "b.json",
-                              tolerances={"kid": Tolerance("abs", 0.2)})
+    baseline = write_baseline(
+        load(store), tmp_path / "b.json", tolerances={"kid": Tolerance("abs", 0.2)}
+    )
     assert baseline["entries"][0]["tolerance"]["source"] == "given"
 
 
@@ -69,8 +70,13 @@ def test_cli_regress_exit_codes(tmp_path):
     baseline = tmp_path / "b.json"
 
     def regress(*args):
-        return subprocess.run([sys.executable, "-m", "isoeps.cli.main", "regress", *map(str, args)],
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "isoeps.cli.main", "regress", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     assert regress("--baseline", baseline, "--results", store, "--write-baseline").returncode == 0
     unchanged = regress("--baseline", baseline, "--results", store)

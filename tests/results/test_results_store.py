@@ -12,24 +12,63 @@ from isoeps.results import COLUMNS, export_table, folders, load, load_cells, mer
 from isoeps.results.index import read
 
 
-def make_run(store: Path, cell_id: str, *, status: str | None = "finished", seed: int = 0,
-             method: str = "m", budget: str = "1", value: float = 1.0) -> Path:
+def make_run(
+    store: Path,
+    cell_id: str,
+    *,
+    status: str | None = "finished",
+    seed: int = 0,
+    method: str = "m",
+    budget: str = "1",
+    value: float = 1.0,
+) -> Path:
     folder = folders.run_dir(store, f"d.{method}.eps-{budget}.s{seed}.{cell_id}")
-    cell = {"cell_id": cell_id, "suite": "s", "dataset_label": "d",
-            "dataset": {"name": "synthetic-faces"}, "method_label": method,
-            "method_name": "wavelet-two-stage", "method_version": "1", "budget": budget,
-            "epsilon": None if budget in ("inf", "public") else float(budget), "seed": seed,
-            "n_samples": 10}
+    cell = {
+        "cell_id": cell_id,
+        "suite": "s",
+        "dataset_label": "d",
+        "dataset": {"name": "synthetic-faces"},
+        "method_label": method,
+        "method_name": "wavelet-two-stage",
+        "method_version": "1",
+        "budget": budget,
+        "epsilon": None if budget in ("inf", "public") else float(budget),
+        "seed": seed,
+        "n_samples": 10,
+    }
     folders.write_json_atomic(folder / folders.CELL, cell)
-    folders.write_json_atomic(folder / folders.PRIVACY, {
-        "delta": 1e-5, "epsilon_achieved": 0.99, "accountant": "prv", "adjacency": "add_remove"})
+    folders.write_json_atomic(
+        folder / folders.PRIVACY,
+        {"delta": 1e-5, "epsilon_achieved": 0.99, "accountant": "prv", "adjacency": "add_remove"},
+    )
     folders.write_json_atomic(folder / folders.ENVIRONMENT, {"git_commit": "abc", "device": "cpu"})
-    folders.write_json_atomic(folder / folders.METRICS, {"values": [
-        {"name": "kid", "metric": "kid", "value": value, "std": 0.1, "higher_is_better": False,
-         "n": 10, "backbone": "inception", "backbone_sha256": "7ff4", "not_dp": False},
-        {"name": "mem_ratio", "metric": "mem", "value": 2.0, "higher_is_better": True, "n": 10,
-         "not_dp": True, "details": {"k": [1, 2]}},
-    ]})
+    folders.write_json_atomic(
+        folder / folders.METRICS,
+        {
+            "values": [
+                {
+                    "name": "kid",
+                    "metric": "kid",
+                    "value": value,
+                    "std": 0.1,
+                    "higher_is_better": False,
+                    "n": 10,
+                    "backbone": "inception",
+                    "backbone_sha256": "7ff4",
+                    "not_dp": False,
+                },
+                {
+                    "name": "mem_ratio",
+                    "metric": "mem",
+                    "value": 2.0,
+                    "higher_is_better": True,
+                    "n": 10,
+                    "not_dp": True,
+                    "details": {"k": [1, 2]},
+                },
+            ]
+        },
+    )
     if status:
         folders.write_json_atomic(folder / folders.STATUS, {"status": status, "wall_time_s": 1})
     return folder

@@ -14,8 +14,12 @@ from isoeps.results.index import index_path, read, update
 
 def _verify(bad: set[str]):
     def verify(folder: Path) -> str | None:
-        return "does not re-account" if folders.read_json(folder / folders.CELL)["cell_id"] in bad \
+        return (
+            "does not re-account"
+            if folders.read_json(folder / folders.CELL)["cell_id"] in bad
             else None
+        )
+
     return verify
 
 
@@ -52,8 +56,9 @@ def test_an_index_from_before_the_new_columns_is_upgraded(tmp_path):
     old_metrics = [c for c in COLUMNS if c != "verified"]
     with sqlite3.connect(path) as connection:
         connection.execute(f"CREATE TABLE cells ({', '.join(old_cells)}, PRIMARY KEY (cell_id))")
-        connection.execute(f"CREATE TABLE metrics ({', '.join(old_metrics)}, "
-                           "PRIMARY KEY (cell_id, metric))")
+        connection.execute(
+            f"CREATE TABLE metrics ({', '.join(old_metrics)}, PRIMARY KEY (cell_id, metric))"
+        )
     update(tmp_path, folder)
     assert read(tmp_path, "cells").set_index("cell_id").loc["aaa", "adjacency"] == "add_remove"
     assert len(read(tmp_path)) == 2

@@ -48,8 +48,12 @@ class LocalExecutor:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context,
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=self.jobs,
+            mp_context=context,
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             futures = {pool.submit(run_claimed, fn, payload): payload for payload in payloads}
             for future in as_completed(futures):
                 try:
@@ -86,8 +90,9 @@ def die_with_parent(parent_pid: int) -> None:
             pass
     if os.getppid() != parent_pid:  # the driver died before we got here
         os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="isoeps-watchdog",
-                     daemon=True).start()
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid,), name="isoeps-watchdog", daemon=True
+    ).start()
 
 
 def _watch_parent(parent_pid: int) -> None:

@@ -32,16 +32,18 @@ def import_ray() -> Any:
         import ray
     except ImportError as exc:
         raise IsoepsError(
-            f"--executor ray needs Ray, which is not installed ({exc}): "
-            "pip install 'isoeps[ray]'"
+            f"--executor ray needs Ray, which is not installed ({exc}): pip install 'isoeps[ray]'"
         ) from None
     return ray
 
 
 def task_request(resources: ResourcesSpec) -> dict[str, float]:
     """One cell's request in Ray's resource names (memory in bytes)."""
-    return {"CPU": float(resources.cpus), "GPU": float(resources.gpus),
-            "memory": float(resources.memory_gb * GIB)}
+    return {
+        "CPU": float(resources.cpus),
+        "GPU": float(resources.gpus),
+        "memory": float(resources.memory_gb * GIB),
+    }
 
 
 def _amount(key: str, value: float) -> str:
@@ -51,20 +53,29 @@ def _amount(key: str, value: float) -> str:
     return f"{value:g} {unit}"
 
 
-_FIELD = {"CPU": "runtime.resources.cpus", "GPU": "runtime.resources.gpus",
-          "memory": "runtime.resources.memory_gb"}
+_FIELD = {
+    "CPU": "runtime.resources.cpus",
+    "GPU": "runtime.resources.gpus",
+    "memory": "runtime.resources.memory_gb",
+}
 
 
-def check_resources(request: dict[str, float], nodes: list[dict[str, float]],
-                    *, total: dict[str, float] | None = None) -> None:
+def check_resources(
+    request: dict[str, float],
+    nodes: list[dict[str, float]],
+    *,
+    total: dict[str, float] | None = None,
+) -> None:
     """Raise :class:`ConfigError` unless some node can hold one cell's whole ``request``.
 
     ``nodes`` are the alive nodes' resources (``ray.nodes()``), ``total`` the cluster's
     (``ray.cluster_resources()``), quoted in the message.
     """
-    total = total if total is not None else {
-        key: sum(node.get(key, 0.0) for node in nodes) for key in request
-    }
+    total = (
+        total
+        if total is not None
+        else {key: sum(node.get(key, 0.0) for node in nodes) for key in request}
+    )
     have = ", ".join(_amount(key, total.get(key, 0.0)) for key in request)
     if not nodes:
         raise ConfigError("the Ray cluster has no alive nodes: start one with `ray start --head`")
@@ -84,8 +95,9 @@ def check_resources(request: dict[str, float], nodes: list[dict[str, float]],
             f"{_amount(key, largest)} (the cluster has {have}): lower {_FIELD[key]} "
             f"or add larger nodes"
         )
-    if not any(all(node.get(key, 0.0) >= wanted for key, wanted in request.items())
-               for node in nodes):
+    if not any(
+        all(node.get(key, 0.0) >= wanted for key, wanted in request.items()) for node in nodes
+    ):
         wants = ", ".join(_amount(key, value) for key, value in request.items() if value > 0)
         raise ConfigError(
             f"cells request {wants} each but no single Ray node has all of them together "
@@ -118,8 +130,13 @@ class RayExecutor:
         runtime_env: dict[str, Any] | None = None,
         **unknown: Any,
     ) -> None:
-        check_options("ray", unknown, known=("address", "max_retries", "num_cpus", "runtime_env"),
-                      jobs=jobs, max_retries=max_retries)
+        check_options(
+            "ray",
+            unknown,
+            known=("address", "max_retries", "num_cpus", "runtime_env"),
+            jobs=jobs,
+            max_retries=max_retries,
+        )
         self.jobs = jobs
         self.resources = as_resources(resources)
         self.address = address
@@ -131,15 +148,19 @@ class RayExecutor:
         """Initialise Ray unless it already is; True when this call did (and must shut down)."""
         if ray.is_initialized():
             if self.runtime_env:
-                log.warning("ray: already initialised; runtime_env %s is not applied",
-                            self.runtime_env)
+                log.warning(
+                    "ray: already initialised; runtime_env %s is not applied", self.runtime_env
+                )
             return False
         address = self.address or os.environ.get("RAY_ADDRESS") or None
-        options: dict[str, Any] = {"runtime_env": self.runtime_env,
-                                   "logging_level": logging.WARNING}
+        options: dict[str, Any] = {
+            "runtime_env": self.runtime_env,
+            "logging_level": logging.WARNING,
+        }
         if address is None:
-            options.update(num_cpus=self.num_cpus or self.jobs * self.resources.cpus,
-                           include_dashboard=False)
+            options.update(
+                num_cpus=self.num_cpus or self.jobs * self.resources.cpus, include_dashboard=False
+            )
         else:
             options["address"] = address
         try:
@@ -165,8 +186,12 @@ class RayExecutor:
             nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
             check_resources(request, nodes, total=ray.cluster_resources())
             task = ray.remote(run_away).options(
-                num_cpus=request["CPU"], num_gpus=request["GPU"], memory=request["memory"],
-                max_retries=self.max_retries, retry_exceptions=False, name="isoeps-cell",
+                num_cpus=request["CPU"],
+                num_gpus=request["GPU"],
+                memory=request["memory"],
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+                name="isoeps-cell",
             )
             pending = {task.remote(fn, payload): payload for payload in payloads}
             log.info("ray: %d cells scheduled on %s", len(pending), ray.cluster_resources())

@@ -40,17 +40,20 @@ def import_submitit() -> Any:
     return submitit
 
 
-def job_parameters(resources: ResourcesSpec, *, jobs: int, partition: str | None,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def job_parameters(
+    resources: ResourcesSpec,
+    *,
+    jobs: int,
+    partition: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """submitit ``update_parameters`` keywords for one cell per job.
 
     ``jobs > 1`` caps the array at that many cells at once; ``jobs == 1`` (the default)
     leaves it to the scheduler.
     """
     if resources.gpus != int(resources.gpus):
-        raise ConfigError(
-            f"runtime.resources.gpus={resources.gpus:g}: SLURM allocates whole GPUs"
-        )
+        raise ConfigError(f"runtime.resources.gpus={resources.gpus:g}: SLURM allocates whole GPUs")
     parameters: dict[str, Any] = {
         "name": "isoeps-cell",
         "timeout_min": math.ceil(resources.time_limit_min or DEFAULT_TIME_LIMIT_MIN),
@@ -94,21 +97,28 @@ class SlurmExecutor:
         slurm_options: dict[str, Any] | None = None,
         **unknown: Any,
     ) -> None:
-        check_options("slurm", unknown, known=("cluster", "folder", "partition", "max_retries",
-                                               "poll_s", "slurm_options"),
-                      jobs=jobs, max_retries=max_retries)
+        check_options(
+            "slurm",
+            unknown,
+            known=("cluster", "folder", "partition", "max_retries", "poll_s", "slurm_options"),
+            jobs=jobs,
+            max_retries=max_retries,
+        )
         self.jobs = jobs
         self.resources = as_resources(resources)
         self.cluster = cluster
         self.folder = folder
         self.max_retries = max_retries
         self.poll_s = poll_s
-        self.parameters = job_parameters(self.resources, jobs=jobs, partition=partition,
-                                         extra=slurm_options)
+        self.parameters = job_parameters(
+            self.resources, jobs=jobs, partition=partition, extra=slurm_options
+        )
 
     def _executor(self, submitit: Any, payloads: list[dict[str, Any]]) -> Any:
         # run folders are <store>/runs/<slug>
-        folder = Path(self.folder) if self.folder else Path(payloads[0]["folder"]).parents[1] / "slurm"
+        folder = (
+            Path(self.folder) if self.folder else Path(payloads[0]["folder"]).parents[1] / "slurm"
+        )
         # absolute: jobs may start in another working directory
         executor = submitit.AutoExecutor(folder=folder.absolute() / "%j", cluster=self.cluster)
         executor.update_parameters(**self.parameters)
@@ -141,8 +151,11 @@ class SlurmExecutor:
                         returned = job.result()
                     except UncompletedJobError as exc:
                         if retries < self.max_retries:
-                            log.warning("slurm: job %s died (%s); resubmitting", job.job_id,
-                                        str(exc).splitlines()[0])
+                            log.warning(
+                                "slurm: job %s died (%s); resubmitting",
+                                job.job_id,
+                                str(exc).splitlines()[0],
+                            )
                             pending[executor.submit(run_away, fn, payload)] = (payload, retries + 1)
                             continue
                         yield payload, exc
