@@ -99,7 +99,7 @@ class MethodTesterMixin:
         method.pretrain_public(self.public_split())
         guard = None
         if budget.mode != "public":
-            guard = PrivateData(self.private_split(), seed=1)
+            guard = PrivateData(self.private_split(), mode=budget.mode, seed=1)
         method.fit(guard, budget)
         return method, guard
 

@@ -11,7 +11,7 @@ from isoeps.accountants.base import (
     create_accountant,
     register_accountant,
 )
-from isoeps.accountants.budget import PrivacyBudget, default_delta
+from isoeps.accountants.budget import PrivacyBudget, cell_delta, default_delta
 from isoeps.accountants.calibration import (
     Calibration,
     CalibrationError,
@@ -45,6 +45,7 @@ __all__ = [
     "accountant_names",
     "calibrate",
     "calibrate_detailed",
+    "cell_delta",
     "create_accountant",
     "default_delta",
     "epsilon",

@@ -18,6 +18,12 @@ def default_delta(num_private: int) -> float:
     return 1.0 / (num_private * math.log(num_private))
 
 
+def cell_delta(rule: str | float, num_private: int) -> float:
+    """A cell's delta from its suite's rule: ``"auto"`` is :func:`default_delta` of N, a
+    number is itself. The one place the rule is read (run, plan and verification)."""
+    return default_delta(num_private) if rule == "auto" else float(rule)
+
+
 @dataclass(frozen=True)
 class PrivacyBudget:
     """One of: ``private`` (epsilon > 0 and delta), ``inf`` (the method's non-private mode,

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from isoeps import registry
+from isoeps.bench.cell_flow import build_method
 from isoeps.bench.cells import Cell
 from isoeps.bench.runner import plan_status
 from isoeps.results import folders
@@ -53,17 +53,12 @@ def _num_private(cell: Cell, known: dict[str, int]) -> int:
 
 
 def _method_plan(cell: Cell, known: dict[str, int]) -> dict[str, Any] | None:
-    from isoeps.accountants import PrivacyBudget, default_delta
+    from isoeps.accountants import PrivacyBudget, cell_delta
     from isoeps.methods.base import MethodContext
 
-    registry.import_modules(cell.imports)
-    method_class = registry.get("isoeps.methods", cell.method_name)
-    if not hasattr(method_class, "plan"):
-        return None
     num = _num_private(cell, known)
-    delta = default_delta(num) if cell.delta_rule == "auto" else float(cell.delta_rule)
-    budget = PrivacyBudget.parse(cell.budget, delta=delta)
-    method = method_class(cell.method_config, ctx=MethodContext(seed=cell.seed))
+    budget = PrivacyBudget.parse(cell.budget, delta=cell_delta(cell.delta_rule, num))
+    method = build_method(cell, ctx=MethodContext(seed=cell.seed))
     plan = method.plan(budget, num)
     if plan is None:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from isoeps import registry
+from isoeps.bench.cell_flow import build_method
 from isoeps.bench.cells import Cell
 
 
@@ -24,13 +24,10 @@ def prepare_suite(cells: list[Cell], *, device: str = "cpu") -> list[dict[str, A
         if key in seen:
             continue
         seen.add(key)
-        registry.import_modules(cell.imports)
         if cell.dataset_label not in data_by_label:
             data_by_label[cell.dataset_label] = load_cell_data(cell.dataset)
-        method_class = registry.get("isoeps.methods", cell.method_name)
-        method = method_class(
-            cell.method_config,
-            ctx=MethodContext(device=device, seed=cell.seed, cache_dir=cache_dir()),
+        method = build_method(
+            cell, ctx=MethodContext(device=device, seed=cell.seed, cache_dir=cache_dir())
         )
         started = time.time()
         cache_key = prepare_public(method, data_by_label[cell.dataset_label].public)

@@ -1,8 +1,9 @@
-"""One cell's flow (DESIGN.md section 2) and the suite loop.
+"""Run folders around one cell, and the suite loop.
 
-:func:`run_cell` is what a worker runs: it writes one run folder and never raises for a cell's
-own failure (the traceback is recorded in ``status.json``). :func:`run_suite` is the driver:
-it skips finished cells (resume), hands the rest to an executor, and alone writes the index.
+:func:`run_cell` is what a worker runs: it prepares one run folder, runs the cell's flow
+(:func:`isoeps.bench.cell_flow.execute`) and never raises for a cell's own failure (the
+traceback is recorded in ``status.json``). :func:`run_suite` is the driver: it skips finished
+cells (resume), hands the rest to an executor, and alone writes the index.
 """
 
 from __future__ import annotations
@@ -17,23 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from isoeps import registry
-from isoeps.accountants.reaccount import reaccount
-from isoeps.bench import environment
+from isoeps.bench.cell_flow import RefusedCell, build_method, execute
 from isoeps.bench.cells import Cell
 from isoeps.bench.spec import RuntimeSpec, SuiteSpec, dump_suite
-from isoeps.errors import PrivacyError
 from isoeps.log import get_logger
 from isoeps.results import folders
 
 log = get_logger("bench.runner")
-
-#: The purpose-seed used to pick prompts: it depends on the cell seed only, so every method
-#: and budget of a seed sees the same prompts (and the sample grids line up).
-PROMPT_PURPOSE = "evaluation"
-
-
-class RefusedCell(PrivacyError):
-    """The re-accounted epsilon exceeds the cell's target: the cell is not stored."""
 
 
 @dataclass
@@ -138,7 +129,7 @@ def run_cell(
     with _cell_log(folder / folders.LOG):
         log.info("cell %s: %s", cell.cell_id, cell.slug)
         try:
-            _execute(cell, folder, runtime)
+            execute(cell, folder, runtime)
             status, reason, trace = folders.FINISHED, None, None
         except RefusedCell as exc:
             status, reason, trace = folders.REFUSED, str(exc), None
@@ -191,259 +182,6 @@ def share_cpu_threads(jobs: int) -> None:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
-
-
-def _execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
-    import numpy as np
-
-    from isoeps.accountants import Ledger, PrivacyBudget, default_delta
-    from isoeps.bench.data import load_cell_data
-    from isoeps.bench.public import prepare_public
-    from isoeps.cache import cache_dir
-    from isoeps.methods.base import OPEN_PROMPT, MethodContext
-    from isoeps.privacy.guard import PrivateData
-    from isoeps.privacy.rng import mechanism_seed
-
-    registry.import_modules(cell.imports)
-    env = environment.collect(device=runtime.device)
-    folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
-
-    data = load_cell_data(cell.dataset)
-    num_private = len(data.private)
-    delta = default_delta(num_private) if cell.delta_rule == "auto" else float(cell.delta_rule)
-    budget = PrivacyBudget.parse(cell.budget, delta=delta)
-
-    method_class = registry.get("isoeps.methods", cell.method_name)
-    ctx = MethodContext(
-        device=runtime.device,
-        seed=cell.seed,
-        secure=cell.secure,
-        cache_dir=cache_dir(),
-        logger=get_logger(f"method.{cell.method_name}"),
-    )
-    method = method_class(cell.method_config, ctx=ctx)
-    method.check_budget(budget)
-    timings: dict[str, float] = {}
-
-    started = time.time()
-    public_key = prepare_public(method, data.public)
-    timings["public_s"] = time.time() - started
-
-    started = time.time()
-    journal = Ledger()  # the harness's record of every release; the method sees copies only
-    guard = None
-    if budget.mode != "public":
-        guard = PrivateData(
-            data.private,
-            seed=None if cell.secure else mechanism_seed(cell.seed),
-            secure=cell.secure,
-            ledger=journal,
-        )
-    try:
-        method.fit(guard, budget)
-    finally:
-        if guard is not None:
-            guard.close()  # any later access raises and is recorded in the journal
-    timings["fit_s"] = time.time() - started
-
-    privacy = _account(
-        journal if guard else None,
-        budget=budget,
-        delta=delta,
-        cell=cell,
-        folder=folder,
-        num_private=num_private,
-        public_key=public_key,
-    )
-
-    started = time.time()
-    prompts = choose_prompts(data.reference, n=cell.n_samples, seed=ctx.seed_for(PROMPT_PURPOSE))
-    samples = method.sample(prompts["prompts"], cell.n_samples)
-    _check_samples(samples, cell.n_samples, data.reference.resolution)
-    open_samples = None
-    if cell.open_prompt_samples:
-        open_samples = method.sample([OPEN_PROMPT], cell.open_prompt_samples)
-        _check_samples(open_samples, cell.open_prompt_samples, data.reference.resolution)
-    extraction = None
-    if cell.extraction_samples:  # last: the only draw that sees private captions
-        extraction = choose_prompts(
-            data.private, n=cell.extraction_samples, seed=ctx.seed_for(PROMPT_PURPOSE)
-        )
-        extraction["samples"] = method.sample(extraction["prompts"], cell.extraction_samples)
-    timings["sample_s"] = time.time() - started
-    if guard is not None and len(journal) != privacy["ledger_entries"]:
-        with contextlib.suppress(RefusedCell):  # the reason below says more
-            _account(
-                journal,
-                budget=budget,
-                delta=delta,
-                cell=cell,
-                folder=folder,
-                num_private=num_private,
-                public_key=public_key,
-            )
-        raise RefusedCell("the method reached private data after fit returned")
-
-    from isoeps.bench.measure import measure
-
-    values = measure(
-        cell,
-        samples=samples,
-        prompts=prompts,
-        extraction=extraction,
-        open_samples=open_samples,
-        data=data,
-        device=runtime.device,
-    )
-    env.update(data_fingerprints=data.fingerprints(), timings=timings)
-    folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
-    folders.write_json_atomic(
-        folder / folders.METRICS,
-        {
-            "cell_id": cell.cell_id,
-            "values": values,
-            "provenance": {
-                "seed": cell.seed,
-                "git_commit": env.get("git_commit"),
-                "versions": env.get("versions"),
-                "n_samples": cell.n_samples,
-            },
-        },
-    )
-    _store_samples(folder, cell, samples, prompts, extraction, open_samples, np)
-    _store_memorisation_pairs(folder, values, samples, data.private, np)
-
-
-def _account(
-    journal: Any,
-    *,
-    budget: Any,
-    delta: float,
-    cell: Cell,
-    folder: Path,
-    num_private: int,
-    public_key: str,
-) -> dict[str, Any]:
-    """Re-account the harness's journal, write ledger.json and privacy.json, refuse a cell
-    over its target (or with raw access, or with nothing recorded in a private cell)."""
-    privacy = reaccount(
-        journal, budget=budget, delta=delta, cross_checks=cell.cross_check_accountants
-    )
-    privacy.update(
-        secure=cell.secure,
-        num_private=num_private,
-        public_model_key=public_key,
-        release="secure run" if cell.secure else "benchmark run, not a DP release",
-    )
-    if journal is not None:
-        folders.write_text_atomic(folder / folders.LEDGER, journal.to_json())
-    folders.write_json_atomic(folder / folders.PRIVACY, privacy)
-    if privacy["refused"]:
-        raise RefusedCell(privacy["refused"])
-    return privacy
-
-
-def choose_prompts(split: Any, *, n: int, seed: int) -> dict[str, Any]:
-    """``n`` prompts from ``split``'s captions, cycling through a seeded permutation of its
-    records; also the source record ids and, when known, the attributes each prompt asks for."""
-    import numpy as np
-
-    if len(split) == 0:
-        raise ValueError(f"{split.dataset}/{split.split}: no records to take prompts from")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(split))
-    index = order[np.arange(n) % len(split)]
-    picks = rng.integers(0, 1 << 30, size=n)
-    prompts = [split.captions[i][picks[k] % len(split.captions[i])] for k, i in enumerate(index)]
-    attributes = None
-    if split.attributes:
-        attributes = {name: np.asarray(values)[index] for name, values in split.attributes.items()}
-    return {
-        "prompts": prompts,
-        "source_ids": [split.ids[i] for i in index],
-        "index": index,
-        "attributes": attributes,
-    }
-
-
-def _check_samples(samples: Any, n: int, resolution: int) -> None:
-    images = samples.images
-    if images.shape[0] != n:
-        raise ValueError(f"method returned {images.shape[0]} samples, asked for {n}")
-    if images.shape[-1] != resolution or images.shape[-2] != resolution:
-        raise ValueError(
-            f"method returned {images.shape[-2]}x{images.shape[-1]} samples; the data is "
-            f"{resolution}x{resolution}"
-        )
-
-
-def _store_samples(
-    folder: Path,
-    cell: Cell,
-    samples: Any,
-    prompts: dict[str, Any],
-    extraction: dict[str, Any] | None,
-    open_samples: Any,
-    np: Any,
-) -> None:
-    from isoeps.bench.grid import save_grid
-
-    keep = cell.store.samples
-    count = {"all": len(samples.images), "grid": cell.store.grid_size, "none": 0}[keep]
-    if count:
-        folders.write_npz_atomic(
-            folder / folders.SAMPLES,
-            images=samples.images[:count],
-            prompts=np.asarray(samples.prompts[:count], dtype=str),
-            eval_captions=np.asarray(samples.eval_captions[:count], dtype=str),
-            source_ids=np.asarray(prompts["source_ids"][:count], dtype=str),
-        )
-    if extraction is not None and keep == "all" and cell.store.extraction:
-        # opt-in (store.extraction): it holds private training captions and record ids
-        folders.write_npz_atomic(
-            folder / folders.EXTRACTION,
-            images=extraction["samples"].images,
-            prompts=np.asarray(extraction["prompts"], dtype=str),
-            source_ids=np.asarray(extraction["source_ids"], dtype=str),
-        )
-    if open_samples is not None and count:
-        folders.write_npz_atomic(
-            folder / folders.OPEN_PROMPT_SAMPLES,
-            images=open_samples.images[:count],
-            prompts=np.asarray(open_samples.prompts[:count], dtype=str),
-        )
-    save_grid(
-        folder / folders.GRID,
-        samples.images[: cell.store.grid_size],
-        samples.eval_captions[: cell.store.grid_size],
-        title=f"{cell.method_label} | eps {cell.budget} | seed {cell.seed}",
-    )
-
-
-#: Written when a metric's details list ``closest_pairs`` (``[{"sample": j, "private_id":
-#: id, "d_train": d}, ...]``, as the memorisation metric does). It holds private training
-#: images; reports show it only with ``--show-private``.
-MEM_PAIRS = "mem_pairs.npz"
-
-
-def _store_memorisation_pairs(
-    folder: Path, values: list[dict[str, Any]], samples: Any, private: Any, np: Any
-) -> None:
-    for value in values:
-        pairs = (value.get("details") or {}).get("closest_pairs")
-        if not pairs:
-            continue
-        position = {record_id: k for k, record_id in enumerate(private.ids)}
-        sample_index = np.asarray([int(p["sample"]) for p in pairs], dtype=np.int64)
-        private_index = np.asarray([position[p["private_id"]] for p in pairs], dtype=np.int64)
-        folders.write_npz_atomic(
-            folder / MEM_PAIRS,
-            samples=samples.images[sample_index],
-            private=private.images[private_index],
-            distances=np.asarray([float(p["d_train"]) for p in pairs], dtype=np.float64),
-            metric=np.asarray(value["name"]),
-        )
-        return
 
 
 def _record_worker_death(payload: dict[str, Any], error: BaseException) -> dict[str, Any]:
@@ -499,13 +237,8 @@ def plan_status(cells: list[Cell], store: Path) -> dict[str, str]:
 def public_family(cell: Cell) -> tuple[str, str]:
     """(dataset, public-model key): cells that share a cached public model."""
     from isoeps.cache import content_key
-    from isoeps.methods.base import MethodContext
 
-    registry.import_modules(cell.imports)
-    method = registry.get("isoeps.methods", cell.method_name)(
-        cell.method_config, ctx=MethodContext(show_progress=False)
-    )
-    return cell.dataset_label, content_key(method.public_cache_key())
+    return cell.dataset_label, content_key(build_method(cell).public_cache_key())
 
 
 def interleave_families(

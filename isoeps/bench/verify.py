@@ -51,7 +51,7 @@ def _close(a: Any, b: Any) -> bool:
 def verify_run(folder: Path) -> str | None:
     """None when ``folder``'s privacy record holds (or it is not a finished cell); otherwise
     the reason, one line naming what does not match."""
-    from isoeps.accountants import Ledger, default_delta, ledger_digest
+    from isoeps.accountants import Ledger, cell_delta, ledger_digest
 
     folder = Path(folder)
     status = folders.status_of(folder)
@@ -97,7 +97,7 @@ def verify_run(folder: Path) -> str | None:
         )
     rule = cell.get("delta_rule", "auto")
     try:
-        delta = default_delta(int(privacy["num_private"])) if rule == "auto" else float(rule)
+        delta = cell_delta(rule, int(privacy["num_private"]))
     except (KeyError, TypeError, ValueError) as exc:
         return f"cannot derive the cell's delta ({rule!r}): {exc}"
     if not _close(privacy.get("delta"), delta):

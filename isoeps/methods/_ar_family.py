@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from isoeps.accountants import PrivacyBudget
 from isoeps.datasets.base import ImageSplit
@@ -34,7 +34,8 @@ from isoeps.models.ar_transformer import ARConfig, ScaleCausalTransformer, per_e
 from isoeps.models.sr_net import WaveletSR
 from isoeps.models.text_encoders import TextEncoder, load_text_encoder
 from isoeps.models.tokenizer import SpectralTokenizer, TokenizerConfig, to_float, to_uint8
-from isoeps.privacy.engine import DPSGDConfig, DPTrainReport, plan_dp_sgd, train_dp_sgd
+from isoeps.privacy.config import Backend, DPSGDConfig
+from isoeps.privacy.engine import DPTrainReport, plan_dp_sgd, train_dp_sgd
 from isoeps.privacy.guard import PrivateData
 
 PUBLIC_FILE = "ar_family.pt"
@@ -43,20 +44,15 @@ META_FILE = "ar_family.json"
 FAMILY_VERSION = "1"
 
 
-class DPSGDSettings(BaseModel):
-    """DP-SGD hyperparameters of the private finetune (see ``isoeps.privacy.engine``)."""
+class ARDPSGDConfig(DPSGDConfig):
+    """The engine's :class:`DPSGDConfig` with this family's defaults (a YAML ``dp_sgd:`` block
+    fills what it omits from these)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    clip_norm: float = Field(1.0, gt=0)
-    expected_batch_size: int = Field(256, ge=1)
-    steps: int = Field(40, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
-    optimizer: Literal["adam", "sgd"] = "adam"
-    max_physical_batch_size: int = Field(64, ge=1)
+    steps: int = Field(40, ge=1, strict=True)
+    learning_rate: float = Field(2e-3, gt=0, allow_inf_nan=False)
     # Book-keeping clipping is exact on this model family (Linear, Embedding, LayerNorm only)
     # and the fastest on CPU: see benchmarks/RESULTS.md.
-    backend: Literal["bk", "functorch", "opacus"] = "bk"
+    backend: Backend = "bk"
 
 
 class ARFamilyConfig(MethodConfig):
@@ -89,7 +85,7 @@ class ARFamilyConfig(MethodConfig):
     sr_batch_size: int = Field(64, ge=1)
     sr_learning_rate: float = Field(2e-3, gt=0)
     # private finetune
-    dp_sgd: DPSGDSettings = DPSGDSettings()
+    dp_sgd: ARDPSGDConfig = ARDPSGDConfig()
     # sampling
     temperature: float = Field(1.0, ge=0)
     top_k: int = Field(0, ge=0, description="0 = no top-k truncation")
@@ -136,7 +132,7 @@ class ARFamilyMethod(Method):
         )
 
     def dp_config(self) -> DPSGDConfig:
-        return DPSGDConfig(**self.config.dp_sgd.model_dump())
+        return self.config.dp_sgd
 
     def public_cache_key(self) -> dict[str, Any]:
         """Family-wide: both AR methods and every epsilon share one public model."""

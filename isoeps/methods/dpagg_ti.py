@@ -403,7 +403,7 @@ class DPAggTI(Method):
         record's group (0..k-1); returns ``(k, dim)`` offsets from ``init``. A record's
         caption, timesteps and noise come from its own seed (keyed to its id by the guard)."""
         from isoeps.models.textual_inversion import InversionSettings, invert_tokens
-        from isoeps.privacy.rng import record_generators, record_torch_generators
+        from isoeps.privacy.record_streams import record_generators, record_torch_generators
 
         seeds = private.record_seeds(records.ids, purpose="dpagg-ti/caption")
         prompts = [

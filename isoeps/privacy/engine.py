@@ -1,7 +1,8 @@
 """The shared DP-SGD engine: Poisson batches, per-sample clipping, Gaussian noise, one step.
 
-Every method that trains on private records with gradients calls :func:`train_dp_sgd`; no
-method adds noise itself. One logical step is:
+Every method that trains on private records with gradients goes through
+:class:`PrivateGradients` (or its default loop :func:`train_dp_sgd`); no method adds noise
+itself. One logical step is:
 
 1. a Poisson batch from the guard (``guard.poisson_batches`` writes ``SubsampledGaussian(sigma,
    q, T)`` to the ledger before any record is read); an empty batch is legal and the step is
@@ -15,9 +16,12 @@ method adds noise itself. One logical step is:
 4. the result is divided by the constant expected batch size ``q N`` (never by the realised
    batch size, which would leak it) and handed to the optimizer.
 
+:class:`PrivateGradients` yields the gradient of each step; the caller applies it
+(:func:`train_dp_sgd` is the default loop, with the configured optimizer).
+
 The ``inf`` budget runs the same schedule (Poisson batches at rate q, T steps, division by
-``q N``) through ``guard.poisson_batches_non_private``, with no clipping and no noise: the
-ledger then reads epsilon = inf.
+``q N``) through an ``inf`` guard, with no clipping and no noise: the ledger then reads
+epsilon = inf.
 
 Per-record randomness: ``collate(records, rngs)`` gets one numpy generator per record, seeded
 by the guard from the record's id and the step (:meth:`PrivateData.record_seeds`), so the
@@ -62,6 +66,7 @@ from isoeps.accountants import (
 )
 from isoeps.errors import ConfigError, PrivacyError
 from isoeps.log import get_logger, progress
+from isoeps.privacy.config import DPSGDConfig
 from isoeps.privacy.guard import PoissonBatch, PrivateData
 from isoeps.privacy.per_sample import (
     BACKENDS,
@@ -70,54 +75,12 @@ from isoeps.privacy.per_sample import (
     check_losses,
     create_backend,
 )
-from isoeps.privacy.rng import record_generators
+from isoeps.privacy.record_streams import record_generators
 
 #: ``collate(records, rngs)``: one generator per record (keyed to its id by the guard).
 Collate = Callable[[Any, Sequence[np.random.Generator]], dict[str, Tensor]]
 #: Draws of at least this many normals are checked for a standard normal's mean and variance.
 _NOISE_CHECK_MIN = 256
-OPTIMIZERS = ("adam", "sgd")
-
-
-@dataclass(frozen=True)
-class DPSGDConfig:
-    """DP-SGD hyperparameters (plain, JSON-able fields)."""
-
-    clip_norm: float = 1.0
-    #: B; the Poisson sample rate is q = B / N.
-    expected_batch_size: int = 256
-    steps: int = 100
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
-    #: Records per forward/backward pass; a logical batch is processed in chunks of this size.
-    max_physical_batch_size: int = 64
-    #: Per-sample backend (:data:`isoeps.privacy.per_sample.BACKENDS`): "functorch", "opacus" or
-    #: "bk" (book-keeping clipping: the fastest, for models whose trainable parameters all live
-    #: in nn.Linear, nn.Embedding and nn.LayerNorm layers).
-    backend: str = "functorch"
-
-    def __post_init__(self) -> None:
-        for name in ("clip_norm", "learning_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"dp_sgd.{name} must be a number > 0, got {value!r}")
-            if math.isnan(value) or math.isinf(value) or value <= 0:
-                raise ConfigError(f"dp_sgd.{name} must be a finite number > 0, got {value!r}")
-        for name in ("expected_batch_size", "steps", "max_physical_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"dp_sgd.{name} must be an integer >= 1, got {value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"dp_sgd.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"
-            )
-        if self.backend not in BACKENDS:
-            raise ConfigError(
-                f"dp_sgd.backend must be one of {tuple(BACKENDS)}, got {self.backend!r}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -160,6 +123,16 @@ class DPTrainReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+__all__ = [
+    "DPPlan",
+    "DPSGDConfig",
+    "DPTrainReport",
+    "PrivateGradients",
+    "plan_dp_sgd",
+    "train_dp_sgd",
+]
 
 
 def _too_small(budget: PrivacyBudget, config: DPSGDConfig, num_records: int, q: float) -> str:
@@ -379,6 +352,111 @@ class _StepGradient:
         return total
 
 
+class PrivateGradients:
+    """The DP gradient core: an iterator of privatised gradient steps.
+
+    Each step draws a Poisson batch through the guard, clips every record's gradient with the
+    configured backend, adds N(0, (sigma C)^2) noise to the sum and divides by the constant
+    ``q N``; it yields that gradient, one tensor per trainable parameter name, and the caller
+    applies it. Optimizer, learning-rate schedule, EMA, warm-up and gradient accumulation are
+    post-processing the caller owns (:func:`train_dp_sgd` is the default loop). Under an
+    ``inf`` guard the same schedule runs with no clipping and no noise.
+
+    Args:
+        guard: the private records; its mode (``private``/``inf``) must match ``budget``.
+        module: the model; put in eval mode and moved to ``device``.
+        loss_fn: ``loss_fn(module, batch)`` -> per-example losses ``(B,)``; must work for
+            B = 1. Its randomness comes from the batch (``collate``'s per-record generators).
+        collate: ``collate(records, rngs)`` -> batched tensors, one generator per record.
+        config: clipping, batch, steps and backend (``learning_rate``/``optimizer`` are the
+            default loop's).
+        budget: sigma is calibrated so that the guard's ledger plus this run meets it.
+        trainable: parameter names or module-name prefixes to update (None: all that
+            require grad); the rest are frozen while iterating.
+        device: where the gradients are computed.
+        accountants: whose epsilon :attr:`plan` reports (default: all registered).
+
+    The ledger is written when iteration starts; a second iteration is refused (it would
+    spend the budget twice).
+    """
+
+    def __init__(
+        self,
+        *,
+        guard: PrivateData,
+        module: nn.Module,
+        loss_fn: LossFn,
+        collate: Collate,
+        config: DPSGDConfig,
+        budget: PrivacyBudget,
+        trainable: Sequence[str] | None = None,
+        device: str = "cpu",
+        accountants: Sequence[str] | None = None,
+    ) -> None:
+        if budget.mode != guard.mode:
+            raise ConfigError(
+                f"budget {budget.label!r} but the guard runs {guard.mode!r}: the harness builds "
+                "the guard for the cell's budget"
+            )
+        select_trainable(module, trainable)  # fail on a bad name before the (slow) calibration
+        self.plan = plan_dp_sgd(
+            config=config,
+            budget=budget,
+            num_records=len(guard),
+            accountants=accountants,
+            prefix=guard.ledger,
+        )
+        self.device = torch.device(device)
+        module.to(self.device)
+        module.eval()
+        #: The parameters the yielded gradients are for, by name.
+        self.params = select_trainable(module, trainable)
+        if self.plan.is_private:
+            # An unsupported model must fail before the guard writes the ledger.
+            BACKENDS[config.backend].check(module=module, params=self.params)
+        self._guard, self._module, self._config = guard, module, config
+        self._loss_fn, self._collate = loss_fn, collate
+        self._started = False
+
+    def __len__(self) -> int:
+        return self.plan.steps
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        if self._started:
+            raise PrivacyError(
+                "PrivateGradients is single-use: iterating again would spend the budget twice"
+            )
+        self._started = True
+        return self._steps()
+
+    def _steps(self) -> Iterator[dict[str, Tensor]]:
+        plan, guard = self.plan, self._guard
+        batches = guard.poisson_batches(
+            noise_multiplier=plan.noise_multiplier, sample_rate=plan.sample_rate, steps=plan.steps
+        )
+        divisor = plan.sample_rate * len(guard)
+        with _only_trainable(self._module, self.params):
+            step_gradient = _StepGradient(
+                module=self._module,
+                loss_fn=self._loss_fn,
+                collate=self._collate,
+                params=self.params,
+                config=self._config,
+                plan=plan,
+                device=self.device,
+            )
+            try:
+                for batch in batches:
+                    total = step_gradient(batch)
+                    if plan.is_private:
+                        noise = gaussian_noise(guard, list(total.values()), std=plan.noise_std)
+                        for value, draw in zip(total.values(), noise):
+                            value.add_(draw)
+                    yield {name: value.div_(divisor) for name, value in total.items()}
+            finally:
+                step_gradient.close()
+
+
 def train_dp_sgd(
     *,
     guard: PrivateData,
@@ -393,51 +471,27 @@ def train_dp_sgd(
     show_progress: bool = True,
     accountants: Sequence[str] | None = None,
 ) -> DPTrainReport:
-    """Train ``module`` on the guard's records with DP-SGD (or its ``inf`` twin).
+    """The default loop over :class:`PrivateGradients`: the configured optimizer applies each
+    privatised gradient. Arguments as there; logs report the step, sigma and the planned
+    epsilon of the whole run, never losses.
 
-    ``loss_fn(module, batch)`` returns per-example losses of shape ``(B,)`` and must work for
-    B = 1 (the functorch backend evaluates one example at a time). ``collate(records, rngs)``
-    turns a chunk of a Poisson batch (what the dataset's ``take`` returns) into a dict of
-    batched tensors, drawing each record's random choices (its caption, condition dropout)
-    from its own generator in ``rngs``, which the guard keys to the record's id.
-    ``trainable`` lists parameter names or module-name prefixes to update (``None``: every
-    parameter that requires grad); the rest stay frozen.
-
-    Sigma is calibrated so that what the guard's ledger already holds plus this run meets
-    ``budget``. Logs report the step, sigma and the planned epsilon of the whole run, never
-    losses.
+    Returns:
+        What was run: the plan (q, T, sigma, achieved epsilon), steps done, backend, time.
     """
     log = logger or get_logger("privacy.engine")
-    select_trainable(module, trainable)  # fail on a bad name before the (slow) calibration
-    plan = plan_dp_sgd(
+    gradients = PrivateGradients(
+        guard=guard,
+        module=module,
+        loss_fn=loss_fn,
+        collate=collate,
         config=config,
         budget=budget,
-        num_records=len(guard),
+        trainable=trainable,
+        device=device,
         accountants=accountants,
-        prefix=guard.ledger,
     )
-    target = torch.device(device)
-    module.to(target)
-    module.eval()
-    params = select_trainable(module, trainable)
-    divisor = plan.sample_rate * len(guard)
-    if plan.is_private:
-        # An unsupported model must fail before the guard writes the ledger.
-        BACKENDS[config.backend].check(module=module, params=params)
-        batches = guard.poisson_batches(
-            noise_multiplier=plan.noise_multiplier,
-            sample_rate=plan.sample_rate,
-            steps=plan.steps,
-        )
-        sigma_text = f"{plan.noise_multiplier:.4g}"
-    else:
-        batches = guard.poisson_batches_non_private(
-            sample_rate=plan.sample_rate,
-            steps=plan.steps,
-            reason="dp-sgd in 'inf' mode: no clipping, no noise",
-        )
-        sigma_text = "none"
-    eps_text = ", ".join(f"{n}={v:.4g}" for n, v in plan.epsilon.items())
+    plan = gradients.plan
+    sigma_text = f"{plan.noise_multiplier:.4g}" if plan.is_private else "none"
     log.info(
         "dp-sgd: %d steps, q=%.4g, sigma=%s, C=%g, backend=%s, epsilon of the run: %s",
         plan.steps,
@@ -445,51 +499,33 @@ def train_dp_sgd(
         sigma_text,
         plan.clip_norm,
         config.backend,
-        eps_text,
+        ", ".join(f"{n}={v:.4g}" for n, v in plan.epsilon.items()),
     )
     log_every = max(1, plan.steps // 10)
+    optimizer = _make_optimizer(config, list(gradients.params.values()))
     start = time.perf_counter()
     steps_done = 0
-    with _only_trainable(module, params):
-        optimizer = _make_optimizer(config, list(params.values()))
-        step_gradient = _StepGradient(
-            module=module,
-            loss_fn=loss_fn,
-            collate=collate,
-            params=params,
-            config=config,
-            plan=plan,
-            device=target,
-        )
-        try:
-            bar = progress(
-                batches,
-                total=plan.steps,
-                desc="dp-sgd",
-                **({} if show_progress else {"disable": True}),
+    bar = progress(  # tqdm calls iter() twice on an iterable: hand it the one iterator
+        iter(gradients),
+        total=plan.steps,
+        desc="dp-sgd",
+        **({} if show_progress else {"disable": True}),
+    )
+    for gradient in bar:
+        for name, p in gradients.params.items():
+            p.grad = gradient[name]
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        steps_done += 1
+        if steps_done % log_every == 0 or steps_done == plan.steps:
+            log.info(
+                "dp-sgd step %d/%d sigma=%s epsilon(%s, whole run)=%.4g",
+                steps_done,
+                plan.steps,
+                sigma_text,
+                PRIMARY,
+                plan.epsilon.get(PRIMARY, math.nan),
             )
-            for batch in bar:
-                total = step_gradient(batch)
-                if plan.is_private:
-                    noise = gaussian_noise(guard, list(total.values()), std=plan.noise_std)
-                    for value, draw in zip(total.values(), noise):
-                        value.add_(draw)
-                for name, p in params.items():
-                    p.grad = total[name].div_(divisor)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                steps_done += 1
-                if steps_done % log_every == 0 or steps_done == plan.steps:
-                    log.info(
-                        "dp-sgd step %d/%d sigma=%s epsilon(%s, whole run)=%.4g",
-                        steps_done,
-                        plan.steps,
-                        sigma_text,
-                        PRIMARY,
-                        plan.epsilon.get(PRIMARY, math.nan),
-                    )
-        finally:
-            step_gradient.close()
     return DPTrainReport(
         plan=plan,
         steps_done=steps_done,

@@ -1,7 +1,11 @@
 """``PrivateData``: the door to private records, and the record of what went through it.
 
 Every accessor appends the mechanism it implements to the ledger *before* any record is
-touched, so the ledger can never understate what was spent:
+touched, so the ledger can never understate what was spent. The guard owns the budget mode:
+a ``private`` guard releases only clipped, noised statistics; an ``inf`` guard runs the very
+same sampling with no clipping and no noise and records ``NonPrivate`` (epsilon = inf). A
+method passes the noise multiplier it was calibrated to (``None`` under ``inf``), and a call
+that does not match the guard's mode is refused. A ``public`` cell gets no guard at all.
 
 - :meth:`PrivateData.poisson_batches` yields Poisson-subsampled batches for DP-SGD and records
   ``SubsampledGaussian(sigma, q, T)``. It is meant for the shared DP-SGD engine
@@ -46,9 +50,12 @@ from typing import Any
 
 import numpy as np
 
-from isoeps.accountants import Ledger, NonPrivate, SubsampledGaussian
+from isoeps.accountants import Ledger, Mechanism, NonPrivate, SubsampledGaussian
 from isoeps.errors import PrivacyError
-from isoeps.privacy.rng import MechanismRandom
+from isoeps.privacy.rng import MechanismRandom, mechanism_seed
+
+#: Budget modes a guard runs (a ``public`` cell gets no guard).
+MODES: tuple[str, ...] = ("private", "inf")
 
 
 class GuardClosedError(PrivacyError):
@@ -124,6 +131,8 @@ class PrivateData:
     Args:
         dataset: the private records (sized, indexable; ``take`` and ``ids`` are used when
             present).
+        mode: ``"private"`` (every release clipped and noised) or ``"inf"`` (the same
+            sampling, no clipping, no noise, ``NonPrivate`` in the ledger).
         seed: the mechanism seed in benchmark mode (``None`` with ``secure=True``). The
             harness derives it from the cell seed through a path no method is given
             (:func:`isoeps.privacy.rng.mechanism_seed`).
@@ -131,22 +140,35 @@ class PrivateData:
         ledger: the ledger to append to; the caller keeps it (the harness re-accounts it).
     """
 
-    __slots__ = ("_door", "_ledger", "_num_records", "_secure")
+    __slots__ = ("_door", "_ledger", "_mode", "_num_records", "_secure")
 
     def __init__(
         self,
         dataset: Any,
         *,
+        mode: str = "private",
         seed: int | None,
         secure: bool = False,
         ledger: Ledger | None = None,
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"PrivateData mode must be one of {MODES}, got {mode!r}")
         ledger = ledger if ledger is not None else Ledger()
         random = MechanismRandom(seed=seed, secure=secure)
+        object.__setattr__(self, "_mode", mode)
         object.__setattr__(self, "_ledger", ledger)
         object.__setattr__(self, "_num_records", len(dataset))
         object.__setattr__(self, "_secure", bool(secure))
         object.__setattr__(self, "_door", _door(dataset, random, ledger))
+
+    @classmethod
+    def for_cell(
+        cls, dataset: Any, *, mode: str, cell_seed: int, secure: bool, ledger: Ledger
+    ) -> PrivateData:
+        """The harness's guard for one cell: the mechanism seed is derived from the cell seed
+        here (:func:`isoeps.privacy.rng.mechanism_seed`), and none is kept in secure mode."""
+        seed = None if secure else mechanism_seed(cell_seed)
+        return cls(dataset, mode=mode, seed=seed, secure=secure, ledger=ledger)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"PrivateData is read-only: cannot set {name!r}")
@@ -159,6 +181,11 @@ class PrivateData:
     @property
     def secure(self) -> bool:
         return self._secure
+
+    @property
+    def mode(self) -> str:
+        """``"private"`` or ``"inf"``: whether releases are clipped and noised."""
+        return self._mode
 
     @property
     def closed(self) -> bool:
@@ -214,26 +241,49 @@ class PrivateData:
         return [str(ids[int(i)]) for i in indices]
 
     def poisson_batches(
-        self, *, noise_multiplier: float, sample_rate: float, steps: int, note: str = "dp-sgd"
+        self,
+        *,
+        noise_multiplier: float | None,
+        sample_rate: float,
+        steps: int,
+        note: str = "dp-sgd",
     ) -> Iterator[PoissonBatch]:
-        """Yield ``steps`` Poisson batches; records ``SubsampledGaussian(sigma, q, steps)`` first.
+        """Yield ``steps`` Poisson batches; records ``SubsampledGaussian(sigma, q, steps)`` first
+        (``NonPrivate`` under ``inf``, where ``noise_multiplier`` is None).
 
         The caller promises to clip each record's contribution and to add Gaussian noise of
-        std ``noise_multiplier * clip_norm`` to the sum: that is the DP-SGD engine's job.
+        std ``noise_multiplier * clip_norm`` to the sum: that is the DP-SGD engine's job
+        (:class:`isoeps.privacy.engine.PrivateGradients`). Methods call the engine.
         """
         self._door()
-        self._ledger.append(
-            SubsampledGaussian(noise_multiplier, sample_rate, int(steps), note=note)
-        )
+        self._ledger.append(self._mechanism(noise_multiplier, sample_rate, int(steps), note=note))
         return self._batches(sample_rate, int(steps), purpose=note)
 
-    def poisson_batches_non_private(
-        self, *, sample_rate: float, steps: int, reason: str
-    ) -> Iterator[PoissonBatch]:
-        """The same schedule for an ``inf`` budget: records ``NonPrivate`` (epsilon = inf)."""
-        self._door()
-        self._ledger.append(NonPrivate(reason=reason))
-        return self._batches(sample_rate, int(steps), purpose="dp-sgd")
+    def _mechanism(
+        self,
+        noise_multiplier: float | None,
+        sample_rate: float,
+        steps: int,
+        *,
+        note: str,
+        adjacency: str = "add_remove",
+    ) -> Mechanism:
+        """The ledger entry of one release in this guard's mode; a mismatched call raises."""
+        if self._mode == "inf":
+            if noise_multiplier is not None:
+                raise PrivacyError(
+                    f"{note}: this guard runs an 'inf' budget (no clipping, no noise); pass "
+                    f"noise_multiplier=None, not {noise_multiplier!r}"
+                )
+            return NonPrivate(reason=f"{note} ('inf': no clipping, no noise)")
+        if noise_multiplier is None:
+            raise PrivacyError(
+                f"{note}: this guard runs a private budget; a release needs the calibrated "
+                "noise multiplier (None is the 'inf' budget's twin)"
+            )
+        return SubsampledGaussian(
+            noise_multiplier, sample_rate, steps, adjacency=adjacency, note=note
+        )
 
     def _batches(self, sample_rate: float, steps: int, *, purpose: str) -> Iterator[PoissonBatch]:
         for step in range(steps):
@@ -262,16 +312,12 @@ class PrivateData:
         vectors are summed; N(0, sigma^2 C^2) is added per coordinate; the result is divided
         by the constant ``q * N`` (never by the realised sample size, which would leak it).
 
-        ``noise_multiplier=None`` is the ``inf`` budget's twin: the same Poisson subsample,
-        ``NonPrivate`` in the ledger, no clipping, no noise, the mean over the realised sample.
+        Under ``inf`` (``noise_multiplier=None``): the same Poisson subsample, ``NonPrivate``
+        in the ledger, no clipping, no noise, the mean over the realised sample.
         """
         _check_clip_norm(clip_norm)
         self._door()
-        self._ledger.append(
-            NonPrivate(reason=f"{note} ('inf': no clipping, no noise)")
-            if noise_multiplier is None
-            else SubsampledGaussian(noise_multiplier, sample_rate, 1, note=note)
-        )
+        self._ledger.append(self._mechanism(noise_multiplier, sample_rate, 1, note=note))
         indices = np.flatnonzero(self._door().random.poisson_mask(self._num_records, sample_rate))
         if len(indices):
             vectors = np.asarray(embed(self._take(indices)), dtype=np.float64)
@@ -322,8 +368,8 @@ class PrivateData:
         (A slot count computed from N, as ceil(N / g), would break all of this: N -> N + 1
         can change G and move almost every record.)
 
-        ``noise_multiplier=None`` is the ``inf`` twin (as in :meth:`aggregate`): the mean over
-        the sampled non-empty slots, ``NonPrivate`` in the ledger.
+        Under ``inf`` (``noise_multiplier=None``, as in :meth:`aggregate`): the mean over the
+        sampled non-empty slots, ``NonPrivate`` in the ledger.
         """
         _check_clip_norm(clip_norm)
         if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 1:
@@ -334,11 +380,7 @@ class PrivateData:
                 "aggregate_groups needs record ids: pass id_of or wrap a dataset with `ids`"
             )
         self._ledger.append(
-            NonPrivate(reason=f"{note} ('inf': no clipping, no noise)")
-            if noise_multiplier is None
-            else SubsampledGaussian(
-                noise_multiplier, sample_rate, 1, adjacency="replace_one", note=note
-            )
+            self._mechanism(noise_multiplier, sample_rate, 1, note=note, adjacency="replace_one")
         )
         labels = np.array([group_of(i, num_groups) for i in self._ids(id_of)], dtype=np.int64)
         chosen = np.flatnonzero(self._door().random.poisson_mask(num_groups, sample_rate))

@@ -86,18 +86,3 @@ class MechanismRandom:
     def integers(self, high: int, size: int) -> np.ndarray:
         """Uniform integers in [0, high), e.g. the caption drawn for each sampled record."""
         return np.minimum((self.uniform(size) * high).astype(np.int64), high - 1)
-
-
-def record_generators(seeds: np.ndarray) -> list[np.random.Generator]:
-    """One numpy generator per record seed (see :meth:`MechanismRandom.record_seeds`)."""
-    return [np.random.default_rng(int(seed)) for seed in np.asarray(seeds, dtype=np.uint64)]
-
-
-def record_torch_generators(seeds: np.ndarray) -> list:
-    """One CPU ``torch.Generator`` per record seed (draws are moved to the device after)."""
-    import torch
-
-    return [
-        torch.Generator().manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
-        for seed in np.asarray(seeds, dtype=np.uint64)
-    ]

@@ -9,9 +9,8 @@ from typing import Any
 from isoeps.reports import figures, tables
 from isoeps.reports.spec import ReportSpec, load_report_spec
 from isoeps.results import folders
+from isoeps.results.artifacts import MEM_PAIRS
 from isoeps.results.folders import write_text_atomic
-
-MEM_PAIRS = "mem_pairs.npz"
 
 
 def write_report(

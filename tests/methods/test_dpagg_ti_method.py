@@ -101,7 +101,7 @@ def test_private_fit_ledger_is_within_target(public_dir: Path, target: float) ->
 
 def test_inf_mode_records_non_private_access(public_dir: Path) -> None:
     method = _loaded(public_dir)
-    guard = PrivateData(tiny_split("private", n=40, resolution=8), seed=1)
+    guard = PrivateData(tiny_split("private", n=40, resolution=8), mode="inf", seed=1)
     method.fit(guard, PrivacyBudget.non_private())
     assert not guard.ledger.is_private
     assert method.token is not None and method.report["mode"] == "inf"
@@ -196,7 +196,7 @@ def test_groups_need_a_fixed_number_of_groups(public_dir: Path) -> None:
 
 def test_groups_of_two_in_inf_mode(public_dir: Path) -> None:
     method = _loaded(public_dir, group_size=2, num_groups=20, expected_records=6)
-    guard = PrivateData(tiny_split("private", n=40, resolution=8), seed=1)
+    guard = PrivateData(tiny_split("private", n=40, resolution=8), mode="inf", seed=1)
     method.fit(guard, PrivacyBudget.non_private())
     assert not guard.ledger.is_private
     assert method.token is not None and method.report["sampled"] >= 1

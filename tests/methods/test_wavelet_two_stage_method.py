@@ -119,7 +119,7 @@ def test_ar_upsampler_continues_with_public_model(pretrained) -> None:
 
 def test_inf_budget_runs_without_noise_and_ledger_is_infinite(pretrained, private) -> None:
     method = _method(pretrained)
-    guard = PrivateData(private, seed=1)
+    guard = PrivateData(private, mode="inf", seed=1)
     method.fit(guard, PrivacyBudget.non_private())
     assert method.train_report.plan.noise_multiplier is None
     assert math.isinf(epsilon(guard.ledger, delta=1e-5, accountant="prv"))

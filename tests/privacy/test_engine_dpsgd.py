@@ -18,10 +18,11 @@ from isoeps.accountants import (
     PrivacyBudget,
     SubsampledGaussian,
 )
-from isoeps.errors import ConfigError
+from isoeps.errors import ConfigError, PrivacyError
 from isoeps.privacy import PrivateData
 from isoeps.privacy.engine import (
     DPSGDConfig,
+    PrivateGradients,
     plan_dp_sgd,
     train_dp_sgd,
 )
@@ -86,7 +87,10 @@ def run(model, *, seed=0, budget=BUDGET, secure=False, records=None, **overrides
         }
     )
     guard = PrivateData(
-        records or TokenRecords.make(40), seed=None if secure else seed, secure=secure
+        records or TokenRecords.make(40),
+        mode=budget.mode,
+        seed=None if secure else seed,
+        secure=secure,
     )
     report = train_dp_sgd(
         guard=guard,
@@ -308,13 +312,13 @@ def test_unreachable_epsilon_with_the_real_calibration() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("clip_norm", 0.0, "dp_sgd.clip_norm must be a finite number > 0"),
+        ("clip_norm", 0.0, "dp_sgd.clip_norm: Input should be greater than 0"),
         ("learning_rate", float("nan"), "dp_sgd.learning_rate"),
-        ("expected_batch_size", 0, "dp_sgd.expected_batch_size must be an integer >= 1"),
-        ("steps", 2.5, "dp_sgd.steps must be an integer"),
+        ("expected_batch_size", 0, "dp_sgd.expected_batch_size: Input should be greater than or equal to 1"),
+        ("steps", 2.5, "dp_sgd.steps: Input should be a valid integer"),
         ("max_physical_batch_size", True, "dp_sgd.max_physical_batch_size"),
-        ("optimizer", "rmsprop", "dp_sgd.optimizer must be one of"),
-        ("backend", "ghost", "dp_sgd.backend must be one of"),
+        ("optimizer", "rmsprop", "dp_sgd.optimizer: Input should be 'adam' or 'sgd'"),
+        ("backend", "ghost", "dp_sgd.backend: Input should be 'bk', 'functorch' or 'opacus'"),
     ],
 )
 def test_config_validation(field: str, value: object, message: str) -> None:
@@ -352,3 +356,43 @@ def test_plan_and_train_reject_bad_calls() -> None:
             show_progress=False,
             accountants=PRV,
         )
+
+
+def _gradients(model, *, budget=BUDGET, mode=None) -> PrivateGradients:
+    return PrivateGradients(
+        guard=PrivateData(TokenRecords.make(40), mode=mode or budget.mode, seed=0),
+        module=model,
+        loss_fn=next_token_loss,
+        collate=collate,
+        config=DPSGDConfig(expected_batch_size=8, steps=3),
+        budget=budget,
+        trainable=["qkv", "mlp.0", "head.weight"],
+        accountants=PRV,
+    )
+
+
+@pytest.mark.parametrize("budget", [BUDGET, PrivacyBudget.non_private()], ids=["eps8", "inf"])
+def test_the_gradient_iterator_is_the_default_loop_without_the_optimizer(budget) -> None:
+    """Applying the yielded gradients with SGD by hand gives train_dp_sgd's model (to float64
+    rounding: torch's SGD fuses the update differently)."""
+    by_hand = make_model(dtype=torch.float64)
+    default = copy.deepcopy(by_hand)
+    gradients = _gradients(by_hand, budget=budget)
+    assert len(gradients) == 3 and set(gradients.params) >= {"head.weight", "qkv.weight"}
+    for step in gradients:
+        with torch.no_grad():  # only the update: the iterator's backward needs autograd
+            for name, param in gradients.params.items():
+                param.sub_(0.05 * step[name])
+    run(default, budget=budget)
+    for name, value in default.state_dict().items():
+        torch.testing.assert_close(by_hand.state_dict()[name], value, rtol=1e-12, atol=1e-14)
+
+
+def test_the_gradient_iterator_is_single_use_and_matches_its_guard() -> None:
+    gradients = _gradients(make_model(dtype=torch.float32))
+    for _ in gradients:
+        pass
+    with pytest.raises(PrivacyError, match="single-use"):
+        iter(gradients)
+    with pytest.raises(ConfigError, match="the guard runs 'inf'"):
+        _gradients(make_model(dtype=torch.float32), mode="inf")

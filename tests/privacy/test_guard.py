@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from isoeps.accountants import Ledger, NonPrivate, SubsampledGaussian
+from isoeps.errors import PrivacyError
 from isoeps.privacy.guard import PrivateData, aggregate_release, clip_rows
 from isoeps.privacy.rng import MechanismRandom
 
@@ -160,3 +161,27 @@ def test_method_cannot_read_without_ledger_entry():
 def test_ledger_round_trips_json():
     ledger = Ledger([SubsampledGaussian(1.0, 0.01, 100), NonPrivate(reason="x")])
     assert Ledger.from_json(ledger.to_json()) == ledger
+
+
+def test_the_guard_owns_the_mode_and_refuses_a_mismatched_release():
+    private = PrivateData(CountingDataset(50), seed=0)
+    with pytest.raises(PrivacyError, match="needs the calibrated noise multiplier"):
+        private.poisson_batches(noise_multiplier=None, sample_rate=0.1, steps=2)
+    inf = PrivateData(CountingDataset(50), mode="inf", seed=0)
+    with pytest.raises(PrivacyError, match="'inf' budget"):
+        inf.aggregate(lambda r: np.zeros((len(r), 2)), dim=2, sample_rate=0.5, clip_norm=1.0,
+                      noise_multiplier=1.0)
+    assert private.ledger.is_empty and inf.ledger.is_empty
+    with pytest.raises(ValueError, match="mode must be one of"):
+        PrivateData(CountingDataset(5), mode="public", seed=0)
+
+
+def test_an_inf_guard_draws_the_same_batches_as_a_private_one():
+    private = PrivateData(CountingDataset(200), seed=3)
+    inf = PrivateData(CountingDataset(200), mode="inf", seed=3)
+    noisy = private.poisson_batches(noise_multiplier=1.0, sample_rate=0.1, steps=4)
+    plain = inf.poisson_batches(noise_multiplier=None, sample_rate=0.1, steps=4)
+    for a, b in zip(noisy, plain, strict=True):
+        assert a.records == b.records and np.array_equal(a.seeds, b.seeds)
+    assert isinstance(inf.ledger.entries[0], NonPrivate) and inf.mode == "inf"
+    assert isinstance(private.ledger.entries[0], SubsampledGaussian)

@@ -1,0 +1,250 @@
+"""One cell's flow: build the method, load its public model, fit it through the guard, account
+the harness's journal, draw samples, measure, and write the results into the run folder.
+
+:func:`execute` raises for a cell's failure (and :class:`RefusedCell` for a privacy refusal);
+:func:`isoeps.bench.runner.run_cell` records either in the folder's ``status.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from isoeps import registry
+from isoeps.accountants.reaccount import reaccount
+from isoeps.bench import environment
+from isoeps.bench.cells import Cell
+from isoeps.bench.spec import RuntimeSpec
+from isoeps.errors import PrivacyError
+from isoeps.log import get_logger
+from isoeps.results import artifacts, folders
+
+#: The purpose-seed used to pick prompts: it depends on the cell seed only, so every method
+#: and budget of a seed sees the same prompts (and the sample grids line up).
+PROMPT_PURPOSE = "evaluation"
+
+
+class RefusedCell(PrivacyError):
+    """The re-accounted epsilon exceeds the cell's target: the cell is not stored."""
+
+
+def build_method(cell: Cell, *, ctx: Any = None) -> Any:
+    """The cell's method, configured as the cell says (the one place a method is built).
+
+    Args:
+        cell: the cell.
+        ctx: its :class:`~isoeps.methods.base.MethodContext` (default: a quiet CPU one).
+    """
+    from isoeps.methods.base import MethodContext
+
+    registry.import_modules(cell.imports)
+    method_class = registry.get("isoeps.methods", cell.method_name)
+    return method_class(cell.method_config, ctx=ctx or MethodContext(show_progress=False))
+
+
+@dataclass
+class _Fitted:
+    """What a fitted cell carries into sampling and measurement."""
+
+    method: Any
+    ctx: Any
+    data: Any
+    budget: Any
+    delta: float
+    journal: Any
+    privacy: dict[str, Any]
+    timings: dict[str, float]
+
+
+def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
+    """Run ``cell`` into ``folder`` (which :func:`~isoeps.bench.runner.run_cell` prepared)."""
+    registry.import_modules(cell.imports)
+    env = environment.collect(device=runtime.device)
+    folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
+    fitted = _fit(cell, folder, runtime)
+    started = time.time()
+    drawn = _draw(cell, fitted)
+    fitted.timings["sample_s"] = time.time() - started
+    _refuse_late_access(cell, folder, fitted)
+
+    from isoeps.bench.measure import measure
+
+    values = measure(cell, data=fitted.data, device=runtime.device, **drawn)
+    env.update(data_fingerprints=fitted.data.fingerprints(), timings=fitted.timings)
+    folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
+    provenance = {
+        "seed": cell.seed,
+        "git_commit": env.get("git_commit"),
+        "versions": env.get("versions"),
+        "n_samples": cell.n_samples,
+    }
+    folders.write_json_atomic(
+        folder / folders.METRICS,
+        {"cell_id": cell.cell_id, "values": values, "provenance": provenance},
+    )
+    _store(folder, cell, drawn)
+    artifacts.write_memorisation_pairs(folder, values, drawn["samples"], fitted.data.private)
+
+
+def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
+    """Public model from the cache, then ``fit`` through a guard the harness closes after."""
+    from isoeps.accountants import Ledger, PrivacyBudget, cell_delta
+    from isoeps.bench.data import load_cell_data
+    from isoeps.bench.public import prepare_public
+    from isoeps.cache import cache_dir
+    from isoeps.methods.base import MethodContext
+    from isoeps.privacy.guard import PrivateData
+
+    data = load_cell_data(cell.dataset)
+    delta = cell_delta(cell.delta_rule, len(data.private))  # stored for inf/public rows too
+    budget = PrivacyBudget.parse(cell.budget, delta=delta)
+    ctx = MethodContext(
+        device=runtime.device,
+        seed=cell.seed,
+        secure=cell.secure,
+        cache_dir=cache_dir(),
+        logger=get_logger(f"method.{cell.method_name}"),
+    )
+    method = build_method(cell, ctx=ctx)
+    method.check_budget(budget)
+    started = time.time()
+    public_key = prepare_public(method, data.public)
+    timings = {"public_s": time.time() - started}
+    started = time.time()
+    journal = Ledger()  # the harness's record of every release; the method sees copies only
+    guard = None
+    if budget.mode != "public":
+        guard = PrivateData.for_cell(
+            data.private,
+            mode=budget.mode,
+            cell_seed=cell.seed,
+            secure=cell.secure,
+            ledger=journal,
+        )
+    try:
+        method.fit(guard, budget)
+    finally:
+        if guard is not None:
+            guard.close()  # any later access raises and is recorded in the journal
+    timings["fit_s"] = time.time() - started
+    fitted = _Fitted(method, ctx, data, budget, delta, journal if guard else None, {}, timings)
+    fitted.privacy = _account(cell, folder, fitted, public_key=public_key)
+    return fitted
+
+
+def _draw(cell: Cell, fitted: _Fitted) -> dict[str, Any]:
+    """Prompted samples, then open-prompt samples, then extraction samples (last: the only
+    draw that sees private captions)."""
+    from isoeps.methods.base import OPEN_PROMPT
+
+    method, data = fitted.method, fitted.data
+    seed = fitted.ctx.seed_for(PROMPT_PURPOSE)
+    prompts = choose_prompts(data.reference, n=cell.n_samples, seed=seed)
+    samples = method.sample(prompts["prompts"], cell.n_samples)
+    _check_samples(samples, cell.n_samples, data.reference.resolution)
+    open_samples = None
+    if cell.open_prompt_samples:
+        open_samples = method.sample([OPEN_PROMPT], cell.open_prompt_samples)
+        _check_samples(open_samples, cell.open_prompt_samples, data.reference.resolution)
+    extraction = None
+    if cell.extraction_samples:
+        extraction = choose_prompts(data.private, n=cell.extraction_samples, seed=seed)
+        extraction["samples"] = method.sample(extraction["prompts"], cell.extraction_samples)
+    return {
+        "samples": samples,
+        "prompts": prompts,
+        "extraction": extraction,
+        "open_samples": open_samples,
+    }
+
+
+def _refuse_late_access(cell: Cell, folder: Path, fitted: _Fitted) -> None:
+    """A journal that grew after ``fit`` means sampling reached private data: refuse."""
+    journal = fitted.journal
+    if journal is None or len(journal) == fitted.privacy["ledger_entries"]:
+        return
+    with contextlib.suppress(RefusedCell):  # the reason below says more
+        _account(cell, folder, fitted, public_key=fitted.privacy["public_model_key"])
+    raise RefusedCell("the method reached private data after fit returned")
+
+
+def _account(cell: Cell, folder: Path, fitted: _Fitted, *, public_key: str) -> dict[str, Any]:
+    """Re-account the harness's journal, write ledger.json and privacy.json, refuse a cell
+    over its target (or with raw access, or with nothing recorded in a private cell)."""
+    journal = fitted.journal
+    privacy = reaccount(
+        journal,
+        budget=fitted.budget,
+        delta=fitted.delta,
+        cross_checks=cell.cross_check_accountants,
+    )
+    privacy.update(
+        secure=cell.secure,
+        num_private=len(fitted.data.private),
+        public_model_key=public_key,
+        release="secure run" if cell.secure else "benchmark run, not a DP release",
+    )
+    if journal is not None:
+        folders.write_text_atomic(folder / folders.LEDGER, journal.to_json())
+    folders.write_json_atomic(folder / folders.PRIVACY, privacy)
+    if privacy["refused"]:
+        raise RefusedCell(privacy["refused"])
+    return privacy
+
+
+def _store(folder: Path, cell: Cell, drawn: dict[str, Any]) -> None:
+    from isoeps.bench.grid import save_grid
+
+    samples = drawn["samples"]
+    artifacts.write_samples(
+        folder,
+        samples=samples,
+        source_ids=drawn["prompts"]["source_ids"],
+        keep=cell.store.samples,
+        grid_size=cell.store.grid_size,
+        extraction=drawn["extraction"] if cell.store.extraction else None,
+        open_samples=drawn["open_samples"],
+    )
+    save_grid(
+        folder / folders.GRID,
+        samples.images[: cell.store.grid_size],
+        samples.eval_captions[: cell.store.grid_size],
+        title=f"{cell.method_label} | eps {cell.budget} | seed {cell.seed}",
+    )
+
+
+def choose_prompts(split: Any, *, n: int, seed: int) -> dict[str, Any]:
+    """``n`` prompts from ``split``'s captions, cycling through a seeded permutation of its
+    records; also the source record ids and, when known, the attributes each prompt asks for."""
+    import numpy as np
+
+    if len(split) == 0:
+        raise ValueError(f"{split.dataset}/{split.split}: no records to take prompts from")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(split))
+    index = order[np.arange(n) % len(split)]
+    picks = rng.integers(0, 1 << 30, size=n)
+    prompts = [split.captions[i][picks[k] % len(split.captions[i])] for k, i in enumerate(index)]
+    attributes = None
+    if split.attributes:
+        attributes = {name: np.asarray(values)[index] for name, values in split.attributes.items()}
+    return {
+        "prompts": prompts,
+        "source_ids": [split.ids[i] for i in index],
+        "index": index,
+        "attributes": attributes,
+    }
+
+
+def _check_samples(samples: Any, n: int, resolution: int) -> None:
+    images = samples.images
+    if images.shape[0] != n:
+        raise ValueError(f"method returned {images.shape[0]} samples, asked for {n}")
+    if images.shape[-1] != resolution or images.shape[-2] != resolution:
+        raise ValueError(
+            f"method returned {images.shape[-2]}x{images.shape[-1]} samples; the data is "
+            f"{resolution}x{resolution}"
+        )

@@ -1,0 +1,86 @@
+"""Sample and memorisation artifacts of a run folder: their names and their one writer each.
+
+Reports read these files by the names defined here; the cell flow writes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from isoeps.results import folders
+
+#: Written when a metric's details list ``closest_pairs`` (``[{"sample": j, "private_id":
+#: id, "d_train": d}, ...]``, as the memorisation metric does). It holds private training
+#: images; reports show it only with ``--show-private``.
+MEM_PAIRS = "mem_pairs.npz"
+
+
+def write_samples(
+    folder: Path,
+    *,
+    samples: Any,
+    source_ids: list[str],
+    keep: str,
+    grid_size: int,
+    extraction: dict[str, Any] | None = None,
+    open_samples: Any = None,
+) -> None:
+    """Write the prompted samples (and open-prompt samples) that ``keep`` asks for.
+
+    Args:
+        folder: the run folder.
+        samples: the prompted :class:`~isoeps.methods.base.Samples`.
+        source_ids: the reference record each prompt came from.
+        keep: ``"all"``, ``"grid"`` (the first ``grid_size``) or ``"none"``.
+        grid_size: samples in the grid.
+        extraction: extraction prompts and samples, written only with ``keep="all"`` (the
+            caller passes them only when ``store.extraction`` opts in: they hold private
+            training captions and record ids).
+        open_samples: open-prompt samples, written beside the prompted ones.
+    """
+    count = {"all": len(samples.images), "grid": grid_size, "none": 0}[keep]
+    if count:
+        folders.write_npz_atomic(
+            folder / folders.SAMPLES,
+            images=samples.images[:count],
+            prompts=np.asarray(samples.prompts[:count], dtype=str),
+            eval_captions=np.asarray(samples.eval_captions[:count], dtype=str),
+            source_ids=np.asarray(source_ids[:count], dtype=str),
+        )
+    if extraction is not None and keep == "all":
+        folders.write_npz_atomic(
+            folder / folders.EXTRACTION,
+            images=extraction["samples"].images,
+            prompts=np.asarray(extraction["prompts"], dtype=str),
+            source_ids=np.asarray(extraction["source_ids"], dtype=str),
+        )
+    if open_samples is not None and count:
+        folders.write_npz_atomic(
+            folder / folders.OPEN_PROMPT_SAMPLES,
+            images=open_samples.images[:count],
+            prompts=np.asarray(open_samples.prompts[:count], dtype=str),
+        )
+
+
+def write_memorisation_pairs(
+    folder: Path, values: list[dict[str, Any]], samples: Any, private: Any
+) -> None:
+    """Write :data:`MEM_PAIRS` from the first metric value whose details list closest pairs."""
+    for value in values:
+        pairs = (value.get("details") or {}).get("closest_pairs")
+        if not pairs:
+            continue
+        position = {record_id: k for k, record_id in enumerate(private.ids)}
+        sample_index = np.asarray([int(p["sample"]) for p in pairs], dtype=np.int64)
+        private_index = np.asarray([position[p["private_id"]] for p in pairs], dtype=np.int64)
+        folders.write_npz_atomic(
+            folder / MEM_PAIRS,
+            samples=samples.images[sample_index],
+            private=private.images[private_index],
+            distances=np.asarray([float(p["d_train"]) for p in pairs], dtype=np.float64),
+            metric=np.asarray(value["name"]),
+        )
+        return
