@@ -22,7 +22,7 @@ Variants:
   loss gives the clipped sum) and ``DPOptimizerFastGradientClipping`` (opacus' noise, std 1,
   and division by the expected batch, ``loss_reduction="mean"``) around the same Adam;
 - ``functorch-sdpa``: the shipped model with its attention replaced by
-  ``torch.nn.functional.scaled_dot_product_attention`` (for comparison; DESIGN.md Notes).
+  ``torch.nn.functional.scaled_dot_product_attention`` (for comparison; see the model rules in isoeps/privacy/per_sample.py).
 
 Each ratio is DP / non-private on the same model variant, best of ``--repeats`` interleaved
 rounds (each round: the mean of ``--steps`` steps after a warm-up step).

@@ -65,10 +65,10 @@ class MethodTesterMixin:
     target_epsilon: ClassVar[float] = 10.0
 
     # -- helpers --------------------------------------------------------------------------------
-    def make_method(self, seed: int = 0, cache_dir: Path | None = None) -> Any:
+    def make_method(self, seed: int = 0) -> Any:
         from isoeps.methods.base import MethodContext
 
-        ctx = MethodContext(device="cpu", seed=seed, cache_dir=cache_dir, show_progress=False)
+        ctx = MethodContext(device="cpu", seed=seed, show_progress=False)
         return self.method_class(dict(self.config), ctx=ctx)
 
     def public_split(self) -> ImageSplit:
@@ -95,7 +95,7 @@ class MethodTesterMixin:
     def fitted(self, budget: Any, tmp_path: Path) -> tuple[Any, Any]:
         from isoeps.privacy.guard import PrivateData
 
-        method = self.make_method(cache_dir=tmp_path)
+        method = self.make_method()
         method.pretrain_public(self.public_split())
         guard = None
         if budget.mode != "public":
@@ -124,13 +124,21 @@ class MethodTesterMixin:
             self.method_class({**self.config, "no_such_field_xyz": 1}, ctx=MethodContext())
 
     def test_contract_save_load_public(self, tmp_path: Path) -> None:
-        method = self.make_method(cache_dir=tmp_path)
+        """A reloaded public model samples the same images as the one that was saved."""
+        from isoeps.accountants import PrivacyBudget
+
+        method = self.make_method()
         method.pretrain_public(self.public_split())
         method.save_public(tmp_path / "public")
         assert any((tmp_path / "public").iterdir()), "save_public wrote nothing"
-        other = self.make_method(cache_dir=tmp_path)
+        other = self.make_method()
         other.load_public(tmp_path / "public")
         assert isinstance(method.public_cache_key(), dict)
+        prompts = ["a red square", "something green"]
+        for m in (method, other):
+            m.fit(None, PrivacyBudget.public_only())
+        first, second = method.sample(prompts, 4), other.sample(prompts, 4)
+        assert np.array_equal(first.images, second.images), "the reloaded model samples differ"
 
     def test_contract_fit_and_sample_every_budget(self, tmp_path: Path) -> None:
         from isoeps.accountants import epsilon, primary_accountant

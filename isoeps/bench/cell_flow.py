@@ -94,7 +94,6 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
     from isoeps.accountants import Ledger, PrivacyBudget, cell_delta
     from isoeps.bench.data import load_cell_data
     from isoeps.bench.public import prepare_public
-    from isoeps.cache import cache_dir
     from isoeps.methods.base import MethodContext
     from isoeps.privacy.guard import PrivateData
 
@@ -102,11 +101,7 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
     delta = cell_delta(cell.delta_rule, len(data.private))  # stored for inf/public rows too
     budget = PrivacyBudget.parse(cell.budget, delta=delta)
     ctx = MethodContext(
-        device=runtime.device,
-        seed=cell.seed,
-        secure=cell.secure,
-        cache_dir=cache_dir(),
-        logger=get_logger(f"method.{cell.method_name}"),
+        device=runtime.device, seed=cell.seed, logger=get_logger(f"method.{cell.method_name}")
     )
     method = build_method(cell, ctx=ctx)
     method.check_budget(budget)

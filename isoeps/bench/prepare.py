@@ -13,7 +13,6 @@ def prepare_suite(cells: list[Cell], *, device: str = "cpu") -> list[dict[str, A
     """One row per distinct (dataset, method variant): its public-model cache key and time."""
     from isoeps.bench.data import load_cell_data
     from isoeps.bench.public import prepare_public
-    from isoeps.cache import cache_dir
     from isoeps.methods.base import MethodContext
 
     rows = []
@@ -26,9 +25,7 @@ def prepare_suite(cells: list[Cell], *, device: str = "cpu") -> list[dict[str, A
         seen.add(key)
         if cell.dataset_label not in data_by_label:
             data_by_label[cell.dataset_label] = load_cell_data(cell.dataset)
-        method = build_method(
-            cell, ctx=MethodContext(device=device, seed=cell.seed, cache_dir=cache_dir())
-        )
+        method = build_method(cell, ctx=MethodContext(device=device, seed=cell.seed))
         started = time.time()
         cache_key = prepare_public(method, data_by_label[cell.dataset_label].public)
         rows.append(

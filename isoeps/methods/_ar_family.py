@@ -20,7 +20,7 @@ from pydantic import Field
 from isoeps.accountants import PrivacyBudget
 from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
-from isoeps.methods.base import OPEN_PROMPT, Method, MethodConfig, Resources, Samples
+from isoeps.methods.base import OPEN_PROMPT, Method, MethodConfig, Samples
 from isoeps.models.ar_pretrain import (
     drop_conditions,
     fit_tokenizer,
@@ -97,8 +97,6 @@ class ARFamilyMethod(Method):
     """Public pretraining, DP finetune and sampling shared by the AR family."""
 
     Config: ClassVar[type[MethodConfig]] = ARFamilyConfig
-    requires: ClassVar[frozenset[str]] = frozenset({"text_conditioning", "public_models"})
-    resources: ClassVar[Resources] = Resources(cpus=1, gpus=0, memory_gb=4)
     #: Config fields that affect only the private fit or sampling (not the public models).
     PRIVATE_ONLY: ClassVar[frozenset[str]] = frozenset(
         {"dp_sgd", "temperature", "top_k", "cfg_scale", "sample_batch_size"}

@@ -42,13 +42,6 @@ class MethodConfig(BaseModel):
     )
 
 
-@dataclass(frozen=True)
-class Resources:
-    cpus: int = 1
-    gpus: float = 0
-    memory_gb: float = 4
-
-
 #: The open prompt: it names no attribute, so samples drawn from it show the distribution a
 #: model has learned (style capture), not how well it follows prompts. Text-conditional
 #: methods read it as their null condition (what caption dropout trained); a method with a
@@ -85,15 +78,13 @@ class MethodContext:
 
     ``seed`` is the cell's root seed; it is not kept: :meth:`rng`/:meth:`seed_for` derive an
     independent stream per purpose with ``numpy.random.SeedSequence`` from the seeds computed
-    at construction. ``secure`` asks the DP engine for cryptographic sampling and noise.
+    at construction. (Secure mode is the guard's: the harness builds it, and a method's own
+    streams never touch private records' randomness.)
     """
 
     device: str = "cpu"
     seed: InitVar[int] = 0
-    secure: bool = False
-    cache_dir: Path | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("isoeps.method"))
-    tracker: Any = None
     show_progress: bool = True
     _purpose_seeds: dict[str, int] = field(init=False, repr=False, default_factory=dict)
 
@@ -117,10 +108,7 @@ class MethodContext:
         return MethodContext(
             device=self.device,
             seed=pretrain_seed,
-            secure=self.secure,
-            cache_dir=self.cache_dir,
             logger=self.logger,
-            tracker=self.tracker,
             show_progress=self.show_progress,
         )
 
@@ -146,9 +134,6 @@ class Method(ABC):
     version: ClassVar[str] = "1"
     #: Budget modes this method can run: any of "private", "inf", "public".
     supported_budgets: ClassVar[tuple[str, ...]] = ("private", "inf", "public")
-    #: Capabilities the method needs, e.g. {"text_conditioning", "public_models"}.
-    requires: ClassVar[frozenset[str]] = frozenset()
-    resources: ClassVar[Resources] = Resources()
 
     def __init__(self, config: MethodConfig | dict[str, Any] | None = None, *, ctx: MethodContext):
         self.config = config if isinstance(config, self.Config) else self.Config(**(config or {}))

@@ -75,7 +75,7 @@ from isoeps.accountants import (
 )
 from isoeps.errors import ConfigError, MissingWeightsError
 from isoeps.log import progress
-from isoeps.methods.base import OPEN_PROMPT, Method, MethodConfig, Resources, Samples
+from isoeps.methods.base import OPEN_PROMPT, Method, MethodConfig, Samples
 from isoeps.privacy.guard import PrivateData
 
 PUBLIC_FILE = "dpagg_ti.json"
@@ -176,8 +176,6 @@ class DPAggTI(Method):
     Config: ClassVar[type[MethodConfig]] = DPAggTIConfig
     # 2: public pretraining seeded from pretrain_seed, not from the first cell's seed.
     version: ClassVar[str] = "2"
-    requires: ClassVar[frozenset[str]] = frozenset({"text_conditioning"})
-    resources: ClassVar[Resources] = Resources(cpus=2, gpus=0, memory_gb=4)
 
     config: DPAggTIConfig
 

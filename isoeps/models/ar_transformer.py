@@ -6,11 +6,11 @@ vector at ``i = 0``). The mask lets each image position see the valid text prefi
 every earlier image position: so a token sees all coarser scales and the earlier tokens of its
 own scale, and changing a finer-scale token never changes a coarser token's logits.
 
-Written for per-sample gradients (DESIGN.md, Notes): attention is Linear + matmul + softmax
-(no ``scaled_dot_product_attention``: no vmap rule for its CPU backward; no
-``nn.MultiheadAttention``: opacus rejects it), LayerNorm only, no in-place ops on inputs, no
-data-dependent control flow, and every shape is static, so ``loss_fn`` runs under
-``torch.func.vmap`` at batch 1. Each scale has its own token embedding, position embedding,
+Written for per-sample gradients (the model rules of :mod:`isoeps.privacy.per_sample`):
+attention is Linear + matmul + softmax (no ``scaled_dot_product_attention``: no vmap rule for
+its CPU backward; no ``nn.MultiheadAttention``: opacus rejects it), LayerNorm only, no in-place
+ops on inputs, no data-dependent control flow, and every shape is static, so ``loss_fn`` runs
+under ``torch.func.vmap`` at batch 1. Each scale has its own token embedding, position embedding,
 output norm and head (SIT keeps separate embeddings per scale); attention weights are shared.
 
 Text conditioning is a prefix of projected frozen text-encoder features: either the pooled

@@ -71,8 +71,3 @@ def haar_idwt2(coefficients: Coefficients) -> torch.Tensor:
     for details in coefficients[1:]:
         approx = haar_idwt2_single(approx, details)
     return approx
-
-
-def lowpass(x: torch.Tensor, levels: int) -> torch.Tensor:
-    """The level-``levels`` approximation band alone (``cA_L``)."""
-    return haar_dwt2(x, levels)[0]

@@ -1,8 +1,8 @@
 """Image conversions and the named resize policies (numpy + PIL; torch tensors where noted).
 
 Layout conventions: isoeps stores images as uint8 ``(N, 3, H, W)`` (CHW). Models see floats in
-``[-1, 1]`` ("signed") or ``[0, 1]`` ("unit"). The conversion helpers accept a numpy array or a
-torch tensor and return the same kind, so no caller needs to know which it holds.
+``[-1, 1]`` ("signed") or ``[0, 1]`` ("unit"). :func:`unit_to_uint8` accepts a numpy array or a
+torch tensor and returns the same kind, so no caller needs to know which it holds.
 
 A resize policy is named, so results can record exactly how real images were prepared:
 ``center-crop-bicubic`` (the default) crops the central square, then resizes with PIL bicubic.
@@ -82,25 +82,8 @@ def chw_to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array.transpose(1, 2, 0)), mode="RGB")
 
 
-def chw_to_hwc(images: np.ndarray) -> np.ndarray:
-    """``(..., C, H, W)`` -> ``(..., H, W, C)``."""
-    return np.moveaxis(np.asarray(images), -3, -1)
-
-
-def hwc_to_chw(images: np.ndarray) -> np.ndarray:
-    """``(..., H, W, C)`` -> ``(..., C, H, W)``."""
-    return np.moveaxis(np.asarray(images), -1, -3)
-
-
 def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
-
-
-def uint8_to_unit(images: Any) -> Any:
-    """uint8 -> float32 in ``[0, 1]`` (numpy array or torch tensor)."""
-    if _is_torch(images):
-        return images.float() / 255.0
-    return np.asarray(images, dtype=np.float32) / np.float32(255.0)
 
 
 def unit_to_uint8(images: Any) -> Any:
@@ -110,29 +93,3 @@ def unit_to_uint8(images: Any) -> Any:
 
         return (images.detach() * 255.0).round().clamp(0, 255).to(torch.uint8)
     return np.clip(np.rint(np.asarray(images, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
-
-
-def uint8_to_signed(images: Any) -> Any:
-    """uint8 -> float32 in ``[-1, 1]``."""
-    return uint8_to_unit(images) * 2.0 - 1.0
-
-
-def signed_to_uint8(images: Any) -> Any:
-    """Floats in ``[-1, 1]`` -> uint8, rounded and clipped."""
-    return unit_to_uint8((images + 1.0) / 2.0)
-
-
-def image_grid(images: np.ndarray, *, ncols: int, pad: int = 2, fill: int = 255) -> np.ndarray:
-    """Tile uint8 ``(N, 3, H, W)`` images into one uint8 ``(H', W', 3)`` array, row by row."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected (N, 3, H, W), got {images.shape}")
-    n, _, h, w = images.shape
-    ncols = max(1, min(ncols, n))
-    nrows = -(-n // ncols)
-    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), fill, dtype=np.uint8)
-    for i, image in enumerate(images):
-        r, c = divmod(i, ncols)
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
-        grid[y : y + h, x : x + w] = image.transpose(1, 2, 0)
-    return grid

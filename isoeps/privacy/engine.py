@@ -322,7 +322,6 @@ class _StepGradient:
         self._collate = collate
         self._params = dict(params)
         self._config = config
-        self._plan = plan
         self._device = device
         self._backend = (
             create_backend(config.backend, module=module, loss_fn=loss_fn, params=params)

@@ -14,9 +14,10 @@ per example (:meth:`PerSampleGradients.clipped_sum`, what the DP-SGD engine uses
   parameters must live in ``nn.Linear``, ``nn.Embedding`` or ``nn.LayerNorm`` layers (any other
   owner is refused with a ``ValueError`` naming it). The fastest for our transformer.
 
-Model rules that both backends need (DESIGN.md section 4, Notes): attention written as matmul
-+ softmax (``scaled_dot_product_attention`` has no CPU vmap rule for its backward, and opacus
-rejects ``nn.MultiheadAttention``), position ids expanded to ``(B, T)``, no BatchNorm.
+Model rules that every backend needs (:mod:`isoeps.models.ar_transformer` follows them):
+attention written as matmul + softmax (``scaled_dot_product_attention`` has no CPU vmap rule
+for its backward, and opacus rejects ``nn.MultiheadAttention``), position ids expanded to
+``(B, T)``, no BatchNorm.
 
 The loss is ``loss_fn(module, batch) -> (B,)`` per-example losses, where ``batch`` maps names to
 tensors whose first dimension is the batch. Randomness the loss needs (diffusion noise, time

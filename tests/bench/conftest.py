@@ -1,17 +1,16 @@
-"""Harness test set-up: the test doubles module (``harness_plugin``) is importable here, in
-spawned workers and in ``isoeps`` subprocesses (through PYTHONPATH)."""
+"""Harness test set-up: the test doubles module (``harness_plugin``) is importable in-process
+(pytest's rootdir import puts this folder on the path), in spawned workers (multiprocessing
+passes the path on) and in ``isoeps`` subprocesses through :func:`plugin_env`'s PYTHONPATH; a
+suite registers the doubles with ``imports: [harness_plugin]``."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from test_results_store import make_run
 
 from isoeps.results import load
 from isoeps.results.regress import Tolerance, compare, write_baseline
+
+from .test_results_store import make_run
 
 
 def _store(tmp_path, shift: float = 0.0):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from test_results_store import make_run
-
 from isoeps.results import CELL_COLUMNS, COLUMNS, folders, load, load_cells, merge, reindex
 from isoeps.results.index import index_path, read, update
+
+from .test_results_store import make_run
 
 
 def _verify(bad: set[str]):
