@@ -125,15 +125,9 @@ def resolve_method_config(label: str, method_class: Any, config: dict[str, Any])
     try:
         return method_class.Config(**config).model_dump(mode="json")
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = ".".join(str(p) for p in error["loc"])
-            if error["type"] == "extra_forbidden":
-                known = ", ".join(method_class.Config.model_fields)
-                problems.append(f"{loc}: unknown field; known fields: {known}")
-            else:
-                problems.append(f"{loc}: {error['msg']} (got {error.get('input')!r})")
-        raise ConfigError(f"methods.{label}.config." + "; ".join(problems)) from None
+        raise ConfigError.from_validation(
+            exc, method_class.Config, field=f"methods.{label}.config"
+        ) from None
 
 
 def _variants(label: str, config: dict[str, Any], sweep: dict[str, list[Any]]):
@@ -170,14 +164,26 @@ def check_suite(spec: SuiteSpec, *, check_roots: bool = True) -> None:
     for name, options in spec.metrics.items():
         if name not in known_metrics:
             raise ConfigError(f"metrics.{name}: unknown metric; known: {', '.join(known_metrics)}")
-        # Constructors only store their options: building each metric here rejects a bad option
-        # before any cell trains, not after its samples are drawn.
-        try:
-            metric = registry.get("isoeps.metrics", name)(**options)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"metrics.{name}: {exc}") from None
+        # Building each metric validates its options (its ``Options`` model) before any cell
+        # trains, not after its samples are drawn; an error names metrics.<name>.<field>.
+        metric = make_metric(name, options)
         _check_backbone(name, options, metric)
     _check_accountants(spec.cross_check_accountants)
+
+
+def make_metric(name: str, options: dict[str, Any]) -> Any:
+    """The registered metric ``name`` built from its suite options; a bad option is a
+    ConfigError naming ``metrics.<name>.<field>``."""
+    metric_class = registry.get("isoeps.metrics", name)
+    from_options = getattr(metric_class, "from_options", None)
+    if from_options is not None:  # a Metric subclass (its Options model names the field)
+        return from_options(options, field=f"metrics.{name}")
+    try:  # any other callable the registry holds
+        return metric_class(**options)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"metrics.{name}: {exc}") from None
 
 
 def _check_accountants(names: list[str]) -> None:
@@ -196,7 +202,7 @@ def _check_accountants(names: list[str]) -> None:
 def _check_backbone(metric_name: str, options: dict[str, Any], metric: Any) -> None:
     """A metric's backbone must resolve (as ``metrics.backbones.load_backbone`` resolves it)
     before any cell trains, not when its samples are measured."""
-    backbone = options.get("backbone", getattr(metric, "backbone_name", None))
+    backbone = getattr(getattr(metric, "options", None), "backbone", options.get("backbone"))
     if not isinstance(backbone, str):
         return
     field = f"metrics.{metric_name}.backbone"

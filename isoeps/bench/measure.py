@@ -36,6 +36,7 @@ def measure(
     Metrics that read the private split (memorisation, style capture) are marked ``not_dp``:
     they look at training data after the release and are not part of the DP guarantee.
     """
+    from isoeps.bench.cells import make_metric
     from isoeps.metrics.base import MetricInputs
 
     inputs = MetricInputs(
@@ -55,7 +56,7 @@ def measure(
     values: list[dict[str, Any]] = []
     for name, options in cell.metrics.items():
         metric_class = registry.get("isoeps.metrics", name)
-        metric = metric_class(**options)
+        metric = make_metric(name, options)
         needs = getattr(metric_class, "needs", frozenset())
         reads_private = "private" in needs
         started = time.time()

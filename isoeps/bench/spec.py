@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from isoeps.errors import ConfigError
+from isoeps.errors import ConfigError, validation_problems
 
 BudgetValue = float | Literal["inf", "public"]
 
@@ -325,12 +325,22 @@ class SuiteSpec(_Strict):
 
 # -- loading -------------------------------------------------------------------------------------
 
-SHIPPED_SUITES: tuple[str, ...] = ("quick", "smoke", "paper-coco", "paper-mmceleba")
+SHIPPED_SUITES: tuple[str, ...] = (
+    "quick",
+    "smoke",
+    "style-capture",
+    "paper-coco",
+    "paper-mmceleba",
+)
+#: Suite files are YAML named ``*.yaml``: the shipped suites, run folders' ``config.yaml`` and
+#: the docs use it. A suite path ending in ``.yml`` is read as well (any existing file is).
+SUITE_SUFFIX = ".yaml"
+SUITE_SUFFIXES: tuple[str, ...] = (SUITE_SUFFIX, ".yml")
 
 
 def shipped_suite_text(name: str) -> str:
-    """The YAML text of a suite shipped in :mod:`isoeps.suites`."""
-    path = resources.files("isoeps.suites").joinpath(f"{name}.yaml")
+    """The YAML text of a suite shipped in :mod:`isoeps.suites` (``<name>.yaml``)."""
+    path = resources.files("isoeps.suites").joinpath(f"{name}{SUITE_SUFFIX}")
     if not path.is_file():
         raise ConfigError(
             f"unknown suite {name!r}: not a file and not a shipped suite "
@@ -342,7 +352,7 @@ def shipped_suite_text(name: str) -> str:
 def _source_text(source: str | Path) -> tuple[str, str]:
     """(origin label, YAML text) of a suite name or a path."""
     path = Path(source)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in SUITE_SUFFIXES or path.exists():
         if not path.is_file():
             raise ConfigError(f"suite file not found: {path}")
         return str(path), path.read_text()
@@ -350,41 +360,7 @@ def _source_text(source: str | Path) -> tuple[str, str]:
 
 
 def _format_validation(origin: str, exc: ValidationError, model: type[BaseModel]) -> str:
-    lines = []
-    for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            known = _known_fields(model, error["loc"][:-1])
-            hint = f"; known fields: {', '.join(known)}" if known else ""
-            lines.append(f"{loc}: unknown field{hint}")
-        else:
-            lines.append(f"{loc}: {error['msg']} (got {error.get('input')!r})")
-    return f"{origin}: " + "; ".join(lines)
-
-
-def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the sub-model at ``loc`` (walking dict-valued fields by key)."""
-    current: Any = model
-    skip_key = False
-    for part in loc:
-        if skip_key:
-            skip_key = False
-            continue
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            return []
-        annotation = fields[part].annotation
-        args = getattr(annotation, "__args__", ())
-        if getattr(annotation, "__origin__", None) is dict and args:
-            current, skip_key = args[1], True
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            current = annotation
-        else:
-            candidates = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-            if not candidates:
-                return []
-            current = candidates[0]
-    return list(getattr(current, "model_fields", {}))
+    return f"{origin}: " + "; ".join(validation_problems(exc, model))
 
 
 def merge_config(text: str, overrides: list[str], *, origin: str) -> dict[str, Any]:

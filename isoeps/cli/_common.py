@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Any
 
@@ -37,19 +36,39 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
         print(text)
 
 
-def parse_positive_float(name: str):
-    """An argparse type that rejects NaN, inf-like junk and values <= 0, naming the flag."""
+#: The default under which a command's parser says its positionals may follow its options.
+INTERMIXED = "intermixed_parser"
 
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if math.isnan(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text!r}")
-        return value
 
-    return parse
+def positionals_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``parser``'s positionals (a suite and ``key=value`` overrides) stand before, between
+    or after its options: :func:`isoeps.cli.main.parse` parses such a command again with
+    ``parse_intermixed_args`` when plain parsing leaves positionals over."""
+    parser.set_defaults(**{INTERMIXED: parser})
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: stores into the new one's ``dest``, hidden from --help,
+    with a note on stderr that names the new spelling."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: Any) -> None:
+        kwargs.setdefault("default", argparse.SUPPRESS)  # the new spelling's default stands
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(
+            f"isoeps: {option_string} is deprecated; use {self.new}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(
+    parser: argparse.ArgumentParser, old: str, *, new: str, dest: str, **kwargs: Any
+) -> None:
+    """Accept ``old`` (hidden from --help) as a deprecated spelling of ``new``."""
+    parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, **kwargs)
 
 
 def add_yes_flag(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,8 @@ import argparse
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    from isoeps.cli._common import add_deprecated_alias, positionals_anywhere
+
     parser = subparsers.add_parser(
         "cell",
         parents=[parent],
@@ -41,7 +43,15 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
     parser.add_argument("--epsilon", help="a number > 0, inf or public")
     parser.add_argument("--delta", type=float, help="default: 1/(N ln N)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-samples", type=int, default=64)
+    parser.add_argument(
+        "--n",
+        dest="n_samples",
+        type=int,
+        default=64,
+        metavar="N",
+        help="samples to generate (the suite's n_samples; default 64)",
+    )
+    add_deprecated_alias(parser, "--n-samples", new="--n", dest="n_samples", type=int)
     parser.add_argument("--metrics", default="", help="comma-separated metric names")
     parser.add_argument(
         "--import",
@@ -64,6 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
         help="run again a cell whose run folder is finished (replacing it)",
     )
     parser.set_defaults(handler=_cell)
+    positionals_anywhere(parser)
 
 
 def adhoc_suite_text(args: argparse.Namespace) -> str:

@@ -23,6 +23,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _build()[0]
+
+
+def command_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Each command's parser, by name (``run``, ``cache``...)."""
+    return dict(_build()[1])
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and its commands' parsers (the ``choices`` of its subparsers action)."""
     parser = argparse.ArgumentParser(
         prog="isoeps",
         description="Compare differentially private image generators at equal epsilon.",
@@ -39,24 +49,33 @@ def build_parser() -> argparse.ArgumentParser:
         add_parser = getattr(module, "add_parser", None)
         if add_parser is not None:
             add_parser(subparsers, parent)
-    return parser
+    return parser, subparsers.choices
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed; a command whose positionals may follow its options (``[SUITE]
+    [key=value ...]``: see :func:`isoeps.cli._common.positionals_anywhere`) is parsed again by
+    its own parser with ``parse_intermixed_args``, so `run quick --jobs 2 seeds=[0,1]` and `run
+    --jobs 2 quick` mean what they say (plain argparse fills a positional list only once)."""
+    args, extras = parser.parse_known_args(argv)
+    command = getattr(args, _common.INTERMIXED, None)
+    if extras and command is not None:
+        path = command.prog.split()[1:]  # the command's words, e.g. ["config", "show"]
+        if argv[: len(path)] == path:  # the top-level parser takes no options of its own
+            again = command.parse_intermixed_args(argv[len(path) :])
+            return argparse.Namespace(**{**vars(args), **vars(again)})
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser, commands = _build()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         # The main job: run the quick suite (once the run command exists).
-        argv = ["run"] if "run" in parser._subparsers._group_actions[0].choices else ["--help"]
-    args, extras = parser.parse_known_args(argv)
-    # argparse stops filling positionals once an option intervenes, so `run quick --jobs 2
-    # key=value` leaves the override over: it is as good as `--set key=value`.
-    overrides = [token for token in extras if "=" in token and not token.startswith("-")]
-    if overrides and isinstance(getattr(args, "set", None), list):
-        args.set.extend(overrides)
-        extras = [token for token in extras if token not in overrides]
-    if extras:
-        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        argv = ["run"] if "run" in commands else ["--help"]
+    args = parse(parser, argv)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.parse_args([*argv, "--help"])

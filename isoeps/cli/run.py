@@ -48,6 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
 
 
 def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
+    """``[SUITE] [key=value ...]`` (anywhere among the options) and ``--set key=value``."""
+    from isoeps.cli._common import positionals_anywhere
+
+    positionals_anywhere(parser)
     parser.add_argument(
         "items",
         nargs="*",

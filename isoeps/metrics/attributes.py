@@ -24,10 +24,11 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from isoeps.errors import ConfigError
 from isoeps.log import get_logger
-from isoeps.metrics.base import Metric, MetricInputs, MetricValue
+from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
 from isoeps.metrics.classifier import (
     ClassifierConfig,
     accuracies,
@@ -63,11 +64,23 @@ class AttributeMetric(Metric):
     version = "2"  # 2: the eval classifier trains EVAL_CLASSIFIER_STEPS steps (was 300)
     needs = frozenset({"eval", "private", "open_prompt"})
 
-    def __init__(
-        self, *, device: str | None = None, classifier: dict[str, Any] | None = None
-    ) -> None:
-        self.device = device
-        self.config = ClassifierConfig(**{"steps": EVAL_CLASSIFIER_STEPS, **(classifier or {})})
+    class Options(MetricOptions):
+        """``classifier``: the eval classifier's recipe; steps default to
+        ``EVAL_CLASSIFIER_STEPS`` (not the classifier's own default) unless given."""
+
+        device: str | None = None
+        classifier: ClassifierConfig = Field(
+            default_factory=lambda: ClassifierConfig(steps=EVAL_CLASSIFIER_STEPS)
+        )
+
+        @field_validator("classifier", mode="before")
+        @classmethod
+        def _eval_steps(cls, value: Any) -> Any:
+            if value is None:
+                value = {}
+            return {"steps": EVAL_CLASSIFIER_STEPS, **value} if isinstance(value, dict) else value
+
+    options: Options
 
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
         fake = check_images(inputs.fake, what="samples")
@@ -77,18 +90,18 @@ class AttributeMetric(Metric):
             raise ConfigError(
                 "attribute metrics need the private split with attributes (style capture)"
             )
-        device = self.device or inputs.device
-        model, key = eval_classifier(inputs.eval, config=self.config, device=device)
+        device = self.options.device or inputs.device
+        model, key = eval_classifier(inputs.eval, config=self.options.classifier, device=device)
         schema = inputs.eval.attribute_schema or {}
-        predicted = predict(model, fake, config=self.config, device=device)
+        predicted = predict(model, fake, config=self.options.classifier, device=device)
         common: dict[str, Any] = {
             "classifier": f"attribute-classifier@{key}",
-            "classifier_config": asdict(self.config),
+            "classifier_config": asdict(self.options.classifier),
         }
         reference = inputs.reference
         if reference.attributes:
             held_out = accuracies(
-                predict(model, reference.images, config=self.config, device=device),
+                predict(model, reference.images, config=self.options.classifier, device=device),
                 reference.attributes,
             )
             majority = majority_rates(reference.attributes)
@@ -127,12 +140,16 @@ class AttributeMetric(Metric):
                     details={**common, "per_attribute": per, "reads_private": False},
                 )
             )
-        private_predicted = predict(model, inputs.private.images, config=self.config, device=device)
+        private_predicted = predict(
+            model, inputs.private.images, config=self.options.classifier, device=device
+        )
         private_labels = {k: np.asarray(v) for k, v in inputs.private.attributes.items()}
         prompted = _style_distances(predicted, private_labels, private_predicted, schema)
         if inputs.open_prompt is not None:
             open_images = check_images(inputs.open_prompt, what="open-prompt samples")
-            open_predicted = predict(model, open_images, config=self.config, device=device)
+            open_predicted = predict(
+                model, open_images, config=self.options.classifier, device=device
+            )
             tv, tv_predicted = _style_distances(
                 open_predicted, private_labels, private_predicted, schema
             )

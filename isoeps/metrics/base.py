@@ -1,7 +1,9 @@
 """The metric contract the harness calls.
 
-A metric is constructed with keyword options, then :meth:`Metric.evaluate` takes a
-:class:`MetricInputs` and returns :class:`MetricValue` rows. Feature-level math lives in pure
+A metric is constructed with keyword options, validated by its pydantic ``Options`` model
+(strict: an unknown or malformed option is a :class:`~isoeps.errors.ConfigError` naming
+``metrics.<name>.<field>``, as method and dataset configs name theirs), then
+:meth:`Metric.evaluate` takes a :class:`MetricInputs` and returns :class:`MetricValue` rows. Feature-level math lives in pure
 functions (``frechet_distance``, ``kernel_distance``, ``prdc``...), each tested against its
 reference library; the objects only wire backbones, caches and provenance.
 """
@@ -13,8 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from isoeps.datasets.base import ImageSplit
+from isoeps.errors import ConfigError
 
 
 @dataclass
@@ -66,9 +70,25 @@ class MetricValue:
         return asdict(self)
 
 
+class MetricOptions(BaseModel):
+    """Base of every metric's options (the suite's ``metrics.<name>`` mapping): unknown fields
+    are an error naming the field, and options never change once a metric is built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class Metric(ABC):
+    """Subclasses declare ``Options`` (a :class:`MetricOptions`) and read ``self.options``.
+
+    Only the options as the suite gives them enter the cell id (defaults are not filled in),
+    so a metric may add an option with a default without changing any id; a default that
+    changes the numbers needs a ``version`` bump.
+    """
+
     #: The registry name (``isoeps.metrics`` entry point), e.g. ``"fid"``.
     name: ClassVar[str]
+    #: The options model; its defaults are the metric's defaults.
+    Options: ClassVar[type[MetricOptions]] = MetricOptions
     #: Inputs this metric needs beyond ``fake`` and ``reference``: e.g. {"eval", "private"}.
     #: "extraction" and "open_prompt" ask the harness to draw the suite's
     #: ``extraction_samples`` and ``open_prompt_samples``.
@@ -76,6 +96,36 @@ class Metric(ABC):
     #: Bumped when the metric's numbers change at the same options (e.g. a stronger default
     #: classifier), so that cells computed before are not reused as if they were comparable.
     version: ClassVar[str] = "1"
+
+    def __init__(self, **options: Any) -> None:
+        self.options = self.parse_options(options)
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any], *, field: str | None = None) -> Any:
+        """``options`` validated by ``cls.Options``; a ConfigError naming ``<field>.<option>``
+        (``field`` defaults to ``metrics.<name>``) otherwise."""
+        try:
+            return cls.Options.model_validate(dict(options))
+        except ValidationError as exc:
+            raise ConfigError.from_validation(
+                exc, cls.Options, field=field or f"metrics.{cls.name}"
+            ) from None
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, field: str | None = None) -> Metric:
+        """The metric built from a suite's ``metrics.<name>`` options, every error naming
+        ``field`` (the suite's ``metrics.<name>``: the registry name, which may differ from
+        ``cls.name``). A plugin metric with an ``__init__`` of its own and no ``Options``
+        model keeps its keyword arguments; their errors name ``field`` as well."""
+        field = field or f"metrics.{cls.name}"
+        if cls.Options is not MetricOptions or cls.__init__ is Metric.__init__:
+            cls.parse_options(options, field=field)
+        try:
+            return cls(**options)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{field}: {exc}") from None
 
     @abstractmethod
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:

@@ -8,9 +8,11 @@ so evaluation does not depend on batch composition.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from isoeps.cache import cache_path, content_key, file_lock
 from isoeps.datasets.base import ImageSplit
@@ -22,27 +24,19 @@ log = get_logger(__name__)
 RECIPE_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class ClassifierConfig:
-    size: int = 32
-    width: int = 32
-    steps: int = 300
-    batch_size: int = 128
-    lr: float = 2e-3
-    seed: int = 0
+    """The classifier's architecture and recipe (the metrics' ``classifier`` option).
 
-    def __post_init__(self) -> None:
-        minimum = {"size": 4, "width": 8, "steps": 1, "batch_size": 1}
-        for field, low in minimum.items():
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"classifier.{field} must be an integer >= {low}, got {value!r}")
-        if self.width % 8:
-            raise ValueError(
-                f"classifier.width must be a multiple of 8 (GroupNorm), got {self.width}"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"classifier.lr must be > 0, got {self.lr!r}")
+    Validated (a dataclass of pydantic's): an unknown field or a bad value is an error naming
+    the field. ``width`` is a multiple of 8 (GroupNorm's groups)."""
+
+    size: int = Field(default=32, ge=4, strict=True)
+    width: int = Field(default=32, ge=8, multiple_of=8, strict=True)
+    steps: int = Field(default=300, ge=1, strict=True)
+    batch_size: int = Field(default=128, ge=1, strict=True)
+    lr: float = Field(default=2e-3, gt=0)
+    seed: int = 0
 
 
 def _build(schema: dict[str, int], config: ClassifierConfig):

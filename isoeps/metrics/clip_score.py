@@ -9,15 +9,15 @@ for a real CLIP.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from pydantic import Field
 
 from isoeps.metrics.backbones import Backbone, load_backbone
-from isoeps.metrics.base import Metric, MetricInputs, MetricValue
+from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
 from isoeps.metrics.common import value
 from isoeps.metrics.features import check_features
 from isoeps.metrics.preprocess import check_images
+from isoeps.metrics.tiny_clip import TinyClipConfig
 
 
 def clip_scores(image_features: np.ndarray, text_features: np.ndarray) -> np.ndarray:
@@ -54,28 +54,25 @@ class CLIPScoreMetric(Metric):
     name = "clip"
     needs = frozenset({"eval"})
 
-    def __init__(
-        self,
-        *,
-        backbone: str = "tiny-clip-eval",
-        device: str | None = None,
-        batch_size: int = 64,
-        tiny_clip: dict[str, Any] | None = None,
-        reference_pairs: int = 256,
-    ) -> None:
-        self.backbone_name = backbone
-        self.device = device
-        self.batch_size = batch_size
-        self.tiny_clip = tiny_clip
-        self.reference_pairs = reference_pairs
+    class Options(MetricOptions):
+        """``tiny_clip``: the evaluator's architecture and recipe (``tiny-clip-eval`` only)."""
+
+        backbone: str = "tiny-clip-eval"
+        device: str | None = None
+        batch_size: int = Field(default=64, ge=1)
+        tiny_clip: TinyClipConfig | None = None
+        reference_pairs: int = Field(default=256, ge=1)
+
+    options: Options
 
     def _backbone(self, inputs: MetricInputs) -> Backbone:
-        device = self.device or inputs.device
-        if self.backbone_name == "tiny-clip-eval":
+        o = self.options
+        device = o.device or inputs.device
+        if o.backbone == "tiny-clip-eval":
             return load_backbone(
-                self.backbone_name, device=device, eval_split=inputs.eval, config=self.tiny_clip
+                o.backbone, device=device, eval_split=inputs.eval, config=o.tiny_clip
             )
-        return load_backbone(self.backbone_name, device=device)
+        return load_backbone(o.backbone, device=device)
 
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
         check_images(inputs.fake, what="samples")
@@ -87,16 +84,16 @@ class CLIPScoreMetric(Metric):
                 f"CLIP score needs a text-capable backbone, {backbone.name!r} is image-only"
             )
         scores = clip_score_of(
-            backbone, inputs.fake, inputs.fake_captions, batch_size=self.batch_size
+            backbone, inputs.fake, inputs.fake_captions, batch_size=self.options.batch_size
         )
         # What real images score against their own captions: the scale a reader compares to.
         reference = inputs.reference
-        count = min(len(reference), self.reference_pairs)
+        count = min(len(reference), self.options.reference_pairs)
         real = clip_score_of(
             backbone,
             reference.images[:count],
             [c[0] for c in reference.captions[:count]],
-            batch_size=self.batch_size,
+            batch_size=self.options.batch_size,
         )
         details = {"reference_real_score": float(real.mean()), "reference_real_n": int(count)}
         return [

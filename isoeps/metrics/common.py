@@ -5,47 +5,49 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from isoeps.metrics.backbones import Backbone, load_backbone
-from isoeps.metrics.base import Metric, MetricInputs, MetricValue
+from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
 from isoeps.metrics.features import image_features, split_features
 from isoeps.metrics.preprocess import check_images
 
 
-class FeatureMetric(Metric):
-    """A metric over (sample, reference) features of one backbone.
+class FeatureOptions(MetricOptions):
+    """Options of every metric over backbone features.
 
     ``device=None`` uses the device in :class:`MetricInputs`; ``weights`` overrides the
     backbone's weight path (Inception only).
     """
 
-    def __init__(
-        self,
-        *,
-        backbone: str = "inception",
-        device: str | None = None,
-        batch_size: int = 64,
-        weights: str | None = None,
-    ) -> None:
-        self.backbone_name = backbone
-        self.device = device
-        self.batch_size = batch_size
-        self.weights = weights
+    backbone: str = "inception"
+    device: str | None = None
+    batch_size: int = Field(default=64, ge=1)
+    weights: str | None = None
+
+
+class FeatureMetric(Metric):
+    """A metric over (sample, reference) features of one backbone."""
+
+    Options = FeatureOptions
+    options: FeatureOptions
 
     def backbone(self, inputs: MetricInputs) -> Backbone:
         options: dict[str, Any] = {}
-        if self.weights:
-            options["weights"] = self.weights
-        if self.backbone_name == "tiny-clip-eval":
+        if self.options.weights:
+            options["weights"] = self.options.weights
+        if self.options.backbone == "tiny-clip-eval":
             options["eval_split"] = inputs.eval
-        return load_backbone(self.backbone_name, device=self.device or inputs.device, **options)
+        device = self.options.device or inputs.device
+        return load_backbone(self.options.backbone, device=device, **options)
 
     def features(self, inputs: MetricInputs) -> tuple[Backbone, np.ndarray, np.ndarray]:
         """(backbone, sample features, reference features)."""
         check_images(inputs.fake, what="samples")
         backbone = self.backbone(inputs)
-        fake = image_features(backbone, inputs.fake, batch_size=self.batch_size)
-        real = split_features(backbone, inputs.reference, batch_size=self.batch_size)
+        batch_size = self.options.batch_size
+        fake = image_features(backbone, inputs.fake, batch_size=batch_size)
+        real = split_features(backbone, inputs.reference, batch_size=batch_size)
         return backbone, fake, real
 
 

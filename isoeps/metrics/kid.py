@@ -9,9 +9,10 @@ numpy's global state.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
 from isoeps.metrics.base import MetricInputs, MetricValue
-from isoeps.metrics.common import FeatureMetric, value
+from isoeps.metrics.common import FeatureMetric, FeatureOptions, value
 from isoeps.metrics.features import check_features
 
 
@@ -48,19 +49,21 @@ class KIDMetric(FeatureMetric):
 
     name = "kid"
 
-    def __init__(self, *, num_subsets: int = 100, subset_size: int = 1000, **options) -> None:
-        super().__init__(**options)
-        self.num_subsets = num_subsets
-        self.subset_size = subset_size
+    class Options(FeatureOptions):
+        num_subsets: int = Field(default=100, ge=1)
+        subset_size: int = Field(default=1000, ge=2)
+
+    options: Options
 
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
         backbone, fake, real = self.features(inputs)
+        num_subsets, subset_size = self.options.num_subsets, self.options.subset_size
         estimates = kid_subsets(
-            fake, real, num_subsets=self.num_subsets, subset_size=self.subset_size, seed=inputs.seed
+            fake, real, num_subsets=num_subsets, subset_size=subset_size, seed=inputs.seed
         )
         details = {
-            "num_subsets": self.num_subsets,
-            "subset_size": int(min(len(fake), len(real), self.subset_size)),
+            "num_subsets": num_subsets,
+            "subset_size": int(min(len(fake), len(real), subset_size)),
             "n_real": len(real),
         }
         return [

@@ -24,10 +24,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from isoeps.errors import ConfigError
 from isoeps.metrics.backbones import load_backbone
-from isoeps.metrics.base import Metric, MetricInputs, MetricValue
+from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
 from isoeps.metrics.common import value
 from isoeps.metrics.features import image_features
 from isoeps.metrics.preprocess import check_images, match_resolution
@@ -62,31 +63,26 @@ class MemorisationMetric(Metric):
     name = "mem"
     needs = frozenset({"private", "extraction"})
 
-    def __init__(
-        self,
-        *,
-        space: str = "pixels",
-        device: str | None = None,
-        max_set: int = 10_000,
-        near_copy_ratio: float = 1 / 3,
-        top: int = 10,
-        batch_size: int = 64,
-    ) -> None:
-        self.space = space
-        self.device = device
-        self.max_set = max_set
-        self.near_copy_ratio = near_copy_ratio
-        self.top = top
-        self.batch_size = batch_size
+    class Options(MetricOptions):
+        """``space``: ``pixels`` or a backbone name, the space distances are measured in."""
+
+        space: str = "pixels"
+        device: str | None = None
+        max_set: int = Field(default=10_000, ge=1)
+        near_copy_ratio: float = Field(default=1 / 3, gt=0)
+        top: int = Field(default=10, ge=0)
+        batch_size: int = Field(default=64, ge=1)
+
+    options: Options
 
     def _embed(
         self, images: np.ndarray, *, size: int, what: str, device: str
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        if self.space == "pixels":
+        if self.options.space == "pixels":
             images, record = match_resolution(images, size=size, what=what)
             return images.reshape(len(images), -1).astype(np.float32) / 255.0, record
-        backbone = load_backbone(self.space, device=device)
-        return image_features(backbone, images, batch_size=self.batch_size, what=what), {}
+        backbone = load_backbone(self.options.space, device=device)
+        return image_features(backbone, images, batch_size=self.options.batch_size, what=what), {}
 
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
         fake = check_images(inputs.fake, what="samples")
@@ -99,13 +95,13 @@ class MemorisationMetric(Metric):
                 f"memorisation needs one prompt source id per sample (fake_prompt_source_ids): "
                 f"got {len(source_ids)} for {len(fake)} samples"
             )
-        m = min(len(private), len(reference) - 1, self.max_set)
+        m = min(len(private), len(reference) - 1, self.options.max_set)
         if m < 1:
             raise ConfigError(f"memorisation needs >= 2 reference images, got {len(reference)}")
         rng = np.random.default_rng(inputs.seed)
         train_idx = np.sort(rng.choice(len(private), size=m, replace=False))
         pool_idx = rng.choice(len(reference), size=m + 1, replace=False)
-        device = self.device or inputs.device
+        device = self.options.device or inputs.device
         size = private.resolution
         train_feat, _ = self._embed(
             private.images[train_idx], size=size, what="private", device=device
@@ -126,14 +122,14 @@ class MemorisationMetric(Metric):
             device,
         )
         closer = d_train < d_held
-        near = d_train < self.near_copy_ratio * d_held
-        order = np.argsort(d_train)[: self.top]
+        near = d_train < self.options.near_copy_ratio * d_held
+        order = np.argsort(d_train)[: self.options.top]
         details = {
-            "space": self.space,
+            "space": self.options.space,
             "set_size": int(m),
             "mean_d_train": float(d_train.mean()),
             "mean_d_heldout": float(d_held.mean()),
-            "near_copy_ratio": self.near_copy_ratio,
+            "near_copy_ratio": self.options.near_copy_ratio,
             "closest_pairs": [
                 {
                     "sample": int(j),
@@ -161,9 +157,9 @@ class MemorisationMetric(Metric):
                 higher_is_better=False,
                 n=len(fake),
                 details={
-                    "space": self.space,
+                    "space": self.options.space,
                     "set_size": int(m),
-                    "near_copy_ratio": self.near_copy_ratio,
+                    "near_copy_ratio": self.options.near_copy_ratio,
                 },
             ),
         ]
@@ -196,11 +192,11 @@ class MemorisationMetric(Metric):
         feat, _ = self._embed(extraction, size=size, what="extraction samples", device=device)
         d_train, i_train = nearest(feat, train_feat, device=device)
         d_held, _ = nearest(feat, pool_feat[:m], device=device)
-        near = d_train[:, 0] < self.near_copy_ratio * d_held[:, 0]
+        near = d_train[:, 0] < self.options.near_copy_ratio * d_held[:, 0]
         details: dict[str, Any] = {
-            "space": self.space,
+            "space": self.options.space,
             "set_size": int(m),
-            "near_copy_ratio": self.near_copy_ratio,
+            "near_copy_ratio": self.options.near_copy_ratio,
         }
         if inputs.extraction_source_ids is not None:
             nearest_ids = [inputs.private.ids[train_idx[i]] for i in i_train[:, 0]]

@@ -18,9 +18,10 @@ Squared distances are compared to squared radii (``|x|^2 + |y|^2 - 2 x.y``, clam
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
 from isoeps.metrics.base import MetricInputs, MetricValue
-from isoeps.metrics.common import FeatureMetric, value
+from isoeps.metrics.common import FeatureMetric, FeatureOptions, value
 from isoeps.metrics.features import check_features
 
 
@@ -103,30 +104,27 @@ class PRDCMetric(FeatureMetric):
 
     name = "pr"
 
-    def __init__(
-        self,
-        *,
-        k_pr: int = 3,
-        k_dc: int = 5,
-        chunk_size: int = 1024,
-        inclusive: bool = False,
-        **options,
-    ) -> None:
-        super().__init__(**options)
-        self.k_pr, self.k_dc, self.chunk_size, self.inclusive = k_pr, k_dc, chunk_size, inclusive
+    class Options(FeatureOptions):
+        k_pr: int = Field(default=3, ge=1)
+        k_dc: int = Field(default=5, ge=1)
+        chunk_size: int = Field(default=1024, ge=1)
+        inclusive: bool = False
+
+    options: Options
 
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
         backbone, fake, real = self.features(inputs)
+        o = self.options
         scores = prdc(
             real,
             fake,
-            k_pr=self.k_pr,
-            k_dc=self.k_dc,
-            chunk_size=self.chunk_size,
-            inclusive=self.inclusive,
-            device=self.device or inputs.device,
+            k_pr=o.k_pr,
+            k_dc=o.k_dc,
+            chunk_size=o.chunk_size,
+            inclusive=o.inclusive,
+            device=o.device or inputs.device,
         )
-        rule = "d <= r" if self.inclusive else "d < r (prdc package)"
+        rule = "d <= r" if o.inclusive else "d < r (prdc package)"
         return [
             value(
                 name,
@@ -135,7 +133,7 @@ class PRDCMetric(FeatureMetric):
                 n=len(fake),
                 backbone=backbone,
                 details={
-                    "k": self.k_pr if name in ("precision", "recall") else self.k_dc,
+                    "k": o.k_pr if name in ("precision", "recall") else o.k_dc,
                     "ball": rule,
                     "n_real": len(real),
                 },

@@ -14,8 +14,9 @@ samples are resized to the reference resolution when they differ (recorded).
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
-from isoeps.metrics.base import Metric, MetricInputs, MetricValue
+from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
 from isoeps.metrics.common import value
 from isoeps.metrics.preprocess import check_images, match_resolution
 from isoeps.ops.haar import haar_dwt2
@@ -94,19 +95,23 @@ class SpectrumMetric(Metric):
 
     name = "spectrum"
 
-    def __init__(self, *, levels: int | None = None, device: str | None = None) -> None:
-        self.levels = levels
-        self.device = device
+    class Options(MetricOptions):
+        """``levels``: Haar levels of the band error (default: from the resolution, at most 3)."""
+
+        levels: int | None = Field(default=None, ge=1)
+        device: str | None = None
+
+    options: Options
 
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
         real = inputs.reference.images
         fake, resized = match_resolution(
             check_images(inputs.fake, what="samples"), size=real.shape[-1], what="samples"
         )
-        levels = self.levels or default_levels(real.shape[-1])
+        levels = self.options.levels or default_levels(real.shape[-1])
         distance, profiles = spectrum_distance(fake, real)
         band_error, ratios = wavelet_band_error(
-            fake, real, levels=levels, device=self.device or inputs.device
+            fake, real, levels=levels, device=self.options.device or inputs.device
         )
         common = {"n_real": len(real), "space": "pixels", **resized}
         return [

@@ -12,10 +12,12 @@ it once. Its backbone name is ``tiny-clip-eval@<key>`` and every value it produc
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass
 
 from isoeps.cache import cache_path, content_key, file_lock
 from isoeps.datasets.base import ImageSplit
@@ -34,9 +36,10 @@ STD = (0.5, 0.5, 0.5)
 RESIZE_MODE = "torch-bicubic-aa"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class TinyClipConfig:
-    """Architecture and training recipe. The defaults train in a few minutes on 2 CPU cores."""
+    """Architecture and training recipe. The defaults train in a few minutes on 2 CPU cores.
+    Validated (a dataclass of pydantic's), so an unknown field is an error naming it."""
 
     image_size: int = 32
     patch_size: int = 4

@@ -12,9 +12,10 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from isoeps.errors import ConfigError
-from isoeps.metrics.base import Metric, MetricInputs, MetricValue
+from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
 from isoeps.metrics.classifier import (
     ClassifierConfig,
     accuracies,
@@ -30,11 +31,18 @@ from isoeps.metrics.preprocess import check_images
 class UtilityMetric(Metric):
     name = "utility"
 
-    def __init__(
-        self, *, device: str | None = None, classifier: dict[str, Any] | None = None
-    ) -> None:
-        self.device = device
-        self.config = ClassifierConfig(**(classifier or {}))
+    class Options(MetricOptions):
+        """``classifier``: the recipe of the classifier trained on the samples."""
+
+        device: str | None = None
+        classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+
+        @field_validator("classifier", mode="before")
+        @classmethod
+        def _none_is_default(cls, value: Any) -> Any:
+            return {} if value is None else value
+
+    options: Options
 
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
         fake = check_images(inputs.fake, what="samples")
@@ -54,12 +62,16 @@ class UtilityMetric(Metric):
                 f"fake_attributes {sorted(labels)} share no attribute with {reference.dataset}"
             )
         classes = {name: len(reference.attribute_schema[name]) for name in names}
-        device = self.device or inputs.device
+        device = self.options.device or inputs.device
         model = train_classifier(
-            fake, {n: labels[n] for n in names}, classes=classes, config=self.config, device=device
+            fake,
+            {n: labels[n] for n in names},
+            classes=classes,
+            config=self.options.classifier,
+            device=device,
         )
         per = accuracies(
-            predict(model, reference.images, config=self.config, device=device),
+            predict(model, reference.images, config=self.options.classifier, device=device),
             reference.attributes,
         )
         majority = majority_rates({name: reference.attributes[name] for name in names})
@@ -73,7 +85,7 @@ class UtilityMetric(Metric):
                     "per_attribute": per,
                     "majority_baseline": majority,
                     "n_test": len(reference),
-                    "classifier_config": asdict(self.config),
+                    "classifier_config": asdict(self.options.classifier),
                 },
             )
         ]

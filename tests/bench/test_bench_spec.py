@@ -91,9 +91,16 @@ def test_experiment_changes_change_cell_ids(tmp_path, override):
         ({"store": {"samples": "some"}}, "store.samples"),
         ({"metrics": {"no-such-metric": {}}}, "metrics.no-such-metric"),
         ({"open_prompt_samples": -1}, "open_prompt_samples"),
-        ({"metrics": {"attr": {"classifier": {"steps": 0}}}}, "metrics.attr: classifier.steps"),
-        ({"metrics": {"attr": {"classifier": {"width": 12}}}}, "metrics.attr: classifier.width"),
-        ({"metrics": {"attr": {"classifer": {}}}}, "classifer"),
+        ({"metrics": {"attr": {"classifier": {"steps": 0}}}}, "metrics.attr.classifier.steps"),
+        ({"metrics": {"attr": {"classifier": {"width": 12}}}}, "metrics.attr.classifier.width"),
+        ({"metrics": {"attr": {"classifier": {"stpes": 3}}}}, "metrics.attr.classifier.stpes"),
+        ({"metrics": {"attr": {"classifer": {}}}}, "metrics.attr.classifer: unknown field"),
+        ({"metrics": {"kid": {"num_subset": 10}}}, "metrics.kid.num_subset: unknown field"),
+        ({"metrics": {"fid": {"batch_size": 0}}}, "metrics.fid.batch_size"),
+        ({"metrics": {"clip": {"tiny_clip": {"widht": 8}}}}, "metrics.clip.tiny_clip.widht"),
+        # a plugin metric without an Options model (its own keyword arguments) names it too
+        ({"metrics": {"test-brightness": {"ofset": 1.0}}}, "metrics.test-brightness: "),
+        ({"metrics": {"test-open-brightness": {"x": 1}}}, "metrics.test-open-brightness.x"),
     ],
 )
 def test_malformed_suite_names_the_field(tmp_path, change, field):
@@ -101,6 +108,53 @@ def test_malformed_suite_names_the_field(tmp_path, change, field):
     with pytest.raises(ConfigError) as info:
         cells.expand(load_suite(path))
     assert field in str(info.value), str(info.value)
+
+
+def test_an_unknown_metric_option_lists_the_known_ones(tmp_path):
+    path = _suite(tmp_path, metrics={"kid": {"num_subset": 10}})
+    with pytest.raises(ConfigError) as info:
+        cells.expand(load_suite(path))
+    assert str(info.value) == (
+        "metrics.kid.num_subset: unknown field; known fields: backbone, device, batch_size, "
+        "weights, num_subsets, subset_size"
+    )
+
+
+def test_method_config_errors_each_name_their_field(tmp_path):
+    path = _suite(
+        tmp_path,
+        methods={"mean": {"method": "test-mean-image", "config": {"nois": 1, "noise_scale": "x"}}},
+    )
+    with pytest.raises(ConfigError) as info:
+        cells.expand(load_suite(path))
+    message = str(info.value)
+    assert "methods.mean.config.nois: unknown field; known fields: " in message
+    assert "methods.mean.config.noise_scale: " in message
+
+
+def test_metric_options_enter_the_cell_id_as_given(tmp_path):
+    """Defaults are not filled into the cell's metrics, so a metric's Options model (or a new
+    option with a default) changes no stored id; options as written do."""
+    path = _suite(tmp_path, budgets=[1], metrics={"kid": {}, "attr": {"classifier": {"steps": 3}}})
+    (cell, *_) = cells.expand(load_suite(path))
+    assert cell.metrics == {"kid": {}, "attr": {"classifier": {"steps": 3}}}
+    assert cell.identity()["metrics"] == cell.metrics
+
+
+def test_shipped_suites_are_yaml_files_and_a_yml_path_is_read(tmp_path):
+    from importlib import resources
+
+    from isoeps.bench.spec import SHIPPED_SUITES, SUITE_SUFFIX
+
+    files = [p.name for p in resources.files("isoeps.suites").iterdir() if p.name[0] != "_"]
+    assert {name for name in files if not name.endswith(".py")} == {
+        f"{name}{SUITE_SUFFIX}" for name in SHIPPED_SUITES
+    }
+    yml = tmp_path / "s.yml"
+    yml.write_text(harness_plugin.suite_yaml())
+    assert load_suite(yml).name == load_suite(_suite(tmp_path)).name
+    with pytest.raises(ConfigError, match="suite file not found"):
+        load_suite(tmp_path / "missing.yml")
 
 
 def test_typo_lists_known_fields(tmp_path):

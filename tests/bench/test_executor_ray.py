@@ -123,9 +123,9 @@ def test_the_suite_runtime_selects_and_configures_the_executor():
     )
     executor = create_executor(runtime)
     assert isinstance(executor, RayExecutor)
-    assert (executor.address, executor.max_retries, executor.jobs) == ("auto", 1, 2)
+    assert (executor.options.address, executor.options.max_retries, executor.jobs) == ("auto", 1, 2)
     assert executor.resources.gpus == 1
-    with pytest.raises(ConfigError, match="unknown option.*adress; known: address"):
+    with pytest.raises(ConfigError, match=r"executor_options\.adress: unknown field.*: address"):
         create_executor(runtime.model_copy(update={"executor_options": {"adress": "auto"}}))
 
 

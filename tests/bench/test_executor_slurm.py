@@ -54,9 +54,9 @@ def test_the_suite_runtime_selects_and_configures_the_executor():
         executor="slurm", executor_options={"partition": "gpu", "cluster": "local"}
     )
     executor = create_executor(runtime)
-    assert isinstance(executor, SlurmExecutor) and executor.cluster == "local"
+    assert isinstance(executor, SlurmExecutor) and executor.options.cluster == "local"
     assert executor.parameters["slurm_partition"] == "gpu"
-    with pytest.raises(ConfigError, match="unknown option.*partiton"):
+    with pytest.raises(ConfigError, match=r"executor_options\.partiton: unknown field"):
         create_executor(runtime.model_copy(update={"executor_options": {"partiton": "gpu"}}))
 
 

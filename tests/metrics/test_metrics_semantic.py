@@ -124,8 +124,14 @@ def test_attribute_metric_flags_attributes_its_classifier_cannot_read(caplog) ->
 
 
 def test_the_eval_classifier_trains_long_enough_by_default() -> None:
-    assert AttributeMetric().config.steps == EVAL_CLASSIFIER_STEPS >= 1000
-    assert AttributeMetric(classifier={"steps": 7}).config.steps == 7
+    assert AttributeMetric().options.classifier.steps == EVAL_CLASSIFIER_STEPS >= 1000
+    assert AttributeMetric(classifier={"steps": 7}).options.classifier.steps == 7
+    # other classifier fields keep the eval default of steps; None is the default recipe
+    assert (
+        AttributeMetric(classifier={"width": 16}).options.classifier.steps == EVAL_CLASSIFIER_STEPS
+    )
+    assert AttributeMetric(classifier=None).options.classifier.steps == EVAL_CLASSIFIER_STEPS
+    assert UtilityMetric().options.classifier.steps == 300
 
 
 @pytest.mark.slow

@@ -314,7 +314,11 @@ def test_unreachable_epsilon_with_the_real_calibration() -> None:
     [
         ("clip_norm", 0.0, "dp_sgd.clip_norm: Input should be greater than 0"),
         ("learning_rate", float("nan"), "dp_sgd.learning_rate"),
-        ("expected_batch_size", 0, "dp_sgd.expected_batch_size: Input should be greater than or equal to 1"),
+        (
+            "expected_batch_size",
+            0,
+            "dp_sgd.expected_batch_size: Input should be greater than or equal to 1",
+        ),
         ("steps", 2.5, "dp_sgd.steps: Input should be a valid integer"),
         ("max_physical_batch_size", True, "dp_sgd.max_physical_batch_size"),
         ("optimizer", "rmsprop", "dp_sgd.optimizer: Input should be 'adam' or 'sgd'"),

@@ -169,8 +169,13 @@ def test_the_guard_owns_the_mode_and_refuses_a_mismatched_release():
         private.poisson_batches(noise_multiplier=None, sample_rate=0.1, steps=2)
     inf = PrivateData(CountingDataset(50), mode="inf", seed=0)
     with pytest.raises(PrivacyError, match="'inf' budget"):
-        inf.aggregate(lambda r: np.zeros((len(r), 2)), dim=2, sample_rate=0.5, clip_norm=1.0,
-                      noise_multiplier=1.0)
+        inf.aggregate(
+            lambda r: np.zeros((len(r), 2)),
+            dim=2,
+            sample_rate=0.5,
+            clip_norm=1.0,
+            noise_multiplier=1.0,
+        )
     assert private.ledger.is_empty and inf.ledger.is_empty
     with pytest.raises(ValueError, match="mode must be one of"):
         PrivateData(CountingDataset(5), mode="public", seed=0)

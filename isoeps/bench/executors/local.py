@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from isoeps.bench.executors.options import check_options
+from isoeps.bench.executors.options import ExecutorOptions, check_jobs, parse_options
 from isoeps.results import folders
 
 #: How often a worker's watchdog checks that its driver is still alive (seconds).
@@ -29,10 +29,13 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, *, jobs: int = 1, resources: Any = None, **unknown: Any) -> None:
+    class Options(ExecutorOptions):
+        """None: ``runtime.jobs`` is all there is to say."""
+
+    def __init__(self, *, jobs: int = 1, resources: Any = None, **options: Any) -> None:
         # resources concern remote schedulers: on one machine the cells share what it has
-        check_options("local", unknown, known=(), jobs=jobs)
-        self.jobs = jobs
+        self.options = parse_options(self.name, self.Options, options)
+        self.jobs = check_jobs(jobs)
 
     def map(self, fn: Callable[[Any], Any], payloads: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
         payloads = list(payloads)

@@ -15,7 +15,14 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from isoeps.bench.executors.options import as_resources, check_options
+from pydantic import Field
+
+from isoeps.bench.executors.options import (
+    ExecutorOptions,
+    as_resources,
+    check_jobs,
+    parse_options,
+)
 from isoeps.bench.executors.transfer import land, run_away
 from isoeps.bench.spec import ResourcesSpec
 from isoeps.errors import ConfigError, IsoepsError
@@ -119,47 +126,41 @@ class RayExecutor:
 
     name = "ray"
 
+    class Options(ExecutorOptions):
+        address: str | None = None
+        max_retries: int = Field(default=2, ge=0)
+        num_cpus: int | None = Field(default=None, ge=1)
+        runtime_env: dict[str, Any] | None = None
+
     def __init__(
         self,
         *,
         jobs: int = 1,
         resources: ResourcesSpec | dict[str, Any] | None = None,
-        address: str | None = None,
-        max_retries: int = 2,
-        num_cpus: int | None = None,
-        runtime_env: dict[str, Any] | None = None,
-        **unknown: Any,
+        **options: Any,
     ) -> None:
-        check_options(
-            "ray",
-            unknown,
-            known=("address", "max_retries", "num_cpus", "runtime_env"),
-            jobs=jobs,
-            max_retries=max_retries,
-        )
-        self.jobs = jobs
+        self.options = parse_options(self.name, self.Options, options)
+        self.jobs = check_jobs(jobs)
         self.resources = as_resources(resources)
-        self.address = address
-        self.max_retries = max_retries
-        self.num_cpus = num_cpus
-        self.runtime_env = runtime_env
 
     def _connect(self, ray: Any) -> bool:
         """Initialise Ray unless it already is; True when this call did (and must shut down)."""
         if ray.is_initialized():
-            if self.runtime_env:
+            if self.options.runtime_env:
                 log.warning(
-                    "ray: already initialised; runtime_env %s is not applied", self.runtime_env
+                    "ray: already initialised; runtime_env %s is not applied",
+                    self.options.runtime_env,
                 )
             return False
-        address = self.address or os.environ.get("RAY_ADDRESS") or None
+        address = self.options.address or os.environ.get("RAY_ADDRESS") or None
         options: dict[str, Any] = {
-            "runtime_env": self.runtime_env,
+            "runtime_env": self.options.runtime_env,
             "logging_level": logging.WARNING,
         }
         if address is None:
             options.update(
-                num_cpus=self.num_cpus or self.jobs * self.resources.cpus, include_dashboard=False
+                num_cpus=self.options.num_cpus or self.jobs * self.resources.cpus,
+                include_dashboard=False,
             )
         else:
             options["address"] = address
@@ -189,7 +190,7 @@ class RayExecutor:
                 num_cpus=request["CPU"],
                 num_gpus=request["GPU"],
                 memory=request["memory"],
-                max_retries=self.max_retries,
+                max_retries=self.options.max_retries,
                 retry_exceptions=False,
                 name="isoeps-cell",
             )

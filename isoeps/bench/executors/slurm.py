@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from isoeps.bench.executors.options import as_resources, check_options
+from pydantic import Field
+
+from isoeps.bench.executors.options import (
+    ExecutorOptions,
+    as_resources,
+    check_jobs,
+    parse_options,
+)
 from isoeps.bench.executors.transfer import land, run_away
 from isoeps.bench.spec import ResourcesSpec
 from isoeps.errors import ConfigError, IsoepsError
@@ -84,43 +91,42 @@ class SlurmExecutor:
 
     name = "slurm"
 
+    class Options(ExecutorOptions):
+        cluster: str | None = None
+        folder: Path | None = None
+        partition: str | None = None
+        max_retries: int = Field(default=1, ge=0)
+        poll_s: float = Field(default=10.0, gt=0)
+        slurm_options: dict[str, Any] | None = None
+
     def __init__(
         self,
         *,
         jobs: int = 1,
         resources: ResourcesSpec | dict[str, Any] | None = None,
-        cluster: str | None = None,
-        folder: str | Path | None = None,
-        partition: str | None = None,
-        max_retries: int = 1,
-        poll_s: float = 10.0,
-        slurm_options: dict[str, Any] | None = None,
-        **unknown: Any,
+        **options: Any,
     ) -> None:
-        check_options(
-            "slurm",
-            unknown,
-            known=("cluster", "folder", "partition", "max_retries", "poll_s", "slurm_options"),
-            jobs=jobs,
-            max_retries=max_retries,
-        )
-        self.jobs = jobs
+        self.options = parse_options(self.name, self.Options, options)
+        self.jobs = check_jobs(jobs)
         self.resources = as_resources(resources)
-        self.cluster = cluster
-        self.folder = folder
-        self.max_retries = max_retries
-        self.poll_s = poll_s
         self.parameters = job_parameters(
-            self.resources, jobs=jobs, partition=partition, extra=slurm_options
+            self.resources,
+            jobs=self.jobs,
+            partition=self.options.partition,
+            extra=self.options.slurm_options,
         )
 
     def _executor(self, submitit: Any, payloads: list[dict[str, Any]]) -> Any:
         # run folders are <store>/runs/<slug>
         folder = (
-            Path(self.folder) if self.folder else Path(payloads[0]["folder"]).parents[1] / "slurm"
+            Path(self.options.folder)
+            if self.options.folder
+            else Path(payloads[0]["folder"]).parents[1] / "slurm"
         )
         # absolute: jobs may start in another working directory
-        executor = submitit.AutoExecutor(folder=folder.absolute() / "%j", cluster=self.cluster)
+        executor = submitit.AutoExecutor(
+            folder=folder.absolute() / "%j", cluster=self.options.cluster
+        )
         executor.update_parameters(**self.parameters)
         return executor
 
@@ -144,13 +150,13 @@ class SlurmExecutor:
             while pending:
                 done = [job for job in pending if job.done()]
                 if not done:
-                    time.sleep(self.poll_s)
+                    time.sleep(self.options.poll_s)
                 for job in done:
                     payload, retries = pending.pop(job)
                     try:
                         returned = job.result()
                     except UncompletedJobError as exc:
-                        if retries < self.max_retries:
+                        if retries < self.options.max_retries:
                             log.warning(
                                 "slurm: job %s died (%s); resubmitting",
                                 job.job_id,
