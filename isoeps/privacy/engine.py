@@ -479,27 +479,11 @@ def train_dp_sgd(
     """
     log = logger or get_logger("privacy.engine")
     gradients = PrivateGradients(
-        guard=guard,
-        module=module,
-        loss_fn=loss_fn,
-        collate=collate,
-        config=config,
-        budget=budget,
-        trainable=trainable,
-        device=device,
-        accountants=accountants,
-    )
+        guard=guard, module=module, loss_fn=loss_fn, collate=collate, config=config,
+        budget=budget, trainable=trainable, device=device, accountants=accountants,
+    )  # fmt: skip
     plan = gradients.plan
-    sigma_text = f"{plan.noise_multiplier:.4g}" if plan.is_private else "none"
-    log.info(
-        "dp-sgd: %d steps, q=%.4g, sigma=%s, C=%g, backend=%s, epsilon of the run: %s",
-        plan.steps,
-        plan.sample_rate,
-        sigma_text,
-        plan.clip_norm,
-        config.backend,
-        ", ".join(f"{n}={v:.4g}" for n, v in plan.epsilon.items()),
-    )
+    _log_plan(log, plan, config.backend)
     log_every = max(1, plan.steps // 10)
     optimizer = _make_optimizer(config, list(gradients.params.values()))
     start = time.perf_counter()
@@ -519,12 +503,9 @@ def train_dp_sgd(
         if steps_done % log_every == 0 or steps_done == plan.steps:
             log.info(
                 "dp-sgd step %d/%d sigma=%s epsilon(%s, whole run)=%.4g",
-                steps_done,
-                plan.steps,
-                sigma_text,
-                PRIMARY,
+                steps_done, plan.steps, _sigma_text(plan), PRIMARY,
                 plan.epsilon.get(PRIMARY, math.nan),
-            )
+            )  # fmt: skip
     return DPTrainReport(
         plan=plan,
         steps_done=steps_done,
@@ -532,3 +513,16 @@ def train_dp_sgd(
         wall_time_s=time.perf_counter() - start,
         secure=guard.secure,
     )
+
+
+def _sigma_text(plan: DPPlan) -> str:
+    return f"{plan.noise_multiplier:.4g}" if plan.is_private else "none"
+
+
+def _log_plan(log: logging.Logger, plan: DPPlan, backend: str) -> None:
+    """What the run will spend; never a loss (a statistic of the private data)."""
+    log.info(
+        "dp-sgd: %d steps, q=%.4g, sigma=%s, C=%g, backend=%s, epsilon of the run: %s",
+        plan.steps, plan.sample_rate, _sigma_text(plan), plan.clip_norm, backend,
+        ", ".join(f"{n}={v:.4g}" for n, v in plan.epsilon.items()),
+    )  # fmt: skip

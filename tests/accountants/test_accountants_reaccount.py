@@ -67,10 +67,10 @@ def test_the_primary_accountant_follows_the_adjacency():
     assert result["accountant"] == "pld" and result["adjacency"] == "replace_one"
 
 
-def test_the_runner_uses_the_one_definition():
-    from isoeps.bench import runner
+def test_the_cell_flow_uses_the_one_definition():
+    from isoeps.bench import cell_flow
 
-    assert runner.reaccount is reaccount
+    assert cell_flow.reaccount is reaccount
 
 
 def test_importing_reaccount_imports_no_torch():
