@@ -164,11 +164,13 @@ def compare(
 
 
 def _changed_versions(entry: dict[str, Any], current: Any) -> list[str]:
-    return [
-        f"{k} {entry[k]} -> {current[k].iloc[0]}"
-        for k in VERSIONS
-        if k in entry and k in current and str(current[k].iloc[0]) != entry[k]
-    ]
+    """Versions that differ; a row indexed before versions were stored (null) is not stale."""
+    changed = []
+    for k in VERSIONS:
+        value = current[k].iloc[0] if k in current else None
+        if k in entry and isinstance(value, str) and value != entry[k]:
+            changed.append(f"{k} {entry[k]} -> {value}")
+    return changed
 
 
 def format_comparison(rows: list[dict[str, Any]]) -> str:

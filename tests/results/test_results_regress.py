@@ -48,6 +48,8 @@ def test_a_value_from_another_metric_or_method_version_is_stale(tmp_path):
     unversioned = json.loads(json.dumps(baseline))
     del unversioned["entries"][0]["metric_version"], unversioned["entries"][0]["method_version"]
     assert [r["verdict"] for r in compare(load(store), unversioned)] == ["ok"]
+    indexed_before_versions = load(store).assign(metric_version=None)
+    assert [r["verdict"] for r in compare(indexed_before_versions, baseline)] == ["ok"]
 
 
 def test_baseline_needs_five_seeds_or_explicit_tolerance(tmp_path):
