@@ -10,6 +10,7 @@ configuration), and pytest runs the method through the contract on a few synthet
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,6 +94,7 @@ class MethodTesterMixin:
         return out
 
     def fitted(self, budget: Any, tmp_path: Path) -> tuple[Any, Any]:
+        from isoeps.methods.base import FitReport
         from isoeps.privacy.guard import PrivateData
 
         method = self.make_method()
@@ -100,7 +102,15 @@ class MethodTesterMixin:
         guard = None
         if budget.mode != "public":
             guard = PrivateData(self.private_split(), mode=budget.mode, seed=1)
-        method.fit(guard, budget)
+        report = method.fit(guard, budget)
+        assert report is None or isinstance(report, FitReport), (
+            f"fit returned {type(report).__name__}; expected a FitReport or None"
+        )
+        if report is not None:
+            assert report.mode == budget.mode, f"FitReport.mode {report.mode!r} for {budget.mode}"
+            if budget.mode == "private":
+                assert report.steps >= 1 and report.noise_multiplier, "a private fit reports sigma"
+            json.dumps(report.to_dict())  # it is stored in fit.json
         return method, guard
 
     # -- the contract ---------------------------------------------------------------------------

@@ -120,14 +120,26 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
             ledger=journal,
         )
     try:
-        method.fit(guard, budget)
+        report = method.fit(guard, budget)
     finally:
         if guard is not None:
             guard.close()  # any later access raises and is recorded in the journal
     timings["fit_s"] = time.time() - started
+    folders.write_json_atomic(folder / folders.FIT, _fit_record(report, budget.mode))
     fitted = _Fitted(method, ctx, data, budget, delta, journal if guard else None, {}, timings)
     fitted.privacy = _account(cell, folder, fitted, public_key=public_key)
     return fitted
+
+
+def _fit_record(report: Any, mode: str) -> dict[str, Any]:
+    """``fit.json``: the method's :class:`FitReport`, or a record that it gave none."""
+    from isoeps.methods.base import FitReport
+
+    if report is None:
+        return {"mode": mode, "reported": False}
+    if not isinstance(report, FitReport):
+        raise TypeError(f"fit returned {type(report).__name__}; expected a FitReport or None")
+    return {**report.to_dict(), "reported": True}
 
 
 def _draw(cell: Cell, fitted: _Fitted) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pydantic import Field
 from isoeps.accountants import PrivacyBudget
 from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
-from isoeps.methods.base import OPEN_PROMPT, Method, MethodConfig, Samples
+from isoeps.methods.base import OPEN_PROMPT, FitReport, Method, MethodConfig, Samples
 from isoeps.models.ar_pretrain import (
     drop_conditions,
     fit_tokenizer,
@@ -307,7 +307,7 @@ class ARFamilyMethod(Method):
             config=self.dp_config(), budget=budget, num_records=num_records
         ).to_dict()
 
-    def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> None:
+    def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> FitReport:
         """``public``: keep the public model, touch nothing. ``private``/``inf``: finetune a
         copy of the public AR model with the shared DP-SGD engine (which owns clipping, noise
         and the ledger) on the tokens of the first :meth:`private_scales` scales."""
@@ -316,7 +316,7 @@ class ARFamilyMethod(Method):
         if budget.mode == "public":
             self.model = self.public_model
             self.train_report = None
-            return
+            return FitReport(mode="public")
         if private is None:
             raise ValueError(f"{self.name}: budget {budget.label!r} needs private data")
         model = copy.deepcopy(self.public_model)
@@ -333,6 +333,7 @@ class ARFamilyMethod(Method):
             show_progress=self.ctx.show_progress,
         )
         self.model = model.to("cpu").eval()
+        return _fit_report(budget, self.train_report)
 
     # -- sampling -----------------------------------------------------------------------------
     def generate_tokens(
@@ -400,3 +401,20 @@ def _images_and_captions(records: ImageSplit | list) -> tuple[np.ndarray, list]:
 
 def _fmt(values: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.2f}" for k, v in values.items())
+
+
+def _fit_report(budget: PrivacyBudget, train: DPTrainReport) -> FitReport:
+    plan = train.plan
+    return FitReport(
+        mode=budget.mode,
+        steps=train.steps_done,
+        noise_multiplier=plan.noise_multiplier,
+        sample_rate=plan.sample_rate,
+        clip_norm=plan.clip_norm if plan.is_private else None,
+        wall_time_s=train.wall_time_s,
+        details={
+            "backend": train.backend,
+            "expected_batch_size": plan.expected_batch_size,
+            "planned_epsilon": plan.epsilon,
+        },
+    )

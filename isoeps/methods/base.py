@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import InitVar, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -70,6 +70,36 @@ class Samples:
                 f"Samples: {n} images but {len(self.prompts)} prompts and "
                 f"{len(self.eval_captions)} eval_captions"
             )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitReport:
+    """What ``fit`` did, stored in the run folder (``fit.json``) and the index.
+
+    Only what the config and the mechanism determine (steps, sigma, q, C, time) and DP
+    outputs: never a statistic of the private data (a loss, a clipped fraction), which would
+    be released without noise.
+
+    Args:
+        mode: the budget mode, ``"private"``, ``"inf"`` or ``"public"``.
+        steps: releases made through the guard (DP-SGD steps, or 1 for one aggregation).
+        noise_multiplier: sigma (None for ``inf``/``public``).
+        sample_rate: the Poisson rate q.
+        clip_norm: C.
+        wall_time_s: time spent in ``fit``.
+        details: other JSON-able facts of the same kind (the backend, the adjacency, ...).
+    """
+
+    mode: str
+    steps: int = 0
+    noise_multiplier: float | None = None
+    sample_rate: float | None = None
+    clip_norm: float | None = None
+    wall_time_s: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -159,8 +189,12 @@ class Method(ABC):
 
     # -- private fit and sampling -------------------------------------------------------------
     @abstractmethod
-    def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> None:
-        """Adapt to private data through the guard. ``private`` is None for ``public``."""
+    def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> FitReport | None:
+        """Adapt to private data through the guard. ``private`` is None for ``public``.
+
+        Returns:
+            What was done (:class:`FitReport`); None if the method does not say.
+        """
 
     @abstractmethod
     def sample(self, prompts: list[str], n: int) -> Samples:

@@ -58,6 +58,7 @@ Free choices and their defaults (the paper's abstract does not fix them):
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -75,7 +76,7 @@ from isoeps.accountants import (
 )
 from isoeps.errors import ConfigError, MissingWeightsError
 from isoeps.log import progress
-from isoeps.methods.base import OPEN_PROMPT, Method, MethodConfig, Samples
+from isoeps.methods.base import OPEN_PROMPT, FitReport, Method, MethodConfig, Samples
 from isoeps.privacy.guard import PrivateData
 
 PUBLIC_FILE = "dpagg_ti.json"
@@ -328,7 +329,8 @@ class DPAggTI(Method):
                 "added, far past the 2C the accounting assumes"
             )
 
-    def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> None:
+    def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> FitReport:
+        started = time.perf_counter()
         self.check_budget(budget)
         self._check_groups()
         if self.model is None:
@@ -336,7 +338,7 @@ class DPAggTI(Method):
         if budget.mode == "public":
             self.token = None
             self.report = {"mode": "public"}
-            return
+            return FitReport(mode="public")
         if private is None:
             raise ConfigError(f"dpagg-ti: budget {budget.mode!r} needs private data")
         import torch
@@ -369,6 +371,13 @@ class DPAggTI(Method):
             )
         self.token = init + torch.as_tensor(offset, dtype=init.dtype)
         self.report["token_offset_norm"] = float(np.linalg.norm(offset))
+        top = {"mode", "noise_multiplier", "sample_rate", "clip_norm"}
+        return FitReport(
+            **{k: self.report[k] for k in top},
+            steps=1,
+            wall_time_s=time.perf_counter() - started,
+            details={k: v for k, v in self.report.items() if k not in top},
+        )
 
     def _release(
         self, private: PrivateData, sample_rate: float, sigma: float | None, init: Any

@@ -36,6 +36,8 @@ OVERRIDES = "overrides.txt"
 ENVIRONMENT = "environment.json"
 LEDGER = "ledger.json"
 PRIVACY = "privacy.json"
+#: What ``fit`` reported (:class:`isoeps.methods.base.FitReport`): steps, sigma, q, C, time.
+FIT = "fit.json"
 METRICS = "metrics.json"
 SAMPLES = "samples.npz"
 EXTRACTION = "extraction.npz"

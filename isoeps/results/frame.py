@@ -76,6 +76,9 @@ CELL_COLUMNS: tuple[str, ...] = (
     "adjacency",
     "verified",
     "verify_reason",
+    "fit_steps",
+    "noise_multiplier",
+    "sample_rate",
 )
 
 #: ``folder -> None`` (its privacy record re-accounts consistently) or the reason it does not.
@@ -95,6 +98,7 @@ def cell_row(folder: Path, verify: Verify | None = None) -> dict[str, Any]:
     cell = folders.read_json(folder / folders.CELL)
     status = folders.status_of(folder) or {"status": "incomplete"}
     privacy = _maybe(folder / folders.PRIVACY)
+    fit = _maybe(folder / folders.FIT)
     verified, reason = verdict(folder, verify)
     return {
         "cell_id": cell["cell_id"],
@@ -113,6 +117,9 @@ def cell_row(folder: Path, verify: Verify | None = None) -> dict[str, Any]:
         "adjacency": privacy.get("adjacency"),
         "verified": verified,
         "verify_reason": reason,
+        "fit_steps": fit.get("steps"),
+        "noise_multiplier": _float(fit.get("noise_multiplier")),
+        "sample_rate": _float(fit.get("sample_rate")),
     }
 
 

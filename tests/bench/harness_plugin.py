@@ -23,7 +23,7 @@ import numpy as np
 
 from isoeps import registry
 from isoeps.datasets.source import DatasetSource, SourceConfig
-from isoeps.methods.base import Method, MethodConfig, Samples
+from isoeps.methods.base import FitReport, Method, MethodConfig, Samples
 from isoeps.metrics.base import Metric, MetricValue
 from isoeps.testing import tiny_split
 
@@ -146,6 +146,10 @@ class MeanImage(Method):
         self.mean = np.clip(release.value.reshape(self.shape) * scale, 0, 255)
         if self.config.attack:
             self._attack_in_fit(private)
+        return FitReport(
+            mode="private", steps=1, noise_multiplier=sigma,
+            sample_rate=self.config.sample_rate, clip_norm=self.config.clip_norm,
+        )  # fmt: skip
 
     def sample(self, prompts: list[str], n: int) -> Samples:
         if self.config.attack == "raw_in_sample":

@@ -21,6 +21,7 @@ RUN_FILES = {
     "environment.json",
     "ledger.json",
     "privacy.json",
+    "fit.json",
     "metrics.json",
     "samples.npz",
     "grid.png",
@@ -55,15 +56,20 @@ def test_cells_write_complete_run_folders_and_resume(tiny_suite):
     samples = np.load(private / "samples.npz")
     assert samples["images"].dtype == np.uint8 and samples["images"].shape == (8, 3, 8, 8)
     assert len(samples["prompts"]) == len(samples["eval_captions"]) == 8
+    fit = json.loads((private / "fit.json").read_text())
+    assert fit["reported"] and fit["steps"] == 1 and fit["noise_multiplier"] == 4.0
     # the public row never touched the private data: no guard, no ledger
     public = folders.find_run(store, expanded[2].cell_id)
     assert not (public / "ledger.json").exists()
+    assert json.loads((public / "fit.json").read_text()) == {"mode": "public", "reported": False}
     # same prompts for every budget of a seed (sample grids line up)
     other = np.load(public / "samples.npz")
     assert list(other["prompts"]) == list(samples["prompts"])
 
     frame = load(store)
     assert len(frame) == 3 and frame["higher_is_better"].eq(False).all()
+    indexed = read(store / folders.INDEX, table="cells").set_index("budget")
+    assert indexed.loc["1", "noise_multiplier"] == 4.0 and indexed.loc["1", "fit_steps"] == 1
     assert set(frame["budget"]) == {"1", "inf", "public"}
     before = _mtimes(store)
     _, _, again = _run(path)
