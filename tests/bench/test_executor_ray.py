@@ -13,6 +13,7 @@ from pathlib import Path
 
 import harness_plugin
 import numpy as np
+import pandas as pd
 import pytest
 
 from isoeps import registry
@@ -330,7 +331,11 @@ def test_the_smoke_suite_on_ray_equals_the_local_executor(ray_cluster, tmp_path)
     assert all(o.run_dir.startswith(str(ray_store)) for o in remote.ran)
     ours, theirs = _rows(ray_store), _rows(local_store)
     assert len(ours) >= len(expanded) * 2  # kid and the attribute metrics, per cell
-    assert ours.equals(theirs)
+    # Floats to 1e-7: the driver's BLAS may run on more threads (OMP_NUM_THREADS) than a
+    # 1-CPU Ray worker, which moves KID's reductions by ~1e-9; every other column is exact.
+    floats = ["value", "std"]
+    pd.testing.assert_frame_equal(ours.drop(columns=floats), theirs.drop(columns=floats))
+    np.testing.assert_allclose(ours[floats], theirs[floats], rtol=1e-7, atol=0, equal_nan=True)
     for cell in expanded:
         remote_samples = np.load(folders.find_run(ray_store, cell.cell_id) / "samples.npz")
         local_samples = np.load(folders.find_run(local_store, cell.cell_id) / "samples.npz")
