@@ -36,10 +36,6 @@ def _key_payload(method: Any, public: Any) -> dict[str, Any]:
     )
 
 
-def public_key(method: Any, public: Any) -> str:
-    return content_key(_key_payload(method, public))
-
-
 def prepare_public(method: Any, public: Any) -> str:
     """Load the method's public model(s) from the cache, training them first if missing.
 
