@@ -17,6 +17,7 @@ from isoeps import registry
 from isoeps.accountants.reaccount import reaccount
 from isoeps.bench import environment
 from isoeps.bench.cells import Cell
+from isoeps.bench.prompts import Drawn, Extraction, choose_prompts, prompts_for
 from isoeps.bench.spec import RuntimeSpec
 from isoeps.errors import PrivacyError
 from isoeps.log import get_logger
@@ -72,7 +73,7 @@ def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
 
     from isoeps.bench.measure import measure
 
-    values = measure(cell, data=fitted.data, device=runtime.device, **drawn)
+    values = measure(cell, drawn=drawn, data=fitted.data, device=runtime.device)
     env.update(data_fingerprints=fitted.data.fingerprints(), timings=fitted.timings)
     folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
     provenance = {
@@ -85,8 +86,8 @@ def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
         folder / folders.METRICS,
         {"cell_id": cell.cell_id, "values": values, "provenance": provenance},
     )
-    _store(folder, cell, drawn)
-    artifacts.write_memorisation_pairs(folder, values, drawn["samples"], fitted.data.private)
+    _store(folder, cell, drawn, fitted.data.reference)
+    artifacts.write_memorisation_pairs(folder, values, drawn.samples, fitted.data.private)
 
 
 def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
@@ -97,7 +98,7 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
     from isoeps.methods.base import MethodContext
     from isoeps.privacy.guard import PrivateData
 
-    data = load_cell_data(cell.dataset)
+    data = load_cell_data(cell.dataset, validation=needs_validation(cell))
     delta = cell_delta(cell.delta_rule, len(data.private))  # stored for inf/public rows too
     budget = PrivacyBudget.parse(cell.budget, delta=delta)
     ctx = MethodContext(
@@ -131,6 +132,14 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
     return fitted
 
 
+def needs_validation(cell: Cell) -> bool:
+    """Whether a metric of ``cell`` reads the sensitive validation split."""
+    return any(
+        "validation" in getattr(registry.get("isoeps.metrics", name), "needs", ())
+        for name in cell.metrics
+    )
+
+
 def _fit_record(report: Any, mode: str) -> dict[str, Any]:
     """``fit.json``: the method's :class:`FitReport`, or a record that it gave none."""
     from isoeps.methods.base import FitReport
@@ -142,15 +151,15 @@ def _fit_record(report: Any, mode: str) -> dict[str, Any]:
     return {**report.to_dict(), "reported": True}
 
 
-def _draw(cell: Cell, fitted: _Fitted) -> dict[str, Any]:
+def _draw(cell: Cell, fitted: _Fitted) -> Drawn:
     """Prompted samples, then open-prompt samples, then extraction samples (last: the only
     draw that sees private captions)."""
     from isoeps.methods.base import OPEN_PROMPT
 
     method, data = fitted.method, fitted.data
     seed = fitted.ctx.seed_for(PROMPT_PURPOSE)
-    prompts = choose_prompts(data.reference, n=cell.n_samples, seed=seed)
-    samples = method.sample(prompts["prompts"], cell.n_samples)
+    prompts = prompts_for(data.reference, n=cell.n_samples, seed=seed)
+    samples = method.sample(prompts.prompts, cell.n_samples)
     _check_samples(samples, cell.n_samples, data.reference.resolution)
     open_samples = None
     if cell.open_prompt_samples:
@@ -158,14 +167,12 @@ def _draw(cell: Cell, fitted: _Fitted) -> dict[str, Any]:
         _check_samples(open_samples, cell.open_prompt_samples, data.reference.resolution)
     extraction = None
     if cell.extraction_samples:
-        extraction = choose_prompts(data.private, n=cell.extraction_samples, seed=seed)
-        extraction["samples"] = method.sample(extraction["prompts"], cell.extraction_samples)
-    return {
-        "samples": samples,
-        "prompts": prompts,
-        "extraction": extraction,
-        "open_samples": open_samples,
-    }
+        private_prompts = choose_prompts(data.private, n=cell.extraction_samples, seed=seed)
+        extraction = Extraction(
+            prompts=private_prompts,
+            samples=method.sample(private_prompts.prompts, cell.extraction_samples),
+        )
+    return Drawn(samples=samples, prompts=prompts, extraction=extraction, open_samples=open_samples)
 
 
 def _refuse_late_access(cell: Cell, folder: Path, fitted: _Fitted) -> None:
@@ -202,18 +209,20 @@ def _account(cell: Cell, folder: Path, fitted: _Fitted, *, public_key: str) -> d
     return privacy
 
 
-def _store(folder: Path, cell: Cell, drawn: dict[str, Any]) -> None:
+def _store(folder: Path, cell: Cell, drawn: Drawn, reference: Any) -> None:
     from isoeps.bench.grid import save_grid
 
-    samples = drawn["samples"]
+    samples = drawn.samples
     artifacts.write_samples(
         folder,
         samples=samples,
-        source_ids=drawn["prompts"]["source_ids"],
+        source_ids=drawn.prompts.source_ids,
+        labels=drawn.prompts.labels,
+        geometry=artifacts.geometry_of(reference),
         keep=cell.store.samples,
         grid_size=cell.store.grid_size,
-        extraction=drawn["extraction"] if cell.store.extraction else None,
-        open_samples=drawn["open_samples"],
+        extraction=drawn.extraction if cell.store.extraction else None,
+        open_samples=drawn.open_samples,
     )
     save_grid(
         folder / folders.GRID,
@@ -221,29 +230,6 @@ def _store(folder: Path, cell: Cell, drawn: dict[str, Any]) -> None:
         samples.eval_captions[: cell.store.grid_size],
         title=f"{cell.method_label} | eps {cell.budget} | seed {cell.seed}",
     )
-
-
-def choose_prompts(split: Any, *, n: int, seed: int) -> dict[str, Any]:
-    """``n`` prompts from ``split``'s captions, cycling through a seeded permutation of its
-    records; also the source record ids and, when known, the attributes each prompt asks for."""
-    import numpy as np
-
-    if len(split) == 0:
-        raise ValueError(f"{split.dataset}/{split.split}: no records to take prompts from")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(split))
-    index = order[np.arange(n) % len(split)]
-    picks = rng.integers(0, 1 << 30, size=n)
-    prompts = [split.captions[i][picks[k] % len(split.captions[i])] for k, i in enumerate(index)]
-    attributes = None
-    if split.attributes:
-        attributes = {name: np.asarray(values)[index] for name, values in split.attributes.items()}
-    return {
-        "prompts": prompts,
-        "source_ids": [split.ids[i] for i in index],
-        "index": index,
-        "attributes": attributes,
-    }
 
 
 def _check_samples(samples: Any, n: int, resolution: int) -> None:

@@ -1,5 +1,6 @@
 """Loading one cell's four splits: private, reference and eval from the dataset, public from
-the named public corpus (or the dataset's own public split)."""
+the named public corpus (or the dataset's own public split); and the sensitive validation split
+when a metric asks for it (DPImageBench's epoch selection)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ class CellData:
     reference: Any
     eval: Any
     public: Any
+    validation: Any = None
 
     def fingerprints(self) -> dict[str, str]:
-        return {
-            split: getattr(self, split).fingerprint()
-            for split in ("private", "reference", "eval", "public")
-        }
+        splits = ["private", "reference", "eval", "public"]
+        if self.validation is not None:
+            splits.append("validation")
+        return {split: getattr(self, split).fingerprint() for split in splits}
 
 
 def _load(
@@ -43,17 +45,21 @@ def _load(
     )
 
 
-def load_cell_data(spec: DatasetSpec) -> CellData:
-    """The four splits of one dataset spec. When the public corpus is this dataset's own
-    public split, all four load in one call, so their disjointness is checked together."""
-    n: dict[str, int | None] = {split: spec.n.get(split) for split in EVAL_SPLITS}
+def load_cell_data(spec: DatasetSpec, *, validation: bool = False) -> CellData:
+    """The four splits of one dataset spec, and its validation split when ``validation``.
+
+    When the public corpus is this dataset's own public split, they load in one call, so
+    their disjointness is checked together.
+    """
+    own_splits = [*EVAL_SPLITS, "validation"] if validation else list(EVAL_SPLITS)
+    n: dict[str, int | None] = {split: spec.n.get(split) for split in own_splits}
     public = spec.public
     same_source = public is None or (
         public.name == spec.name
         and public.options == spec.options
         and (public.root or spec.root) == spec.root
     )
-    splits = list(EVAL_SPLITS)
+    splits = list(own_splits)
     if same_source:
         splits.append("public")
         n["public"] = public.n if public is not None else None
@@ -80,7 +86,7 @@ def load_cell_data(spec: DatasetSpec) -> CellData:
         )["public"]
         # Another source, or the same one with other options: check the public split against
         # the other three too (ids where they share the source's namespace, pixels always).
-        namespaces = {split: spec.name for split in EVAL_SPLITS}
+        namespaces = {split: spec.name for split in own_splits}
         namespaces["public"] = public.name
         check_disjoint(loaded, id_namespaces=namespaces)
     return CellData(
@@ -88,4 +94,5 @@ def load_cell_data(spec: DatasetSpec) -> CellData:
         reference=loaded["reference"],
         eval=loaded["eval"],
         public=loaded["public"],
+        validation=loaded.get("validation"),
     )

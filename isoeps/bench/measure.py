@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from isoeps import registry
+from isoeps.bench.prompts import Drawn
 from isoeps.log import get_logger
 
 log = get_logger("bench.measure")
@@ -24,12 +25,9 @@ def _peak_memory_mb(device: str) -> float:
 def measure(
     cell: Any,
     *,
-    samples: Any,
-    prompts: dict[str, Any],
-    extraction: dict[str, Any] | None,
+    drawn: Drawn,
     data: Any,
     device: str,
-    open_samples: Any = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every metric of ``cell``; each value carries its provenance.
 
@@ -39,17 +37,20 @@ def measure(
     from isoeps.bench.cells import make_metric
     from isoeps.metrics.base import MetricInputs
 
+    extraction, open_samples = drawn.extraction, drawn.open_samples
     inputs = MetricInputs(
-        fake=samples.images,
-        fake_captions=list(samples.eval_captions),
+        fake=drawn.samples.images,
+        fake_captions=list(drawn.samples.eval_captions),
         reference=data.reference,
-        fake_attributes=prompts.get("attributes"),
-        fake_prompt_source_ids=prompts["source_ids"],
+        fake_attributes=drawn.prompts.attributes,
+        fake_prompt_source_ids=drawn.prompts.source_ids,
         eval=data.eval,
         private=data.private,
-        extraction=extraction["samples"].images if extraction else None,
-        extraction_source_ids=extraction["source_ids"] if extraction else None,
+        extraction=extraction.samples.images if extraction else None,
+        extraction_source_ids=extraction.prompts.source_ids if extraction else None,
         open_prompt=open_samples.images if open_samples is not None else None,
+        validation=getattr(data, "validation", None),
+        epsilon=cell_epsilon(cell.budget),
         seed=cell.seed,
         device=device,
     )
@@ -83,6 +84,14 @@ def measure(
     return values
 
 
+def cell_epsilon(budget: str) -> float | None:
+    """The ε a cell's budget label names: a number, ``inf`` for a non-private row, None for
+    a public row (no private data trained on, so no ε at all)."""
+    if budget == "public":
+        return None
+    return float("inf") if budget == "inf" else float(budget)
+
+
 def _inputs_for(inputs: Any, needs: frozenset[str]) -> Any:
     """What one metric may read: the private split and the samples drawn from private
     captions only when its ``needs`` declare them (its values are then marked not-DP)."""
@@ -93,4 +102,6 @@ def _inputs_for(inputs: Any, needs: frozenset[str]) -> Any:
         hidden["private"] = None
     if "extraction" not in needs:
         hidden.update(extraction=None, extraction_source_ids=None)
+    if "validation" not in needs:
+        hidden["validation"] = None
     return dataclasses.replace(inputs, **hidden) if hidden else inputs

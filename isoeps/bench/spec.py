@@ -160,7 +160,7 @@ class DatasetSpec(_EnvText):
     name: str = Field(description="dataset registry name, e.g. synthetic-faces")
     root: str | None = Field(default=None, description="data root (runtime: not hashed)")
     resolution: int = Field(default=32, gt=0)
-    n: dict[Literal["private", "reference", "eval"], int] = Field(
+    n: dict[Literal["private", "reference", "eval", "validation"], int] = Field(
         default_factory=dict, description="images per split; missing splits use the loader default"
     )
     options: dict[str, Any] = Field(default_factory=dict)

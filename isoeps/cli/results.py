@@ -88,14 +88,26 @@ def _export(args: argparse.Namespace) -> int:
     from isoeps.results import finished_samples
 
     root = Path(args.out or "dpimagebench")
-    written = []
-    for cell, path in finished_samples(args.results):
-        data = np.load(path)
+    written, unlabelled = [], []
+    for _cell, path in finished_samples(args.results):
         target = root / Path(path).parent.name / "gen.npz"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_dpimagebench_npz(
-            target, images=data["images"], captions=[str(c) for c in data["eval_captions"]]
-        )
+        with np.load(path) as data:
+            if "labels" not in data.files:
+                unlabelled.append(str(target))
+            write_dpimagebench_npz(
+                target,
+                images=data["images"],
+                labels=data["labels"] if "labels" in data.files else None,
+                captions=[str(c) for c in data["eval_captions"]],
+                channels=int(data["channels"]) if "channels" in data.files else 3,
+                padding=int(data["padding"]) if "padding" in data.files else 0,
+            )
         written.append(str(target))
-    emit(args, {"files": written}, "\n".join(written) or "no finished cells with samples")
+    lines = list(written) or ["no finished cells with samples"]
+    if unlabelled:
+        lines.append(
+            f"note: {len(unlabelled)} file(s) from an unconditional source have y = 0 "
+            "(no class labels)"
+        )
+    emit(args, {"files": written, "unlabelled": unlabelled}, "\n".join(lines))
     return 0

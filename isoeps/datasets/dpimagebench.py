@@ -20,15 +20,25 @@ from isoeps.datasets.source import DatasetSource, SourceConfig, take_subset
 from isoeps.errors import DataError
 from isoeps.ops.images import DEFAULT_RESIZE, chw_to_pil, pil_to_chw, resize_pil, unit_to_uint8
 
+#: How float pixels become uint8: isoeps rounds; DPImageBench's ``ToPILImage`` truncates.
+QUANTISE_MODES: tuple[str, ...] = ("round", "truncate")
+
 
 def read_dpimagebench_npz(
-    path: str | os.PathLike,
+    path: str | os.PathLike, *, quantise: str = "round"
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """``(images uint8 (N, 3, H, W), labels int64 (N,), captions or None)`` from a gen.npz.
+
+    Args:
+        path: the file. ``x`` may be float32 or float64 (DPImageBench's PE writes float64).
+        quantise: ``"round"`` (isoeps's convention) or ``"truncate"``, as DPImageBench's
+            evaluator does through ``ToPILImage`` (``x * 255`` cast to uint8).
 
     Raises :class:`DataError` naming the file and the problem: a missing ``x``, a wrong
     shape or dtype, values outside [0, 1] or non-finite, or ``y``/``captions`` of wrong length.
     """
+    if quantise not in QUANTISE_MODES:
+        raise ValueError(f"quantise must be one of {QUANTISE_MODES}, got {quantise!r}")
     path = Path(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -44,8 +54,8 @@ def read_dpimagebench_npz(
         captions = data["captions"] if "captions" in data.files else None
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise DataError(f"{path}: x must be (N, C, H, W) with C in (1, 3), got shape {x.shape}")
-    if x.dtype != np.float32:
-        raise DataError(f"{path}: x must be float32 in [0, 1], got dtype {x.dtype}")
+    if x.dtype not in (np.float32, np.float64):
+        raise DataError(f"{path}: x must be float32 (or float64) in [0, 1], got dtype {x.dtype}")
     if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
         raise DataError(
             f"{path}: x must hold finite values in [0, 1], got range "
@@ -70,7 +80,10 @@ def read_dpimagebench_npz(
                 f"{path}: captions must be {n} strings, got {captions.dtype} {captions.shape}"
             )
         caption_list = [str(c) for c in captions]
-    images = unit_to_uint8(x)
+    if quantise == "round":
+        images = unit_to_uint8(x)
+    else:  # ToPILImage: pic.mul(255).byte() on the float tensor
+        images = (x.astype(np.float32) * np.float32(255.0)).astype(np.uint8)
     if images.shape[1] == 1:
         images = np.repeat(images, 3, axis=1)
     return images, labels, caption_list
@@ -82,19 +95,38 @@ def write_dpimagebench_npz(
     images: np.ndarray,
     labels: np.ndarray | None = None,
     captions: list[str] | None = None,
+    channels: int = 3,
+    padding: int = 0,
 ) -> None:
-    """Write uint8 ``(N, 3, H, W)`` images as DPImageBench's gen.npz (atomically)."""
+    """Write uint8 ``(N, 3, H, W)`` images as DPImageBench's gen.npz (atomically).
+
+    Args:
+        path: the file to write.
+        images: uint8 NCHW samples as isoeps stores them.
+        labels: each sample's class (``y``); zeros when None (an unconditional source).
+        captions: each sample's caption, stored as an extra ``captions`` array.
+        channels: 1 for a grayscale source: ``x`` gets one channel, the mean of the three
+            that isoeps stores (equal for gray data).
+        padding: pixels the source padded on each side; cropped off, so that ``x`` has the
+            sensitive data's own resolution, as DPImageBench's evaluator expects.
+    """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} {images.shape}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if padding < 0 or 2 * padding >= min(images.shape[-2:]):
+        raise ValueError(f"padding {padding} does not fit images of {images.shape[-2:]}")
     n = images.shape[0]
     y = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels)
     if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be {n} integers, got {y.dtype} {y.shape}")
-    arrays: dict[str, Any] = {
-        "x": images.astype(np.float32) / np.float32(255.0),
-        "y": y.astype(np.int64),
-    }
+    if padding:
+        images = images[:, :, padding:-padding, padding:-padding]
+    x = images.astype(np.float32) / np.float32(255.0)
+    if channels == 1:
+        x = x.mean(axis=1, keepdims=True, dtype=np.float32)
+    arrays: dict[str, Any] = {"x": np.ascontiguousarray(x), "y": y.astype(np.int64)}
     if captions is not None:
         if len(captions) != n:
             raise ValueError(f"captions: expected {n}, got {len(captions)}")

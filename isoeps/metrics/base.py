@@ -32,7 +32,11 @@ class MetricInputs:
     (read for memorisation and style capture only, after the release; these numbers are not
     DP). ``extraction`` holds samples generated from training captions, when asked for;
     ``open_prompt`` samples generated from the open prompt (no attribute named), when asked
-    for: style capture reads them.
+    for: style capture reads them. ``validation`` is the source's sensitive validation split
+    (DPImageBench's 5,000 held-back training records), given only to metrics that need it;
+    ``epsilon`` is the cell's target ε (``inf`` for a non-private row, None for a public row),
+    for protocols whose evaluation spends a budget of its own (DPImageBench's noisy epoch
+    selection).
     """
 
     fake: np.ndarray
@@ -45,6 +49,8 @@ class MetricInputs:
     extraction: np.ndarray | None = None
     extraction_source_ids: list[str] | None = None
     open_prompt: np.ndarray | None = None
+    validation: ImageSplit | None = None
+    epsilon: float | None = None
     seed: int = 0
     device: str = "cpu"
 

@@ -25,7 +25,9 @@ def write_samples(
     source_ids: list[str],
     keep: str,
     grid_size: int,
-    extraction: dict[str, Any] | None = None,
+    labels: np.ndarray | None = None,
+    geometry: dict[str, int] | None = None,
+    extraction: Any = None,
     open_samples: Any = None,
 ) -> None:
     """Write the prompted samples (and open-prompt samples) that ``keep`` asks for.
@@ -34,6 +36,10 @@ def write_samples(
         folder: the run folder.
         samples: the prompted :class:`~isoeps.methods.base.Samples`.
         source_ids: the reference record each prompt came from.
+        labels: the class each prompt asked for (class-conditional sources), stored as
+            ``labels`` for the DPImageBench export.
+        geometry: the data's ``channels``, ``native_resolution`` and ``padding`` (see
+            :func:`geometry_of`), stored beside the images so that an export can undo them.
         keep: ``"all"``, ``"grid"`` (the first ``grid_size``) or ``"none"``.
         grid_size: samples in the grid.
         extraction: extraction prompts and samples, written only with ``keep="all"`` (the
@@ -43,19 +49,25 @@ def write_samples(
     """
     count = {"all": len(samples.images), "grid": grid_size, "none": 0}[keep]
     if count:
+        extra: dict[str, np.ndarray] = {}
+        if labels is not None:
+            extra["labels"] = np.asarray(labels[:count], dtype=np.int64)
+        for name, number in (geometry or {}).items():
+            extra[name] = np.asarray(number, dtype=np.int64)
         folders.write_npz_atomic(
             folder / folders.SAMPLES,
             images=samples.images[:count],
             prompts=np.asarray(samples.prompts[:count], dtype=str),
             eval_captions=np.asarray(samples.eval_captions[:count], dtype=str),
             source_ids=np.asarray(source_ids[:count], dtype=str),
+            **extra,
         )
     if extraction is not None and keep == "all":
         folders.write_npz_atomic(
             folder / folders.EXTRACTION,
-            images=extraction["samples"].images,
-            prompts=np.asarray(extraction["prompts"], dtype=str),
-            source_ids=np.asarray(extraction["source_ids"], dtype=str),
+            images=extraction.samples.images,
+            prompts=np.asarray(extraction.prompts.prompts, dtype=str),
+            source_ids=np.asarray(extraction.prompts.source_ids, dtype=str),
         )
     if open_samples is not None and count:
         folders.write_npz_atomic(
@@ -63,6 +75,21 @@ def write_samples(
             images=open_samples.images[:count],
             prompts=np.asarray(open_samples.prompts[:count], dtype=str),
         )
+
+
+def geometry_of(split: Any) -> dict[str, int] | None:
+    """What a source did to reach the generator's image shape, from its ``info``: a gray
+    source (``channels`` 1, stored as three equal channels) or a padded one (``padding``
+    pixels each side around ``native_resolution``). None for a plain RGB source."""
+    info = split.info
+    channels, padding = int(info.get("channels", 3)), int(info.get("padding", 0) or 0)
+    if channels == 3 and not padding:
+        return None
+    return {
+        "channels": channels,
+        "native_resolution": split.resolution - 2 * padding,
+        "padding": padding,
+    }
 
 
 def write_memorisation_pairs(

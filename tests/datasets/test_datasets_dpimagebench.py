@@ -37,7 +37,8 @@ def test_grayscale_and_no_captions(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "x, y, message",
     [
-        (np.zeros((2, 3, 4, 4), np.float64), None, "float32"),
+        (np.zeros((2, 3, 4, 4), np.float16), None, "float32"),
+        (np.zeros((2, 3, 4, 4), np.uint8), None, "float32"),
         (np.full((2, 3, 4, 4), 1.5, np.float32), None, r"\[0, 1\]"),
         (np.zeros((2, 4, 4), np.float32), None, "shape"),
         (np.zeros((2, 3, 4, 4), np.float32), np.array([1, 2, 3]), "y must be 2 integer labels"),
@@ -53,3 +54,53 @@ def test_validation(tmp_path: Path, x, y, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         read_dpimagebench_npz(tmp_path / "nope.npz")
+
+
+def test_float64_as_dpimagebench_pe_writes_it(tmp_path: Path) -> None:
+    path = tmp_path / "pe.npz"
+    np.savez(path, x=np.full((2, 3, 4, 4), 0.25), y=np.array([0, 1]))  # float64
+    images, labels, _ = read_dpimagebench_npz(path)
+    assert images.dtype == np.uint8 and (images == 64).all() and labels.tolist() == [0, 1]
+
+
+def test_truncation_matches_to_pil_image(tmp_path: Path) -> None:
+    """DPImageBench's evaluator quantises through ToPILImage, which truncates."""
+    from torchvision.transforms import ToPILImage
+
+    x = np.random.default_rng(1).random((3, 1, 6, 6), dtype=np.float32)
+    path = tmp_path / "gen.npz"
+    np.savez(path, x=x, y=np.zeros(3, np.int64))
+    truncated, _, _ = read_dpimagebench_npz(path, quantise="truncate")
+    rounded, _, _ = read_dpimagebench_npz(path)
+    import torch
+
+    for i in range(3):
+        expected = np.asarray(ToPILImage()(torch.from_numpy(x[i])))
+        assert np.array_equal(truncated[i, 0], expected)
+    assert (rounded != truncated).any()  # the two conventions differ on these pixels
+
+
+def test_export_grayscale_padded_class_conditional(tmp_path: Path) -> None:
+    """A padded grayscale source exports as DPImageBench's own F-MNIST files look: 28x28,
+    one channel, float32 in [0, 1], the true labels. Read as its eval.py does."""
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+    padded = np.zeros((4, 3, 32, 32), np.uint8)
+    padded[:, :, 2:30, 2:30] = gray
+    path = tmp_path / "gen.npz"
+    labels = np.array([3, 0, 9, 3])
+    write_dpimagebench_npz(path, images=padded, labels=labels, channels=1, padding=2)
+    syn = np.load(path)  # eval.py: syn = np.load(...); syn["x"], syn["y"]
+    syn_data, syn_labels = syn["x"], syn["y"]
+    assert syn_data.dtype == np.float32 and syn_data.shape == (4, 1, 28, 28)
+    assert syn_labels.dtype == np.int64 and syn_labels.tolist() == labels.tolist()
+    assert np.array_equal(np.rint(syn_data * 255).astype(np.uint8), gray)
+
+
+@pytest.mark.parametrize(
+    "options, message", [({"channels": 2}, "channels"), ({"padding": 4}, "padding")]
+)
+def test_export_rejects_bad_geometry(tmp_path: Path, options, message: str) -> None:
+    images = np.zeros((1, 3, 8, 8), np.uint8)
+    with pytest.raises(ValueError, match=message):
+        write_dpimagebench_npz(tmp_path / "x.npz", images=images, **options)

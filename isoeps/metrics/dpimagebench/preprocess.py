@@ -1,0 +1,66 @@
+"""Samples brought to the sensitive data's resolution, as DPImageBench's evaluator does.
+
+DPImageBench ``F.interpolate``s samples of another resolution to the sensitive one in the
+default (nearest) mode. A source padded to meet a generator's divisibility (Fashion-MNIST's
+28x28 padded to 32x32, ``ImageSplit.info["padding"]``) is cropped back instead: the crop
+inverts the padding exactly, where nearest resizing would shrink the content.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from isoeps.metrics.preprocess import check_images
+
+PROTOCOL = "dpimagebench"
+
+
+def sensitive_geometry(split: Any) -> tuple[int, int]:
+    """``(native size, padding)`` of a split: the size DPImageBench evaluates at.
+
+    Args:
+        split: an :class:`~isoeps.datasets.base.ImageSplit`; ``info["padding"]`` (pixels on
+            each side, default 0) says how much of its border the source added.
+
+    Returns:
+        The side of the images without the padding, and the padding.
+    """
+    padding = int(split.info.get("padding", 0) or 0)
+    return split.resolution - 2 * padding, padding
+
+
+def to_sensitive_resolution(
+    images: np.ndarray, *, size: int, padding: int = 0, what: str = "samples"
+) -> tuple[np.ndarray, dict[str, object]]:
+    """uint8 ``(N, 3, H, W)`` images at ``size`` x ``size``, and what was done to them.
+
+    Args:
+        images: uint8 NCHW images.
+        size: the sensitive data's native side.
+        padding: the border the source added to reach the generator's size; images of side
+            ``size + 2 * padding`` lose exactly that border.
+        what: names the images in errors.
+
+    Returns:
+        The images, and a record for the value's details (``{}`` when nothing was done).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    images = check_images(images, what=what)
+    side = images.shape[-1]
+    if images.shape[-2] != side:
+        raise ValueError(f"{what}: images must be square, got {images.shape[-2:]}")
+    if side == size:
+        return images, {}
+    if padding and side == size + 2 * padding:
+        cropped = images[:, :, padding : padding + size, padding : padding + size]
+        return np.ascontiguousarray(cropped), {
+            "to_sensitive_resolution": {"from": side, "to": size, "mode": f"crop-{padding}"}
+        }
+    resized = F.interpolate(torch.from_numpy(images).float(), size=(size, size), mode="nearest")
+    return resized.to(torch.uint8).numpy(), {
+        "to_sensitive_resolution": {"from": side, "to": size, "mode": "nearest"}
+    }
