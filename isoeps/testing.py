@@ -96,13 +96,15 @@ class MethodTesterMixin:
     def fitted(self, budget: Any, tmp_path: Path) -> tuple[Any, Any]:
         from isoeps.methods.base import FitReport
         from isoeps.privacy.guard import PrivateData
+        from isoeps.privacy.public_only import NoPrivateData
 
         method = self.make_method()
         method.pretrain_public(self.public_split())
         guard = None
         if budget.mode != "public":
             guard = PrivateData(self.private_split(), mode=budget.mode, seed=1)
-        report = method.fit(guard, budget)
+        door = NoPrivateData(method=self.method_class.name) if guard is None else guard
+        report = method.fit(door, budget)
         assert report is None or isinstance(report, FitReport), (
             f"fit returned {type(report).__name__}; expected a FitReport or None"
         )

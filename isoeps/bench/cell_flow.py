@@ -97,6 +97,7 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
     from isoeps.bench.public import prepare_public
     from isoeps.methods.base import MethodContext
     from isoeps.privacy.guard import PrivateData
+    from isoeps.privacy.public_only import NoPrivateData
 
     data = load_cell_data(cell.dataset, validation=needs_validation(cell))
     delta = cell_delta(cell.delta_rule, len(data.private))  # stored for inf/public rows too
@@ -121,7 +122,8 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
             ledger=journal,
         )
     try:
-        report = method.fit(guard, budget)
+        door = NoPrivateData(method=cell.method_name) if guard is None else guard
+        report = method.fit(door, budget)
     finally:
         if guard is not None:
             guard.close()  # any later access raises and is recorded in the journal

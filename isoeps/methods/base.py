@@ -190,7 +190,8 @@ class Method(ABC):
     # -- private fit and sampling -------------------------------------------------------------
     @abstractmethod
     def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> FitReport | None:
-        """Adapt to private data through the guard. ``private`` is None for ``public``.
+        """Adapt to private data through the guard. In a ``public`` cell ``private`` is a
+        :class:`~isoeps.privacy.public_only.NoPrivateData`, whose every use raises.
 
         Returns:
             What was done (:class:`FitReport`); None if the method does not say.

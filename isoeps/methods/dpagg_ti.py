@@ -358,9 +358,9 @@ class DPAggTI(Method):
             "num_groups": self.config.num_groups if self.config.group_size > 1 else None,
             "adjacency": "replace_one" if self.config.group_size > 1 else "add_remove",
         }
-        if sigma is None:
-            self.report["sampled"] = release.sampled  # inf only: a count of private records
-        else:
+        # An inf release's count of sampled records is left out: the report holds no
+        # statistic of the private data, noised or not.
+        if sigma is not None:
             self.report["divisor"] = release.divisor
             self.ctx.logger.info(
                 "dpagg-ti: one release, sigma=%.4g q=%.4g C=%g g=%d",

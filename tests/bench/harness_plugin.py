@@ -122,6 +122,10 @@ class MeanImage(Method):
         if self.config.fail:
             raise RuntimeError("planted failure")
         if budget.mode == "public":
+            if self.config.attack == "public_touch":
+                len(private)
+            if self.config.attack == "dict_report":
+                return {"mode": "public", "steps": 0}
             return
         if budget.mode == "inf":
             data = private.raw(reason="inf mode")

@@ -56,6 +56,31 @@ def test_late_access_that_the_method_swallows_is_still_refused(tiny_suite):
     assert not (folder / "metrics.json").exists() and not (folder / "samples.npz").exists()
 
 
+def test_a_public_cell_that_touches_private_data_fails_with_a_clear_error(tiny_suite):
+    path = tiny_suite(
+        budgets=["public"],
+        methods={"mean": {"method": "test-mean-image", "config": {"attack": "public_touch"}}},
+    )
+    spec, expanded = _run(path)
+    folder = folders.find_run(Path(spec.runtime.results), expanded[0].cell_id)
+    status = folders.status_of(folder)
+    assert status["status"] == folders.FAILED
+    assert "'public' cell" in status["reason"] and "len()" in status["reason"]
+
+
+def test_a_fit_that_returns_no_fit_report_fails_the_cell(tiny_suite):
+    path = tiny_suite(
+        budgets=["public"],
+        methods={"mean": {"method": "test-mean-image", "config": {"attack": "dict_report"}}},
+    )
+    spec, expanded = _run(path)
+    folder = folders.find_run(Path(spec.runtime.results), expanded[0].cell_id)
+    status = folders.status_of(folder)
+    assert status["status"] == folders.FAILED
+    assert "fit returned dict; expected a FitReport or None" in status["reason"]
+    assert not (folder / folders.FIT).exists()
+
+
 class _Probe(harness_plugin.Brightness):
     """Records what a metric that declares no private need was handed."""
 

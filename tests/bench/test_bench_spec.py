@@ -132,6 +132,13 @@ def test_method_config_errors_each_name_their_field(tmp_path):
     assert "methods.mean.config.noise_scale: " in message
 
 
+@pytest.mark.parametrize("method", ["wavelet-two-stage", "dpagg-ti"])
+def test_a_negative_pretrain_seed_names_the_field(tmp_path, method):
+    path = _suite(tmp_path, methods={"m": {"method": method, "config": {"pretrain_seed": -1}}})
+    with pytest.raises(ConfigError, match=r"methods\.m\.config\.pretrain_seed: .* 0 \(got -1\)"):
+        cells.expand(load_suite(path))
+
+
 def test_metric_options_enter_the_cell_id_as_given(tmp_path):
     """Defaults are not filled into the cell's metrics, so a metric's Options model (or a new
     option with a default) changes no stored id; options as written do."""
