@@ -126,6 +126,22 @@ class MethodTesterMixin:
         assert set(cls.supported_budgets) <= {"private", "inf", "public"}
         assert cls.supported_budgets, "supported_budgets is empty"
 
+    def test_contract_config_declares_each_fields_part(self) -> None:
+        from isoeps.methods.base import CONFIG_PARTS
+
+        config = self.method_class.Config
+        undeclared = [
+            name for name in config.model_fields if config.part_of(name) not in CONFIG_PARTS
+        ]
+        assert not undeclared, (
+            f"{config.__name__}: declare {undeclared} with public_field() or private_field(), "
+            "so that the public cache key holds exactly what the public models read"
+        )
+        key = json.dumps(self.make_method().public_cache_key(), sort_keys=True, default=str)
+        for name in config.model_fields:
+            if config.part_of(name) == "private":
+                assert f'"{name}"' not in key, f"private field {name!r} is in the public key"
+
     def test_contract_construct_and_reject_unknown_config(self) -> None:
         import pytest
 
@@ -187,6 +203,17 @@ class MethodTesterMixin:
                 samples.images,
                 err_msg="sample() must be stateless: the same call gave other images",
             )
+            self._check_unconditional(method)
+
+    def _check_unconditional(self, method: Any) -> None:
+        """A method that implements sample_unconditional returns OPEN_PROMPT-labelled images."""
+        from isoeps.methods.base import OPEN_PROMPT, Method
+
+        if type(method).sample_unconditional is Method.sample_unconditional:
+            return  # suites that need open-prompt samples refuse such a method, clearly
+        samples = method.sample_unconditional(3)
+        assert samples.images.shape == (3, 3, self.resolution, self.resolution)
+        assert samples.eval_captions == [OPEN_PROMPT] * 3, "record OPEN_PROMPT as eval captions"
 
     def test_contract_rejects_unsupported_budget(self) -> None:
         import pytest

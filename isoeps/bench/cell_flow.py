@@ -156,8 +156,6 @@ def _fit_record(report: Any, mode: str) -> dict[str, Any]:
 def _draw(cell: Cell, fitted: _Fitted) -> Drawn:
     """Prompted samples, then open-prompt samples, then extraction samples (last: the only
     draw that sees private captions)."""
-    from isoeps.methods.base import OPEN_PROMPT
-
     method, data = fitted.method, fitted.data
     seed = fitted.ctx.seed_for(PROMPT_PURPOSE)
     prompts = prompts_for(data.reference, n=cell.n_samples, seed=seed)
@@ -165,7 +163,7 @@ def _draw(cell: Cell, fitted: _Fitted) -> Drawn:
     _check_samples(samples, cell.n_samples, data.reference.resolution)
     open_samples = None
     if cell.open_prompt_samples:
-        open_samples = method.sample([OPEN_PROMPT], cell.open_prompt_samples)
+        open_samples = method.sample_unconditional(cell.open_prompt_samples)
         _check_samples(open_samples, cell.open_prompt_samples, data.reference.resolution)
     extraction = None
     if cell.extraction_samples:

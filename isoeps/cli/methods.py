@@ -44,6 +44,7 @@ def describe_method(name: str) -> dict:
                 "type": type_name,
                 "default": default,
                 "description": field.description or "",
+                "part": cls.Config.part_of(field_name) or "public",
             }
         )
     return {
@@ -72,7 +73,7 @@ def _list(args: argparse.Namespace) -> int:
         )
         for field in method["config"]:
             lines.append(
-                f"    {field['name']}: {field['type']} = {field['default']!r}"
+                f"    [{field['part']}] {field['name']}: {field['type']} = {field['default']!r}"
                 + (f"  # {field['description']}" if field["description"] else "")
             )
     emit(args, {"methods": methods}, "\n".join(lines) or "(no methods registered)")

@@ -20,7 +20,19 @@ from pydantic import Field
 from isoeps.accountants import PrivacyBudget
 from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
-from isoeps.methods.base import OPEN_PROMPT, FitReport, Method, MethodConfig, Samples
+from isoeps.methods.base import (
+    OPEN_PROMPT,
+    FitReport,
+    Method,
+    MethodConfig,
+    Samples,
+    private_field,
+    public_field,
+)
+
+#: The caption that conditions on nothing: :meth:`ARFamilyMethod.featurize` masks it out
+#: entirely, as caption dropout does in training.
+NULL_CAPTION = ""
 from isoeps.models.ar_pretrain import (
     drop_conditions,
     fit_tokenizer,
@@ -56,51 +68,47 @@ class ARDPSGDConfig(DPSGDConfig):
 
 
 class ARFamilyConfig(MethodConfig):
-    """Fields of the AR family. Public-model fields (tokenizer, model, pretraining, SR) form
-    the public cache key; ``dp_sgd``, sampling fields and :attr:`PRIVATE_ONLY` do not."""
+    """Fields of the AR family. The public part (tokenizer, model, pretraining, SR) forms the
+    public cache key; the private part (``dp_sgd``, sampling) does not."""
 
     # spectral tokenizer (public)
-    levels: int = Field(2, ge=1, description="Haar levels L (L + 1 scales)")
-    base_patch: int = Field(2, ge=1, description="patch side on the two coarsest scales")
-    codebook_size: int = Field(512, ge=2, description="VQ codes per scale")
-    kmeans_iters: int = Field(20, ge=1)
-    tokenizer_images: int = Field(4000, ge=1, description="public images for the codebooks")
+    levels: int = public_field(2, ge=1, description="Haar levels L (L + 1 scales)")
+    base_patch: int = public_field(2, ge=1, description="patch side on the two coarsest scales")
+    codebook_size: int = public_field(512, ge=2, description="VQ codes per scale")
+    kmeans_iters: int = public_field(20, ge=1)
+    tokenizer_images: int = public_field(4000, ge=1, description="public images for the codebooks")
     # AR transformer (public)
-    text_encoder: str = "minilm"
-    text_mode: Literal["pooled", "tokens"] = "pooled"
-    text_len: int = Field(24, ge=1, description="text tokens kept in 'tokens' mode")
-    prefix_len: int = Field(4, ge=1, description="prefix slots in 'pooled' mode")
-    dim: int = Field(128, ge=8)
-    depth: int = Field(4, ge=1)
-    heads: int = Field(4, ge=1)
-    mlp_ratio: int = Field(4, ge=1)
-    pretrain_steps: int = Field(1500, ge=1)
-    pretrain_batch_size: int = Field(64, ge=1)
-    pretrain_learning_rate: float = Field(1e-3, gt=0)
-    cond_dropout: float = Field(0.1, ge=0, lt=1, description="caption dropout (for CFG)")
+    text_encoder: str = public_field("minilm")
+    text_mode: Literal["pooled", "tokens"] = public_field("pooled")
+    text_len: int = public_field(24, ge=1, description="text tokens kept in 'tokens' mode")
+    prefix_len: int = public_field(4, ge=1, description="prefix slots in 'pooled' mode")
+    dim: int = public_field(128, ge=8)
+    depth: int = public_field(4, ge=1)
+    heads: int = public_field(4, ge=1)
+    mlp_ratio: int = public_field(4, ge=1)
+    pretrain_steps: int = public_field(1500, ge=1)
+    pretrain_batch_size: int = public_field(64, ge=1)
+    pretrain_learning_rate: float = public_field(1e-3, gt=0)
+    cond_dropout: float = public_field(0.1, ge=0, lt=1, description="caption dropout (for CFG)")
     # wavelet SR net (public)
-    sr_width: int = Field(64, ge=8)
-    sr_blocks: int = Field(2, ge=1)
-    sr_steps: int = Field(600, ge=1)
-    sr_batch_size: int = Field(64, ge=1)
-    sr_learning_rate: float = Field(2e-3, gt=0)
+    sr_width: int = public_field(64, ge=8)
+    sr_blocks: int = public_field(2, ge=1)
+    sr_steps: int = public_field(600, ge=1)
+    sr_batch_size: int = public_field(64, ge=1)
+    sr_learning_rate: float = public_field(2e-3, gt=0)
     # private finetune
-    dp_sgd: ARDPSGDConfig = ARDPSGDConfig()
+    dp_sgd: ARDPSGDConfig = private_field(ARDPSGDConfig())
     # sampling
-    temperature: float = Field(1.0, ge=0)
-    top_k: int = Field(0, ge=0, description="0 = no top-k truncation")
-    cfg_scale: float = Field(1.5, ge=0, description="classifier-free guidance; 1 = off")
-    sample_batch_size: int = Field(256, ge=1)
+    temperature: float = private_field(1.0, ge=0)
+    top_k: int = private_field(0, ge=0, description="0 = no top-k truncation")
+    cfg_scale: float = private_field(1.5, ge=0, description="classifier-free guidance; 1 = off")
+    sample_batch_size: int = private_field(256, ge=1)
 
 
 class ARFamilyMethod(Method):
     """Public pretraining, DP finetune and sampling shared by the AR family."""
 
     Config: ClassVar[type[MethodConfig]] = ARFamilyConfig
-    #: Config fields that affect only the private fit or sampling (not the public models).
-    PRIVATE_ONLY: ClassVar[frozenset[str]] = frozenset(
-        {"dp_sgd", "temperature", "top_k", "cfg_scale", "sample_batch_size"}
-    )
 
     config: ARFamilyConfig
 
@@ -134,12 +142,11 @@ class ARFamilyMethod(Method):
 
     def public_cache_key(self) -> dict[str, Any]:
         """Family-wide: both AR methods and every epsilon share one public model."""
-        public = {
-            k: v
-            for k, v in self.config.model_dump().items()
-            if k in ARFamilyConfig.model_fields and k not in self.PRIVATE_ONLY
+        return {
+            "family": "spectral-ar",
+            "version": FAMILY_VERSION,
+            "config": self.config.public_part(),
         }
-        return {"family": "spectral-ar", "version": FAMILY_VERSION, "config": public}
 
     def check_resolution(self, resolution: int) -> None:
         try:
@@ -157,12 +164,12 @@ class ARFamilyMethod(Method):
         return self._encoder
 
     def featurize(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frozen text features; the open prompt gets an all-False mask, the null condition
-        that caption dropout trains (so it samples the model's unconditional distribution)."""
+        """Frozen text features; an empty caption conditions on nothing: it gets the all-False
+        mask, the null condition that caption dropout trains."""
         text, mask = text_features(
             self.encoder, captions, mode=self.config.text_mode, length=self.config.text_len
         )
-        named = torch.tensor([caption != OPEN_PROMPT for caption in captions], dtype=torch.bool)
+        named = torch.tensor([caption != NULL_CAPTION for caption in captions], dtype=torch.bool)
         return text, mask & named.reshape(-1, 1)
 
     def _require_public(self) -> None:
@@ -388,6 +395,13 @@ class ARFamilyMethod(Method):
         )
         images = to_uint8(self.full_resolution(tokens, prompts=chosen, generator=generator))
         return Samples(images=images, prompts=chosen, eval_captions=list(chosen))
+
+    def sample_unconditional(self, n: int) -> Samples:
+        """``n`` images from the null condition (the empty caption, fully masked)."""
+        samples = self.sample([NULL_CAPTION], n)
+        return Samples(
+            images=samples.images, prompts=[OPEN_PROMPT] * n, eval_captions=[OPEN_PROMPT] * n
+        )
 
 
 def _images_and_captions(records: ImageSplit | list) -> tuple[np.ndarray, list]:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
 
 from isoeps.accountants import PrivacyBudget
 from isoeps.datasets.base import ImageSplit
@@ -29,23 +30,59 @@ _SPAWN_KEYS: dict[str, int] = {"data": 0, "init": 1, "sampling": 2, "evaluation"
 RNG_PURPOSES: tuple[str, ...] = tuple(_SPAWN_KEYS)
 
 
+#: The two parts of a method config: ``public`` fields determine the public model(s) and form
+#: the public cache key; ``private`` fields act only on the private fit or on sampling, so
+#: every epsilon and DP setting shares one cached public model.
+CONFIG_PARTS: tuple[str, ...] = ("public", "private")
+
+
+def public_field(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A config field of the public part (a ``pydantic.Field`` that says so)."""
+    return Field(default, json_schema_extra={"part": "public"}, **kwargs)
+
+
+def private_field(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A config field of the private part: the private fit or sampling only."""
+    return Field(default, json_schema_extra={"part": "private"}, **kwargs)
+
+
 class MethodConfig(BaseModel):
-    """Base of every method's ``Config``: unknown fields are errors that name the field."""
+    """Base of every method's ``Config``: unknown fields are errors that name the field.
+
+    Declare each field with :func:`public_field` or :func:`private_field`; the public cache
+    key is :meth:`public_part`. A field declared with plain ``Field`` counts as public: a
+    key with one field too many only retrains a public model, one too few would share a
+    model between configs that differ.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pretrain_seed: int = Field(
+    pretrain_seed: int = public_field(
         0,
         ge=0,
         description="seed of all public training: part of the public cache key, so "
         "every cell (any budget, any cell seed) shares the public model it names",
     )
 
+    @classmethod
+    def part_of(cls, name: str) -> str | None:
+        """``"public"`` or ``"private"`` as field ``name`` declares it; None if undeclared."""
+        extra = cls.model_fields[name].json_schema_extra
+        return extra.get("part") if isinstance(extra, dict) else None
 
-#: The open prompt: it names no attribute, so samples drawn from it show the distribution a
-#: model has learned (style capture), not how well it follows prompts. Text-conditional
-#: methods read it as their null condition (what caption dropout trained); a method with a
-#: learned private token keeps the token and drops only the caption.
+    def public_part(self) -> dict[str, Any]:
+        """The values of every field not declared private: what the public models depend on."""
+        dumped = self.model_dump()
+        return {
+            name: dumped[name]
+            for name in type(self).model_fields
+            if self.part_of(name) != "private"
+        }
+
+
+#: The prompt and eval caption recorded with unconditional samples (:meth:`Method.
+#: sample_unconditional`): they name no attribute, so they show the distribution a model has
+#: learned (style capture), not how well it follows prompts.
 OPEN_PROMPT = ""
 
 
@@ -171,9 +208,9 @@ class Method(ABC):
 
     # -- public pretraining (cached by the harness) -------------------------------------------
     def public_cache_key(self) -> dict[str, Any]:
-        """What determines the public model besides the public data. Override to drop
-        private-only fields, so that epsilon or DP settings share one cached public model."""
-        return {"method": self.name, "version": self.version, "config": self.config.model_dump()}
+        """What determines the public model besides the public data: the config's public
+        part, so that every epsilon and DP setting shares one cached public model."""
+        return {"method": self.name, "version": self.version, "config": self.config.public_part()}
 
     @abstractmethod
     def pretrain_public(self, public: ImageSplit) -> None:
@@ -199,8 +236,21 @@ class Method(ABC):
 
     @abstractmethod
     def sample(self, prompts: list[str], n: int) -> Samples:
-        """Generate ``n`` images, cycling through ``prompts``; :data:`OPEN_PROMPT` asks for
-        the model's own distribution (no attribute named)."""
+        """Generate ``n`` images, cycling through ``prompts``."""
+
+    def sample_unconditional(self, n: int) -> Samples:
+        """``n`` images from the model's own distribution, no caption named (style capture).
+
+        Each method says what that means for it: a text-conditional model samples its null
+        condition (what caption dropout trains), a method with a learned private token keeps
+        the token and drops only the caption. Record :data:`OPEN_PROMPT` as the prompts and
+        eval captions. Suites whose metrics need ``open_prompt`` samples call it; the default
+        says the method cannot.
+        """
+        raise NotImplementedError(
+            f"method {self.name!r} does not implement sample_unconditional(n), which the "
+            "suite's open-prompt samples (open_prompt_samples, read by attr_tv) need"
+        )
 
     def plan(self, budget: PrivacyBudget, num_records: int) -> dict[str, Any] | None:
         """What ``fit`` would spend on ``num_records`` private records at ``budget``, without

@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from isoeps.accountants import (
     CalibrationError,
@@ -76,7 +76,15 @@ from isoeps.accountants import (
 )
 from isoeps.errors import ConfigError, MissingWeightsError
 from isoeps.log import progress
-from isoeps.methods.base import OPEN_PROMPT, FitReport, Method, MethodConfig, Samples
+from isoeps.methods.base import (
+    OPEN_PROMPT,
+    FitReport,
+    Method,
+    MethodConfig,
+    Samples,
+    private_field,
+    public_field,
+)
 from isoeps.privacy.guard import PrivateData
 
 PUBLIC_FILE = "dpagg_ti.json"
@@ -87,61 +95,65 @@ class DPAggTIConfig(MethodConfig):
     """Configuration of :class:`DPAggTI`. Every default is explained in the module docstring."""
 
     # -- public model -------------------------------------------------------------------------
-    text_encoder: str = Field("minilm", description="registered frozen text encoder")
-    resolution: int = Field(32, description="image size of the tiny pixel-space model")
-    unet_channels: tuple[int, ...] = Field(
+    text_encoder: str = public_field("minilm", description="registered frozen text encoder")
+    resolution: int = public_field(32, description="image size of the tiny pixel-space model")
+    unet_channels: tuple[int, ...] = public_field(
         (32, 64, 64), description="UNet block widths (tiny: fast on a CPU)"
     )
-    pretrain_steps: int = Field(600, ge=1, description="public UNet training steps")
-    pretrain_batch_size: int = Field(32, ge=1)
-    pretrain_learning_rate: float = Field(1e-3, gt=0)
-    cond_drop_prob: float = Field(
+    pretrain_steps: int = public_field(600, ge=1, description="public UNet training steps")
+    pretrain_batch_size: int = public_field(32, ge=1)
+    pretrain_learning_rate: float = public_field(1e-3, gt=0)
+    cond_drop_prob: float = public_field(
         0.1, ge=0, lt=1, description="caption dropout for classifier-free guidance"
     )
-    pretrained_path: str | None = Field(
+    pretrained_path: str | None = public_field(
         None,
         description="local Stable Diffusion folder (GPU); replaces the tiny model, runs at "
         "its native size and returns images of `resolution`",
     )
     # -- the private release ------------------------------------------------------------------
-    clip_norm: float = Field(2.0, gt=0, description="C: bound on each record's token offset")
-    expected_records: int = Field(
+    clip_norm: float = private_field(
+        2.0, gt=0, description="C: bound on each record's token offset"
+    )
+    expected_records: int = private_field(
         128, ge=1, description="q N, the expected subsample size (q = this / N)"
     )
-    sample_rate: float | None = Field(
+    sample_rate: float | None = private_field(
         None, gt=0, le=1, description="q; overrides expected_records when set"
     )
-    group_size: int = Field(
+    group_size: int = private_field(
         1,
         ge=1,
         description="nominal images per embedding; > 1 groups records into "
         "num_groups hash groups (replace-one adjacency of a group, 2C)",
     )
-    num_groups: int | None = Field(
+    num_groups: int | None = private_field(
         None,
         ge=1,
         description="G, the number of hash groups when group_size > 1: fixed "
         "here, never derived from the private N (set it to about N_expected / group_size)",
     )
-    group_assignment: str = Field(
+    group_assignment: str = private_field(
         "hash", description="how records form groups when group_size > 1 ('hash' of the id)"
     )
-    max_noise_multiplier: float = Field(
+    max_noise_multiplier: float = private_field(
         50.0, gt=0, description="refuse an epsilon that needs more noise than this sigma"
     )
     # -- textual inversion --------------------------------------------------------------------
-    ti_steps: int = Field(30, ge=1, description="Adam steps per token vector")
-    ti_learning_rate: float = Field(0.02, gt=0)
-    ti_chunk_size: int = Field(64, ge=1, description="records inverted side by side")
-    init_word: str = Field("photo", description="public initial value of every token vector")
-    prompt_template: str = Field(
+    ti_steps: int = private_field(30, ge=1, description="Adam steps per token vector")
+    ti_learning_rate: float = private_field(0.02, gt=0)
+    ti_chunk_size: int = private_field(64, ge=1, description="records inverted side by side")
+    init_word: str = private_field(
+        "photo", description="public initial value of every token vector"
+    )
+    prompt_template: str = private_field(
         f"a photo of {TOKEN_MARK}, {{caption}}",
         description="prompt with the private token; {caption} is the plain caption",
     )
     # -- sampling -----------------------------------------------------------------------------
-    guidance_scale: float = Field(3.0, ge=0)
-    sampler_steps: int = Field(20, ge=1, description="DDIM steps (cost is linear in it)")
-    sample_batch_size: int = Field(128, ge=1)
+    guidance_scale: float = private_field(3.0, ge=0)
+    sampler_steps: int = private_field(20, ge=1, description="DDIM steps (cost is linear in it)")
+    sample_batch_size: int = private_field(128, ge=1)
 
     @field_validator("prompt_template")
     @classmethod
@@ -151,19 +163,6 @@ class DPAggTIConfig(MethodConfig):
                 f"prompt_template must contain {TOKEN_MARK!r} and '{{caption}}', got {value!r}"
             )
         return value
-
-
-PUBLIC_FIELDS: tuple[str, ...] = (
-    "pretrain_seed",
-    "text_encoder",
-    "resolution",
-    "unet_channels",
-    "pretrain_steps",
-    "pretrain_batch_size",
-    "pretrain_learning_rate",
-    "cond_drop_prob",
-    "pretrained_path",
-)
 
 
 class DPAggTI(Method):
@@ -188,8 +187,7 @@ class DPAggTI(Method):
 
     # -- public model -------------------------------------------------------------------------
     def public_cache_key(self) -> dict[str, Any]:
-        public = {name: getattr(self.config, name) for name in PUBLIC_FIELDS}
-        return {"method": self.name, "version": self.version, "config": public}
+        return {"method": self.name, "version": self.version, "config": self.config.public_part()}
 
     def pretrain_public(self, public: Any) -> None:
         if self.config.pretrained_path is not None:
@@ -443,21 +441,35 @@ class DPAggTI(Method):
             raise ConfigError("dpagg-ti: sample needs at least one prompt")
         captions = [prompts[i % len(prompts)] for i in range(n)]
         full = [self._prompt(c) for c in captions] if self.token is not None else list(captions)
-        images = self.model.sample(
-            full,
+        return Samples(images=self._generate(full), prompts=full, eval_captions=captions)
+
+    def _generate(self, prompts: list[str]) -> Any:
+        """uint8 images, one per prompt, from the sampling stream."""
+        return self.model.sample(
+            prompts,
             generator=self.ctx.torch_generator("sampling"),
             steps=self.config.sampler_steps,
             guidance_scale=self.config.guidance_scale,
             token_vector=self.token,
             batch_size=self.config.sample_batch_size,
         )
-        return Samples(images=images, prompts=full, eval_captions=captions)
+
+    def sample_unconditional(self, n: int) -> Samples:
+        """``n`` images from the private token alone (the template without its caption and
+        the separators before it); the public model's unconditional prompt without a token."""
+        from isoeps.models.diffusion import UNCONDITIONAL
+
+        prompt = (
+            self.config.prompt_template.replace("{caption}", "").strip(" ,;:")
+            if self.token is not None
+            else UNCONDITIONAL
+        )
+        samples = self._generate([prompt] * n)
+        return Samples(images=samples, prompts=[prompt] * n, eval_captions=[OPEN_PROMPT] * n)
 
     def _prompt(self, caption: str) -> str:
-        """The template around ``caption``; for the open prompt, the token alone (the
-        template's separators before the empty caption are dropped)."""
-        prompt = self.config.prompt_template.replace("{caption}", caption)
-        return prompt.strip(" ,;:") if caption == OPEN_PROMPT else prompt
+        """The template around ``caption``."""
+        return self.config.prompt_template.replace("{caption}", caption)
 
     def _progress(self, iterable: Any) -> Any:
         return progress(iterable) if self.ctx.show_progress else iterable

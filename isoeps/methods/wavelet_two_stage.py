@@ -23,20 +23,20 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from isoeps.methods._ar_family import ARFamilyConfig, ARFamilyMethod
-from isoeps.methods.base import MethodConfig
+from isoeps.methods.base import MethodConfig, private_field
 from isoeps.models.tokenizer import to_uint8
 
 
 class WaveletTwoStageConfig(ARFamilyConfig):
     """AR-family fields plus where the private budget goes and how stage 2 upsamples."""
 
-    coarse_scales: int = Field(
+    coarse_scales: int = private_field(
         1, ge=1, description="coarsest scales trained privately: 1 = LL_L, 2 = + details_L, ..."
     )
-    upsampler: Literal["sr", "ar"] = Field("sr", description="stage-2 public backend")
+    upsampler: Literal["sr", "ar"] = private_field("sr", description="stage-2 public backend")
 
     @model_validator(mode="after")
     def _coarse_within_levels(self) -> WaveletTwoStageConfig:
@@ -58,7 +58,6 @@ class WaveletTwoStage(ARFamilyMethod):
     )
     Config: ClassVar[type[MethodConfig]] = WaveletTwoStageConfig
     version: ClassVar[str] = "1"
-    PRIVATE_ONLY = ARFamilyMethod.PRIVATE_ONLY | {"coarse_scales", "upsampler"}
 
     config: WaveletTwoStageConfig
 

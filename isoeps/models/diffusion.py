@@ -296,6 +296,52 @@ class TextDiffusion:
         ).sample
         return (prediction.float() - noise).pow(2).flatten(1).mean(dim=1)
 
+    def dp_collate(
+        self, *, cond_drop_prob: float = 0.0
+    ) -> Callable[[Any, Any], dict[str, torch.Tensor]]:
+        """The DP-SGD engine's ``collate`` for the UNet's denoising loss.
+
+        Each record's caption (dropped to the unconditional one with ``cond_drop_prob``),
+        timestep and noise come from that record's own stream, the engine's seeded ``rngs``,
+        so the loss itself draws nothing: :func:`denoising_loss` has the engine's ``LossFn``
+        shape, as the AR loss does, and every per-sample-gradient backend sees one set of draws.
+
+        Args:
+            cond_drop_prob: caption dropout, for classifier-free guidance.
+
+        Returns:
+            ``collate(records, rngs) -> batch`` with ``noisy``, ``timesteps``, ``noise``,
+            ``hidden`` and (with a text mask) ``mask``.
+        """
+        steps = self.scheduler.config.num_train_timesteps
+
+        def collate(records: Any, rngs: Sequence[np.random.Generator]) -> dict[str, torch.Tensor]:
+            prompts = [
+                UNCONDITIONAL
+                if rng.random() < cond_drop_prob
+                else captions[int(rng.integers(len(captions)))]
+                for captions, rng in zip(records.captions, rngs, strict=True)
+            ]
+            x0 = self.to_model_space(records.images)
+            timesteps = torch.tensor([int(rng.integers(steps)) for rng in rngs], dtype=torch.long)
+            noise = torch.from_numpy(
+                np.stack(
+                    [rng.standard_normal(tuple(x0.shape[1:]), dtype=np.float32) for rng in rngs]
+                )
+            ).to(x0.device)
+            hidden, mask = self.condition(prompts)
+            batch = {
+                "noisy": self.scheduler.add_noise(x0, noise, timesteps.to(x0.device)),
+                "timesteps": timesteps.to(x0.device),
+                "noise": noise,
+                "hidden": hidden,
+            }
+            if mask is not None:
+                batch["mask"] = mask
+            return batch
+
+        return collate
+
     # -- public training ----------------------------------------------------------------------
     def train_public(
         self,
@@ -426,6 +472,18 @@ class TextDiffusion:
                 x.float(), size=(self.resolution, self.resolution), mode="bilinear", antialias=True
             )
         return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+
+
+def denoising_loss(unet: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per-example epsilon-prediction MSE, shape ``(B,)``, of a batch from
+    :meth:`TextDiffusion.dp_collate`: the engine's ``LossFn`` shape."""
+    prediction = unet(
+        batch["noisy"],
+        batch["timesteps"],
+        encoder_hidden_states=batch["hidden"],
+        encoder_attention_mask=batch.get("mask"),
+    ).sample
+    return (prediction.float() - batch["noise"]).pow(2).flatten(1).mean(dim=1)
 
 
 def _pad_to(tensor: torch.Tensor, width: int) -> torch.Tensor:

@@ -23,7 +23,14 @@ import numpy as np
 
 from isoeps import registry
 from isoeps.datasets.source import DatasetSource, SourceConfig
-from isoeps.methods.base import FitReport, Method, MethodConfig, Samples
+from isoeps.methods.base import (
+    OPEN_PROMPT,
+    FitReport,
+    Method,
+    MethodConfig,
+    Samples,
+    private_field,
+)
 from isoeps.metrics.base import Metric, MetricValue
 from isoeps.testing import tiny_split
 
@@ -51,14 +58,14 @@ class TinySource(DatasetSource):
 
 
 class MeanConfig(MethodConfig):
-    clip_norm: float = 1.0
-    sample_rate: float = 0.5
-    noise_scale: float = 10.0
-    sigma: float | None = 4.0  # None: calibrate to the target (slow: seconds per cell)
-    fail: bool = False
-    overspend: bool = False
-    sleep_s: float = 0.0
-    attack: str | None = None
+    clip_norm: float = private_field(1.0)
+    sample_rate: float = private_field(0.5)
+    noise_scale: float = private_field(10.0)
+    sigma: float | None = private_field(4.0)  # None: calibrate to the target (seconds per cell)
+    fail: bool = private_field(False)
+    overspend: bool = private_field(False)
+    sleep_s: float = private_field(0.0)
+    attack: str | None = private_field(None)
 
 
 class MeanImage(Method):
@@ -165,6 +172,9 @@ class MeanImage(Method):
         images = self.mean[None] + rng.normal(0, self.config.noise_scale, (n, *self.shape))
         chosen = [prompts[i % len(prompts)] for i in range(n)]
         return Samples(np.clip(images, 0, 255).astype(np.uint8), chosen, chosen)
+
+    def sample_unconditional(self, n: int) -> Samples:
+        return self.sample([OPEN_PROMPT], n)
 
 
 class Brightness(Metric):

@@ -236,9 +236,13 @@ def test_methods_list_shows_config_and_modes(plugin_env, tmp_path):
     methods = {m["name"]: m for m in json.loads(result.stdout)["methods"]}
     double = methods["test-mean-image"]
     assert double["modes"] == ["private", "inf", "public"]
-    assert {"name": "sigma", "type": "float | None", "default": 4.0, "description": ""} in double[
-        "config"
-    ]
+    assert {
+        "name": "sigma",
+        "type": "float | None",
+        "default": 4.0,
+        "description": "",
+        "part": "private",
+    } in double["config"]
 
 
 def test_prepare_trains_public_models_once_before_the_run(tiny_suite, plugin_env, tmp_path):

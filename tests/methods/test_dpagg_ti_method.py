@@ -105,8 +105,8 @@ def test_inf_mode_records_non_private_access(public_dir: Path) -> None:
     method.fit(guard, PrivacyBudget.non_private())
     assert not guard.ledger.is_private
     assert method.token is not None and method.report["mode"] == "inf"
-    # The open prompt keeps the private token and drops only the caption.
-    samples = method.sample([OPEN_PROMPT], 2)
+    # Unconditional samples keep the private token and drop only the caption.
+    samples = method.sample_unconditional(2)
     assert samples.prompts == [f"a photo of {TOKEN_MARK}"] * 2
     assert samples.eval_captions == [OPEN_PROMPT] * 2
 

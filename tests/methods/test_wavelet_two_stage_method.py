@@ -105,8 +105,10 @@ def test_open_prompt_is_the_null_condition(pretrained) -> None:
     method = _method(pretrained)
     _, mask = method.featurize([OPEN_PROMPT, PROMPTS[0]])
     assert not mask[0].any() and mask[1].all()
-    samples = method.sample([OPEN_PROMPT], 3)
+    samples = method.sample_unconditional(3)
     assert samples.images.shape == (3, 3, 32, 32) and samples.prompts == [OPEN_PROMPT] * 3
+    # the same draw as an empty caption, which conditions on nothing
+    assert np.array_equal(method.sample([""], 3).images, samples.images)
 
 
 def test_ar_upsampler_continues_with_public_model(pretrained) -> None:
