@@ -38,13 +38,13 @@ Free choices and their defaults (the paper's abstract does not fix them):
 - ``init_word = "photo"``: a neutral, public starting point for every vector.
 - aggregation of ``v_i - init`` rather than ``v_i``: the offset is what the data taught, and
   the public centre is added back after the release (post-processing).
-- ``clip_norm C = 2.0``: measured offsets were 2.1-3.1 in norm after 20-30 steps at lr 0.02
-  (synthetic-faces, 32x32, the tiny public model), so C = 2 normalises most of them to a
-  common length (the paper's normalisation) while the token stays comparable to a word
-  embedding (norm ~1.2). At C = 0.5 the mean offset had norm 0.14 and barely moved samples.
-- ``expected_records = 128`` (q = 128 / N): inversion costs ~1.6 CPU-s per step per 64
-  records here, so q N of a few hundred at most keeps a cell within two minutes, while the
-  noise on the mean, sigma C sqrt(d) / (q N), stays below the signal at epsilon >= 1.
+- ``clip_norm C = 2.0``: slightly below the typical offset norm after inversion, so most
+  offsets are normalised to a common length (the paper's normalisation) while the token stays
+  comparable to a word embedding; the measured norms are in benchmarks/RESULTS.md ("DPAgg-TI:
+  the defaults' measurements").
+- ``expected_records = 128`` (q = 128 / N): inversion cost follows q N, so a few hundred
+  records at most keep a CPU cell short, while the noise on the mean, sigma C sqrt(d) / (q N),
+  stays below the signal at epsilon >= 1 (costs in the same section).
 - ``group_size = 1``: one image per embedding, add/remove adjacency, the primary ``prv``
   accountant. g > 1 averages each token over g images (less per-image noise in each vector)
   but costs replace-one accounting; q is ``expected_records / (g G)`` per group, so about
