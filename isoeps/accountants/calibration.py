@@ -259,31 +259,90 @@ def calibrate_detailed(
     For ``prv`` the search runs on :meth:`PRVAccountant.predict` (a 10x coarser PRV pass) and
     only the candidates are evaluated at the full eps_error; their ratio to the forecast
     rescales the forecast until a candidate lands in the window.
+
+    Args:
+        target_epsilon: the epsilon to land in ``[target * (1 - rtol), target]``.
+        delta: the delta of that epsilon.
+        sample_rate: each step's Poisson sampling rate (1: a plain Gaussian).
+        steps: the number of steps.
+        accountant: a registered accountant's name, or an instance.
+        max_noise_multiplier: the largest sigma calibration may return.
+        rtol: the relative width of the window below the target.
+        prefix: the mechanisms already spent (default: none).
+        adjacency: ``add_remove``, or ``replace_one`` (pld only).
+
+    Returns:
+        The noise multiplier, its epsilon, the target, the evaluation count and trace, and
+        the accountant's name.
     """
     target = check_epsilon(target_epsilon)
     delta = check_delta(delta)
     SubsampledGaussian(1.0, sample_rate, steps)  # validates sample_rate and steps, naming them
+    max_sigma, rtol = _check_search(max_noise_multiplier, rtol)
+    adjacency = _check_adjacency(adjacency, accountant)
+    prefix = _check_prefix(prefix)
+    backend = _backend_for(accountant, target)
+    evaluations = _Evaluations(prefix, sample_rate, steps, adjacency, delta)
+    exact = evaluations.exact(backend.epsilon)
+    lo = min(MIN_NOISE_MULTIPLIER, max_sigma)
+    seed = min(max(_seed(target, delta, sample_rate, steps, prefix, adjacency), lo), max_sigma)
+    slope = _gdp_slope(seed / _shift(adjacency), delta, sample_rate, steps)
+    solver = _Solver(exact, target=target, rtol=rtol, lo=lo, hi=max_sigma)
+    predict = getattr(backend, "predict", None)
+    if predict is not None and getattr(backend, "eps_error", None) is not None:
+        cheap = _Solver(evaluations.guarded(predict), target=target, rtol=rtol, lo=lo, hi=max_sigma)
+        seed = _forecast_seed(cheap, solver, seed, slope)
+    sigma = solver.solve(seed, slope)
+    if sigma is None:
+        where = (backend.name, target, delta, sample_rate, steps, rtol, lo, max_sigma)
+        raise _no_landing(solver, evaluations.failures, *where)
+    value = solver.value(sigma)
+    assert solver.floor <= value <= target  # the invariant; solve() returns only such sigmas
+    return Calibration(
+        sigma, value, target, evaluations.calls, evaluations.trace, accountant=backend.name
+    )
+
+
+def _check_search(max_noise_multiplier: object, rtol: object) -> tuple[float, float]:
+    """The largest sigma (> 0) and the window's relative width (in (0, 0.5]), checked."""
     max_sigma = _check_number(
         "max_noise_multiplier", max_noise_multiplier, low=0.0, high=math.inf, closed_high=False
     )
-    rtol = _check_number("rtol", rtol, low=0.0, high=0.5, closed_high=True)
-    adjacency = _check_adjacency(adjacency, accountant)
+    return max_sigma, _check_number("rtol", rtol, low=0.0, high=0.5, closed_high=True)
+
+
+def _check_prefix(prefix: Ledger | None) -> Ledger:
+    """The prefix ledger (empty when None); raise unless it is a private Ledger."""
     prefix = Ledger() if prefix is None else prefix
     if not isinstance(prefix, Ledger):
         raise AccountingInputError(f"prefix must be a Ledger, got {type(prefix).__name__}")
     if not prefix.is_private:
         raise CalibrationError("prefix ledger has a non-private entry: epsilon is inf")
-    backend = _backend_for(accountant, target)
-    trace: list[tuple[float, float]] = []
-    calls = [0]
-    failures: list[tuple[float, str]] = []
+    return prefix
 
-    def guarded(method, failed: list[tuple[float, str]] | None = None):
+
+class _Evaluations:
+    """Epsilon of ``prefix`` plus the calibrated mechanism at a sigma, by a backend method;
+    counts every call and keeps the trace and failures of the exact evaluations."""
+
+    def __init__(
+        self, prefix: Ledger, sample_rate: float, steps: int, adjacency: Adjacency, delta: float
+    ) -> None:
+        self.prefix, self.sample_rate, self.steps = prefix, sample_rate, steps
+        self.adjacency, self.delta = adjacency, delta
+        self.calls = 0
+        self.trace: list[tuple[float, float]] = []
+        self.failures: list[tuple[float, str]] = []
+
+    def guarded(self, method, failed: list[tuple[float, str]] | None = None):
+        """``sigma -> epsilon`` by ``method``; a backend failure gives nan (noted in ``failed``)."""
+
         def f(sigma: float) -> float:
-            ledger = Ledger([*prefix, _mechanism(sigma, sample_rate, steps, adjacency)])
-            calls[0] += 1
+            mechanism = _mechanism(sigma, self.sample_rate, self.steps, self.adjacency)
+            ledger = Ledger([*self.prefix, mechanism])
+            self.calls += 1
             try:
-                value = float(method(ledger, delta=delta))
+                value = float(method(ledger, delta=self.delta))
             except AccountingInputError:
                 raise
             except (AccountantFailure, RuntimeError, ValueError, ArithmeticError) as error:
@@ -296,40 +355,34 @@ def calibrate_detailed(
 
         return f
 
-    def exact(sigma: float) -> float:
-        value = guarded(backend.epsilon, failures)(sigma)
-        trace.append((sigma, value))
-        return value
+    def exact(self, method):
+        """:meth:`guarded` that records every evaluation in the trace and failures."""
+        guarded = self.guarded(method, self.failures)
 
-    lo = min(MIN_NOISE_MULTIPLIER, max_sigma)
-    seed = _seed(target, delta, sample_rate, steps, prefix, adjacency)
-    seed = min(max(seed, lo), max_sigma)
-    slope = _gdp_slope(seed / _shift(adjacency), delta, sample_rate, steps)
-    solver = _Solver(exact, target=target, rtol=rtol, lo=lo, hi=max_sigma)
-    predict = getattr(backend, "predict", None)
-    if predict is not None and getattr(backend, "eps_error", None) is not None:
-        cheap = _Solver(guarded(predict), target=target, rtol=rtol, lo=lo, hi=max_sigma)
-        scale = 1.0
-        for _ in range(3):
-            candidate = cheap.solve(seed, slope, scale)
-            if candidate is None:
-                break
-            value = solver.value(candidate)
-            if solver.floor <= value <= target:
-                seed = candidate  # the final solve then returns it without a new evaluation
-                break
-            forecast = cheap.value(candidate)
-            if not (math.isfinite(value) and math.isfinite(forecast) and forecast > 0):
-                break
-            scale, seed = value / forecast, candidate
-    sigma = solver.solve(seed, slope)
-    if sigma is None:
-        raise _no_landing(
-            solver, failures, backend.name, target, delta, sample_rate, steps, rtol, lo, max_sigma
-        )
-    value = solver.value(sigma)
-    assert solver.floor <= value <= target  # the invariant; solve() returns only such sigmas
-    return Calibration(sigma, value, target, calls[0], trace, accountant=backend.name)
+        def f(sigma: float) -> float:
+            value = guarded(sigma)
+            self.trace.append((sigma, value))
+            return value
+
+        return f
+
+
+def _forecast_seed(cheap: _Solver, solver: _Solver, seed: float, slope: float) -> float:
+    """Where the exact search starts: a forecast candidate that lands (the final solve then
+    returns it without a new evaluation), else the last rescaled candidate or ``seed``."""
+    scale = 1.0
+    for _ in range(3):
+        candidate = cheap.solve(seed, slope, scale)
+        if candidate is None:
+            break
+        value = solver.value(candidate)
+        if solver.floor <= value <= solver.target:
+            return candidate
+        forecast = cheap.value(candidate)
+        if not (math.isfinite(value) and math.isfinite(forecast) and forecast > 0):
+            break
+        scale, seed = value / forecast, candidate
+    return seed
 
 
 def _no_landing(

@@ -47,46 +47,24 @@ def reaccount(
     trusted): an accountant failure, raw access, an epsilon over the target, or an empty
     ledger (a private cell that recorded no release). ``ledger is None`` is a public cell (no
     guard was created). ``ledger_sha256`` is :func:`ledger_digest` of the ledger.
+
+    Args:
+        ledger: the cell's ledger, or None for a public cell.
+        budget: the cell's budget (its mode and target epsilon).
+        delta: the cell's delta.
+        cross_checks: further accountants to report (an error is reported, not raised).
+
+    Returns:
+        The privacy record: mode, target, delta, accountant, adjacency, achieved epsilon,
+        epsilon by accountant, entry count, ledger digest and the refusal reason (or None).
     """
     if ledger is None:  # public mode: the guard was never created
-        return {
-            "mode": budget.mode,
-            "target_epsilon": None,
-            "delta": None,
-            "accountant": None,
-            "adjacency": None,
-            "epsilon_achieved": 0.0,
-            "epsilon_by_accountant": {},
-            "ledger_entries": 0,
-            "ledger_sha256": None,
-            "refused": None,
-        }
+        return _public_record(budget)
     adjacency = ledger.adjacency
     primary = primary_accountant(adjacency)
-    by_accountant: dict[str, float | str] = {}
-    for name in [primary, *[c for c in cross_checks if c != primary]]:
-        try:
-            by_accountant[name] = epsilon(ledger, delta, name)
-        except Exception as exc:  # noqa: BLE001 (reported; a primary failure refuses a private cell below)
-            by_accountant[name] = f"error: {type(exc).__name__}: {exc}"
+    by_accountant = _epsilons(ledger, delta, [primary, *[c for c in cross_checks if c != primary]])
     primary_value = by_accountant[primary]
     achieved = math.nan if isinstance(primary_value, str) else float(primary_value)
-    refused = None
-    if budget.is_private:
-        if ledger.is_empty:
-            refused = (
-                "an empty ledger in a private cell: the method recorded no release "
-                "through the guard"
-            )
-        elif math.isnan(achieved):
-            refused = f"{primary} could not account the ledger ({primary_value})"
-        elif math.isinf(achieved):
-            refused = "the ledger records raw (non-private) access in a private cell"
-        elif not achieved <= budget.epsilon:  # zero tolerance
-            refused = (
-                f"{primary} epsilon {achieved:.6g} exceeds the target {budget.epsilon:g} "
-                f"at delta {delta:.3g}"
-            )
     return {
         "mode": budget.mode,
         "target_epsilon": budget.epsilon,
@@ -97,5 +75,57 @@ def reaccount(
         "epsilon_by_accountant": by_accountant,
         "ledger_entries": len(ledger),
         "ledger_sha256": ledger_digest(ledger),
-        "refused": refused,
+        "refused": _refusal(ledger, budget, delta, primary, primary_value, achieved),
     }
+
+
+def _public_record(budget: PrivacyBudget) -> dict[str, Any]:
+    """The privacy record of a public cell: no guard, no ledger, epsilon 0."""
+    return {
+        "mode": budget.mode,
+        "target_epsilon": None,
+        "delta": None,
+        "accountant": None,
+        "adjacency": None,
+        "epsilon_achieved": 0.0,
+        "epsilon_by_accountant": {},
+        "ledger_entries": 0,
+        "ledger_sha256": None,
+        "refused": None,
+    }
+
+
+def _epsilons(ledger: Ledger, delta: float | None, names: list[str]) -> dict[str, float | str]:
+    """Epsilon of ``ledger`` by each accountant in ``names`` (``"error: ..."`` where it failed)."""
+    by_accountant: dict[str, float | str] = {}
+    for name in names:
+        try:
+            by_accountant[name] = epsilon(ledger, delta, name)
+        except Exception as exc:  # noqa: BLE001 (reported; a primary failure refuses the cell)
+            by_accountant[name] = f"error: {type(exc).__name__}: {exc}"
+    return by_accountant
+
+
+def _refusal(
+    ledger: Ledger,
+    budget: PrivacyBudget,
+    delta: float | None,
+    primary: str,
+    primary_value: float | str,
+    achieved: float,
+) -> str | None:
+    """Why a private cell with this ledger may not be stored or trusted; None when it may."""
+    if not budget.is_private:
+        return None
+    if ledger.is_empty:
+        return "an empty ledger in a private cell: the method recorded no release through the guard"
+    if math.isnan(achieved):
+        return f"{primary} could not account the ledger ({primary_value})"
+    if math.isinf(achieved):
+        return "the ledger records raw (non-private) access in a private cell"
+    if not achieved <= budget.epsilon:  # zero tolerance
+        return (
+            f"{primary} epsilon {achieved:.6g} exceeds the target {budget.epsilon:g} "
+            f"at delta {delta:.3g}"
+        )
+    return None

@@ -270,25 +270,25 @@ def run_suite(
     on_outcome: Callable[[CellOutcome], None] | None = None,
     verbosity: int = 0,
 ) -> SuiteSummary:
-    """Run every cell that is not finished; the driver alone updates the index."""
-    from isoeps.log import progress
-    from isoeps.results import index
+    """Run every cell that is not finished; the driver alone updates the index.
 
+    Args:
+        cells: the suite's cells.
+        store: the store folder.
+        runtime: the runtime settings (executor, trackers, ...).
+        overrides: the dotlist overrides the cells were expanded with (recorded per cell).
+        force: run finished cells again too.
+        rerun_failed: run failed and refused cells again.
+        executor: the executor (default: the runtime's).
+        on_outcome: called with each cell's outcome as it ends.
+        verbosity: the workers' log verbosity.
+
+    Returns:
+        The outcomes of the cells that ran, the count skipped and the failed or refused cells.
+    """
     store = Path(store)
-    statuses = plan_status(cells, store)
-    todo = []
     summary = SuiteSummary()
-    for cell in cells:
-        status = statuses[cell.cell_id]
-        if (
-            force
-            or status in ("new", "incomplete")
-            or (rerun_failed and status in (folders.FAILED, folders.REFUSED))
-        ):
-            todo.append(cell)
-        else:
-            summary.skipped += 1
-    todo = interleave_families(todo)
+    todo, summary.skipped = _cells_to_run(cells, store, force=force, rerun_failed=rerun_failed)
     executor = executor or create_executor(runtime)
     payloads = [
         {
@@ -308,14 +308,52 @@ def run_suite(
         project=f"isoeps-{cells[0].suite}" if cells else "isoeps",
         upload=runtime.tracker_upload,
     )
-    bar = progress(total=len(todo), desc="cells", unit="cell")
+    summary.ran = _collect(executor, payloads, store, trackers, on_outcome)
+    summary.failed = _failed_cells(cells, store)
+    return summary
+
+
+def _cells_to_run(
+    cells: list[Cell], store: Path, *, force: bool, rerun_failed: bool
+) -> tuple[list[Cell], int]:
+    """The cells to run (new, incomplete, failed with ``rerun_failed``, all with ``force``),
+    families interleaved, and how many were skipped."""
+    statuses = plan_status(cells, store)
+    todo = []
+    skipped = 0
+    for cell in cells:
+        status = statuses[cell.cell_id]
+        if (
+            force
+            or status in ("new", "incomplete")
+            or (rerun_failed and status in (folders.FAILED, folders.REFUSED))
+        ):
+            todo.append(cell)
+        else:
+            skipped += 1
+    return interleave_families(todo), skipped
+
+
+def _collect(
+    executor: Any,
+    payloads: list[dict[str, Any]],
+    store: Path,
+    trackers: list[Any],
+    on_outcome: Callable[[CellOutcome], None] | None,
+) -> list[CellOutcome]:
+    """Run the payloads on the executor; index, track and report each outcome as it ends."""
+    from isoeps.log import progress
+    from isoeps.results import index
+
+    ran = []
+    bar = progress(total=len(payloads), desc="cells", unit="cell")
     try:
         for payload, result in executor.map(run_cell_payload, payloads):
             if isinstance(result, BaseException):
                 result = _record_worker_death(payload, result)
             outcome = CellOutcome(**result)
             index.update(store, Path(outcome.run_dir))
-            summary.ran.append(outcome)
+            ran.append(outcome)
             bar.update(1)
             for tracker in trackers:
                 tracker.log_cell(Path(outcome.run_dir))
@@ -325,11 +363,17 @@ def run_suite(
         bar.close()
         for tracker in trackers:
             tracker.close()
+    return ran
+
+
+def _failed_cells(cells: list[Cell], store: Path) -> list[dict[str, Any]]:
+    """The cells whose run folder records a failure or a refusal, with the reason."""
+    failed = []
     for cell in cells:
         folder = folders.find_run(store, cell.cell_id)
         status = folders.status_of(folder) if folder else None
         if status and status["status"] in (folders.FAILED, folders.REFUSED):
-            summary.failed.append(
+            failed.append(
                 {
                     "cell_id": cell.cell_id,
                     "slug": cell.slug,
@@ -337,4 +381,4 @@ def run_suite(
                     "reason": status.get("reason"),
                 }
             )
-    return summary
+    return failed

@@ -48,50 +48,93 @@ def _close(a: Any, b: Any) -> bool:
     return math.isclose(a, b, rel_tol=RTOL, abs_tol=1e-9)
 
 
+class _Untrusted(Exception):
+    """A check's one-line reason why a stored cell cannot be trusted."""
+
+
 def verify_run(folder: Path) -> str | None:
     """None when ``folder``'s privacy record holds (or it is not a finished cell); otherwise
-    the reason, one line naming what does not match."""
-    from isoeps.accountants import Ledger, cell_delta, ledger_digest
+    the reason, one line naming what does not match.
 
+    Args:
+        folder: a run folder.
+
+    Returns:
+        None, or the reason the cell's privacy record cannot be trusted.
+    """
     folder = Path(folder)
     status = folders.status_of(folder)
     if not status or status.get("status") != folders.FINISHED:
         return None
     try:
-        cell = folders.read_json(folder / folders.CELL)
-        privacy = folders.read_json(folder / folders.PRIVACY)
-    except FileNotFoundError as exc:
-        return f"missing {Path(exc.filename).name}"
-    except ValueError as exc:
-        return f"unreadable cell.json or privacy.json: {exc}"
+        _verify_finished(folder)
+    except _Untrusted as exc:
+        return str(exc)
+    return None
+
+
+def _verify_finished(folder: Path) -> None:
+    """Check a finished cell's records against its mode and, for a private cell, its ledger
+    re-accounted; raise :class:`_Untrusted` at the first mismatch."""
+    cell, privacy = _records(folder)
     mode = _mode(str(cell.get("budget")))
     if privacy.get("mode") != mode:
-        return (
+        raise _Untrusted(
             f"privacy.json says mode {privacy.get('mode')!r}, the cell's budget is "
             f"{cell.get('budget')!r}"
         )
     ledger_path = folder / folders.LEDGER
     if mode == "public":
         if ledger_path.is_file():
-            return "a public cell with a ledger.json (a public cell has no guard)"
-        return None
+            raise _Untrusted("a public cell with a ledger.json (a public cell has no guard)")
+        return
     if mode == "inf":
-        return None  # not DP by design; its rows say so
+        return  # not DP by design; its rows say so
+    ledger = _stored_ledger(ledger_path, privacy)
+    target, delta = _target_and_delta(cell, privacy)
+    _compare(privacy, _reaccounted(ledger, target, delta))
+
+
+def _records(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The folder's ``cell.json`` and ``privacy.json``."""
+    try:
+        cell = folders.read_json(folder / folders.CELL)
+        privacy = folders.read_json(folder / folders.PRIVACY)
+    except FileNotFoundError as exc:
+        raise _Untrusted(f"missing {Path(exc.filename).name}") from None
+    except ValueError as exc:
+        raise _Untrusted(f"unreadable cell.json or privacy.json: {exc}") from None
+    return cell, privacy
+
+
+def _stored_ledger(ledger_path: Path, privacy: dict[str, Any]) -> Any:
+    """The private cell's ledger, present, readable and matching the digest recorded."""
+    from isoeps.accountants import Ledger, ledger_digest
+
     if not ledger_path.is_file():
-        return "no ledger.json in a private cell"
+        raise _Untrusted("no ledger.json in a private cell")
     try:
         ledger = Ledger.from_json(ledger_path.read_text())
     except Exception as exc:  # noqa: BLE001 (any malformed ledger is a reason, not a crash)
-        return f"unreadable ledger.json: {type(exc).__name__}: {exc}"
+        raise _Untrusted(f"unreadable ledger.json: {type(exc).__name__}: {exc}") from None
     digest = privacy.get("ledger_sha256")
     if digest is not None and digest != ledger_digest(ledger):
-        return "ledger.json does not match the digest privacy.json recorded at finish"
+        raise _Untrusted("ledger.json does not match the digest privacy.json recorded at finish")
+    return ledger
+
+
+def _target_and_delta(cell: dict[str, Any], privacy: dict[str, Any]) -> tuple[float, float]:
+    """The cell's target epsilon and delta, each matching what ``privacy.json`` says."""
+    from isoeps.accountants import cell_delta
+
     try:
         target = float(cell["epsilon"] if cell.get("epsilon") is not None else cell["budget"])
     except (KeyError, TypeError, ValueError):
-        return f"cell.json has no epsilon target (budget {cell.get('budget')!r})"
+        raise _Untrusted(
+            f"cell.json has no epsilon target (budget {cell.get('budget')!r})"
+        ) from None
     if not _close(privacy.get("target_epsilon"), target):
-        return (
+        raise _Untrusted(
             f"privacy.json target epsilon {privacy.get('target_epsilon')!r} is not the "
             f"cell's target {target:g}"
         )
@@ -99,28 +142,34 @@ def verify_run(folder: Path) -> str | None:
     try:
         delta = cell_delta(rule, int(privacy["num_private"]))
     except (KeyError, TypeError, ValueError) as exc:
-        return f"cannot derive the cell's delta ({rule!r}): {exc}"
+        raise _Untrusted(f"cannot derive the cell's delta ({rule!r}): {exc}") from None
     if not _close(privacy.get("delta"), delta):
-        return f"privacy.json delta {privacy.get('delta')!r} is not the cell's delta {delta:.3g}"
-    result = _reaccounted(ledger, target, delta)
+        raise _Untrusted(
+            f"privacy.json delta {privacy.get('delta')!r} is not the cell's delta {delta:.3g}"
+        )
+    return target, delta
+
+
+def _compare(privacy: dict[str, Any], result: dict[str, Any]) -> None:
+    """``privacy.json`` against the re-accounted record: refusal, accountant, adjacency and
+    epsilon."""
     if result["refused"]:
-        return f"re-accounted ledger.json: {result['refused']}"
+        raise _Untrusted(f"re-accounted ledger.json: {result['refused']}")
     if privacy.get("accountant") != result["accountant"]:
-        return (
+        raise _Untrusted(
             f"privacy.json names accountant {privacy.get('accountant')!r}; the ledger's "
             f"is {result['accountant']!r}"
         )
     if privacy.get("adjacency") != result["adjacency"]:
-        return (
+        raise _Untrusted(
             f"privacy.json says {privacy.get('adjacency')!r} adjacency; the ledger is "
             f"{result['adjacency']!r}"
         )
     if not _close(privacy.get("epsilon_achieved"), result["epsilon_achieved"]):
-        return (
+        raise _Untrusted(
             f"privacy.json epsilon {privacy.get('epsilon_achieved')!r} differs from the "
             f"re-accounted {result['accountant']} epsilon {result['epsilon_achieved']:.6g}"
         )
-    return None
 
 
 def verify_store(store: Path, cell_ids: set[str] | None = None) -> dict[str, dict[str, str]]:

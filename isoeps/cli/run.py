@@ -116,17 +116,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _drive(args: argparse.Namespace, spec, overrides: list[str], cells: list, store) -> int:
     import sys
-    from pathlib import Path
 
     from isoeps.bench.runner import run_suite
     from isoeps.cli._common import emit
-
-    def progress_line(outcome) -> None:
-        note = f" ({outcome.reason})" if outcome.reason else ""
-        print(
-            f"[{outcome.status}] {Path(outcome.run_dir).name} {outcome.wall_time_s:.1f}s{note}",
-            file=sys.stderr,
-        )
 
     summary = run_suite(
         cells,
@@ -135,27 +127,10 @@ def _drive(args: argparse.Namespace, spec, overrides: list[str], cells: list, st
         overrides=overrides,
         force=args.force,
         rerun_failed=args.rerun_failed,
-        on_outcome=progress_line,
+        on_outcome=_progress_line,
         verbosity=args.verbose - args.quiet,
     )
-    report_dir = None
-    if not args.no_report:
-        from isoeps.bench.verify import verify_store
-        from isoeps.reports import write_report
-        from isoeps.results import load
-
-        report_dir = Path(spec.runtime.reports or Path("reports") / spec.name)
-        ids = {c.cell_id for c in cells}
-        frame = load(store)
-        frame = frame[frame["cell_id"].isin(ids)]
-        write_report(
-            frame,
-            report_dir,
-            title=spec.name,
-            store=store,
-            cell_ids=ids,
-            unverified=verify_store(store, ids),
-        )
+    report_dir = None if args.no_report else _write_suite_report(spec, cells, store)
     payload = {
         "suite": spec.name,
         "store": str(store),
@@ -176,3 +151,38 @@ def _drive(args: argparse.Namespace, spec, overrides: list[str], cells: list, st
         print(f"{summary.failed_count} cell(s) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _progress_line(outcome) -> None:
+    """One line on stderr per cell as it ends: status, run folder, wall time, reason."""
+    import sys
+    from pathlib import Path
+
+    note = f" ({outcome.reason})" if outcome.reason else ""
+    print(
+        f"[{outcome.status}] {Path(outcome.run_dir).name} {outcome.wall_time_s:.1f}s{note}",
+        file=sys.stderr,
+    )
+
+
+def _write_suite_report(spec, cells: list, store):
+    """Write the report of ``cells`` (their ledgers re-verified) and return its folder."""
+    from pathlib import Path
+
+    from isoeps.bench.verify import verify_store
+    from isoeps.reports import write_report
+    from isoeps.results import load
+
+    report_dir = Path(spec.runtime.reports or Path("reports") / spec.name)
+    ids = {c.cell_id for c in cells}
+    frame = load(store)
+    frame = frame[frame["cell_id"].isin(ids)]
+    write_report(
+        frame,
+        report_dir,
+        title=spec.name,
+        store=store,
+        cell_ids=ids,
+        unverified=verify_store(store, ids),
+    )
+    return report_dir

@@ -118,33 +118,30 @@ def load_images(
 
     ``key_files`` (annotation and caption files) enter the cache key by content, so editing a
     caption or the split lists never serves stale tensors.
+
+    Args:
+        dataset: the dataset's name (in the cache key and the split).
+        split: the split's name (likewise).
+        items: the files to decode, with their ids, captions and attributes.
+        resolution: the side of the square output images.
+        config: the resize and unreadable-image policies, the cache and the decoding threads.
+        listed_in: the file that lists ``items``, named in decoding errors.
+        key_files: files whose content enters the cache key.
+        schema: attribute name -> value names, when the items carry attributes.
+        info: extra entries for ``ImageSplit.info``.
+
+    Returns:
+        The decoded split, without the skipped files under ``on_error="skip"``.
     """
-
-    def build() -> tuple[np.ndarray, list[int], list[str]]:
-        return _decode_all(
-            items,
-            resolution=resolution,
-            mode=config.resize,
-            on_error=config.on_error,
-            listed_in=listed_in,
-            workers=config.workers,
-        )
-
-    if config.cache:
-        images, kept, skipped = tensor_cache.get_or_build(
-            dataset=dataset,
-            split=split,
-            ids=[it.id for it in items],
-            files=[it.path for it in items],
-            key_files=key_files,
-            resolution=resolution,
-            resize=config.resize,
-            on_error=config.on_error,
-            file_key=config.cache_key,
-            build=build,
-        )
-    else:
-        images, kept, skipped = build()
+    images, kept, skipped = _decode_cached(
+        dataset=dataset,
+        split=split,
+        items=items,
+        resolution=resolution,
+        config=config,
+        listed_in=listed_in,
+        key_files=key_files,
+    )
     if skipped:
         log.warning(
             "%s/%s: skipped %d unreadable image(s), e.g. %s",
@@ -153,7 +150,32 @@ def load_images(
             len(skipped),
             skipped[0],
         )
-    chosen = [items[i] for i in kept]
+    return _image_split(
+        dataset,
+        split,
+        [items[i] for i in kept],
+        images,
+        resolution=resolution,
+        config=config,
+        skipped=skipped,
+        schema=schema,
+        info=info,
+    )
+
+
+def _image_split(
+    dataset: str,
+    split: str,
+    chosen: list[FileItem],
+    images: np.ndarray,
+    *,
+    resolution: int,
+    config: FileSourceConfig,
+    skipped: list[str],
+    schema: dict[str, list[str]] | None,
+    info: dict | None,
+) -> ImageSplit:
+    """The ImageSplit of the decoded ``chosen`` items, with the skipped files in its info."""
     attributes = None
     if schema:
         attributes = {
@@ -175,6 +197,45 @@ def load_images(
             "skipped": len(skipped),
             "skipped_examples": skipped[:5],
         },
+    )
+
+
+def _decode_cached(
+    *,
+    dataset: str,
+    split: str,
+    items: Sequence[FileItem],
+    resolution: int,
+    config: FileSourceConfig,
+    listed_in: str,
+    key_files: Sequence[Path],
+) -> tuple[np.ndarray, list[int], list[str]]:
+    """Decode ``items`` through the tensor cache (when ``config.cache``): the images, the
+    positions of the items kept and the messages of those skipped."""
+
+    def build() -> tuple[np.ndarray, list[int], list[str]]:
+        return _decode_all(
+            items,
+            resolution=resolution,
+            mode=config.resize,
+            on_error=config.on_error,
+            listed_in=listed_in,
+            workers=config.workers,
+        )
+
+    if not config.cache:
+        return build()
+    return tensor_cache.get_or_build(
+        dataset=dataset,
+        split=split,
+        ids=[it.id for it in items],
+        files=[it.path for it in items],
+        key_files=key_files,
+        resolution=resolution,
+        resize=config.resize,
+        on_error=config.on_error,
+        file_key=config.cache_key,
+        build=build,
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
+from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
 from isoeps.log import get_logger
 from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
@@ -83,6 +84,35 @@ class AttributeMetric(Metric):
     options: Options
 
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
+        """Prompt consistency (when the samples' asked attributes are known) and style capture.
+
+        Args:
+            inputs: the samples, the eval split (trains the classifier), the private split with
+                attributes, and optionally ``fake_attributes`` and the open-prompt samples.
+
+        Returns:
+            ``attr_consistency`` (only with ``fake_attributes``), then ``attr_tv``.
+        """
+        fake = self._check_inputs(inputs)
+        device = self.options.device or inputs.device
+        model, key = eval_classifier(inputs.eval, config=self.options.classifier, device=device)
+        predicted = self._predict(model, fake, device)
+        common: dict[str, Any] = {
+            "classifier": f"attribute-classifier@{key}",
+            "classifier_config": asdict(self.options.classifier),
+            **self._classifier_trust(model, inputs.reference, device),
+        }
+        values = []
+        if inputs.fake_attributes:
+            values.append(
+                _consistency(inputs.fake_attributes, predicted, n=len(fake), common=common)
+            )
+        values.append(self._style_capture(inputs, model, fake, predicted, common, device))
+        return values
+
+    @staticmethod
+    def _check_inputs(inputs: MetricInputs) -> np.ndarray:
+        """The checked samples; raise when the eval or the attributed private split is missing."""
         fake = check_images(inputs.fake, what="samples")
         if inputs.eval is None:
             raise ConfigError("attribute metrics need the eval split to train their classifier")
@@ -90,66 +120,52 @@ class AttributeMetric(Metric):
             raise ConfigError(
                 "attribute metrics need the private split with attributes (style capture)"
             )
-        device = self.options.device or inputs.device
-        model, key = eval_classifier(inputs.eval, config=self.options.classifier, device=device)
-        schema = inputs.eval.attribute_schema or {}
-        predicted = predict(model, fake, config=self.options.classifier, device=device)
-        common: dict[str, Any] = {
-            "classifier": f"attribute-classifier@{key}",
-            "classifier_config": asdict(self.options.classifier),
+        return fake
+
+    def _predict(self, model: Any, images: np.ndarray, device: str) -> dict[str, np.ndarray]:
+        """The eval classifier's labels of ``images``, per attribute."""
+        return predict(model, images, config=self.options.classifier, device=device)
+
+    def _classifier_trust(self, model: Any, reference: ImageSplit, device: str) -> dict[str, Any]:
+        """Held-out accuracy, majority rates and weak attributes on the reference images
+        (nothing when they carry no attributes); warns about the weak ones."""
+        if not reference.attributes:
+            return {}
+        held_out = accuracies(self._predict(model, reference.images, device), reference.attributes)
+        majority = majority_rates(reference.attributes)
+        weak = sorted(name for name, acc in held_out.items() if acc < majority[name] + WEAK_MARGIN)
+        if weak:
+            log.warning(
+                "attribute classifier reads %s barely better than a constant guess "
+                "(held-out accuracy vs majority rate: %s); their attribute numbers are noise",
+                ", ".join(weak),
+                ", ".join(f"{n} {held_out[n]:.2f}/{majority[n]:.2f}" for n in weak),
+            )
+        return {
+            "classifier_heldout_accuracy": held_out,
+            "classifier_heldout_majority": {n: majority[n] for n in held_out},
+            "classifier_weak_attributes": weak,
+            "classifier_heldout_n": len(reference),
         }
-        reference = inputs.reference
-        if reference.attributes:
-            held_out = accuracies(
-                predict(model, reference.images, config=self.options.classifier, device=device),
-                reference.attributes,
-            )
-            majority = majority_rates(reference.attributes)
-            weak = sorted(
-                name for name, acc in held_out.items() if acc < majority[name] + WEAK_MARGIN
-            )
-            if weak:
-                log.warning(
-                    "attribute classifier reads %s barely better than a constant guess "
-                    "(held-out accuracy vs majority rate: %s); their attribute numbers are noise",
-                    ", ".join(weak),
-                    ", ".join(f"{n} {held_out[n]:.2f}/{majority[n]:.2f}" for n in weak),
-                )
-            common["classifier_heldout_accuracy"] = held_out
-            common["classifier_heldout_majority"] = {n: majority[n] for n in held_out}
-            common["classifier_weak_attributes"] = weak
-            common["classifier_heldout_n"] = len(reference)
-        values = []
-        if inputs.fake_attributes:
-            asked = check_labels(inputs.fake_attributes, n=len(fake), what="fake_attributes")
-            per = {
-                name: float((predicted[name] == asked[name]).mean())
-                for name in asked
-                if name in predicted
-            }
-            if not per:
-                raise ConfigError(
-                    f"fake_attributes {sorted(asked)} share no attribute with the classifier's {sorted(predicted)}"
-                )
-            values.append(
-                value(
-                    "attr_consistency",
-                    np.mean(list(per.values())),
-                    higher_is_better=True,
-                    n=len(fake),
-                    details={**common, "per_attribute": per, "reads_private": False},
-                )
-            )
-        private_predicted = predict(
-            model, inputs.private.images, config=self.options.classifier, device=device
-        )
+
+    def _style_capture(
+        self,
+        inputs: MetricInputs,
+        model: Any,
+        fake: np.ndarray,
+        predicted: dict[str, np.ndarray],
+        common: dict[str, Any],
+        device: str,
+    ) -> MetricValue:
+        """``attr_tv``: the open-prompt samples' distance from the private frequencies (the
+        prompted samples' when the cell drew no open-prompt ones)."""
+        schema = inputs.eval.attribute_schema or {}
+        private_predicted = self._predict(model, inputs.private.images, device)
         private_labels = {k: np.asarray(v) for k, v in inputs.private.attributes.items()}
         prompted = _style_distances(predicted, private_labels, private_predicted, schema)
         if inputs.open_prompt is not None:
             open_images = check_images(inputs.open_prompt, what="open-prompt samples")
-            open_predicted = predict(
-                model, open_images, config=self.options.classifier, device=device
-            )
+            open_predicted = self._predict(model, open_images, device)
             tv, tv_predicted = _style_distances(
                 open_predicted, private_labels, private_predicted, schema
             )
@@ -162,23 +178,45 @@ class AttributeMetric(Metric):
             tv, tv_predicted = prompted
             count = len(fake)
             source = {"samples": "prompted with reference captions (mostly prompt following)"}
-        values.append(
-            value(
-                "attr_tv",
-                np.mean(list(tv.values())),
-                higher_is_better=False,
-                n=count,
-                details={
-                    **common,
-                    **source,
-                    "per_attribute": tv,
-                    "tv_vs_private_predicted": tv_predicted,
-                    "n_private": len(inputs.private),
-                    "reads_private": True,
-                },
-            )
+        return value(
+            "attr_tv",
+            np.mean(list(tv.values())),
+            higher_is_better=False,
+            n=count,
+            details={
+                **common,
+                **source,
+                "per_attribute": tv,
+                "tv_vs_private_predicted": tv_predicted,
+                "n_private": len(inputs.private),
+                "reads_private": True,
+            },
         )
-        return values
+
+
+def _consistency(
+    fake_attributes: dict[str, Any],
+    predicted: dict[str, np.ndarray],
+    *,
+    n: int,
+    common: dict[str, Any],
+) -> MetricValue:
+    """``attr_consistency``: the mean accuracy of the predicted labels against the asked ones."""
+    asked = check_labels(fake_attributes, n=n, what="fake_attributes")
+    per = {
+        name: float((predicted[name] == asked[name]).mean()) for name in asked if name in predicted
+    }
+    if not per:
+        raise ConfigError(
+            f"fake_attributes {sorted(asked)} share no attribute with the classifier's {sorted(predicted)}"
+        )
+    return value(
+        "attr_consistency",
+        np.mean(list(per.values())),
+        higher_is_better=True,
+        n=n,
+        details={**common, "per_attribute": per, "reads_private": False},
+    )
 
 
 def _style_distances(

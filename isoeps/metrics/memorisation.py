@@ -85,34 +85,29 @@ class MemorisationMetric(Metric):
         return image_features(backbone, images, batch_size=self.options.batch_size, what=what), {}
 
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
+        """How often the samples sit nearer the training images than equal-size held-out ones.
+
+        Args:
+            inputs: the samples, the private (training) split, the reference split (the
+                held-out pool), optionally ``fake_prompt_source_ids`` and the extraction
+                samples.
+
+        Returns:
+            ``mem_closer_to_train`` and ``mem_near_copy_rate``, then
+            ``mem_extraction_near_copy_rate`` when extraction samples are given.
+        """
         fake = check_images(inputs.fake, what="samples")
+        m = _set_size(inputs, len(fake), self.options.max_set)
         private, reference = inputs.private, inputs.reference
-        if private is None:
-            raise ConfigError("memorisation needs the private (training) split")
-        source_ids = inputs.fake_prompt_source_ids
-        if source_ids is not None and len(source_ids) != len(fake):
-            raise ConfigError(
-                f"memorisation needs one prompt source id per sample (fake_prompt_source_ids): "
-                f"got {len(source_ids)} for {len(fake)} samples"
-            )
-        m = min(len(private), len(reference) - 1, self.options.max_set)
-        if m < 1:
-            raise ConfigError(f"memorisation needs >= 2 reference images, got {len(reference)}")
-        rng = np.random.default_rng(inputs.seed)
-        train_idx = np.sort(rng.choice(len(private), size=m, replace=False))
-        pool_idx = rng.choice(len(reference), size=m + 1, replace=False)
+        train_idx, pool_idx = _draw_sets(inputs.seed, len(private), len(reference), m)
         device = self.options.device or inputs.device
         size = private.resolution
-        train_feat, _ = self._embed(
-            private.images[train_idx], size=size, what="private", device=device
+        train_feat, pool_feat, fake_feat, resized = self._embed_sets(
+            private.images[train_idx], reference.images[pool_idx], fake, size=size, device=device
         )
-        pool_feat, _ = self._embed(
-            reference.images[pool_idx], size=size, what="reference", device=device
-        )
-        fake_feat, resized = self._embed(fake, size=size, what="samples", device=device)
-
         d_train, i_train = nearest(fake_feat, train_feat, device=device)
         d_train, i_train = d_train[:, 0], train_idx[i_train[:, 0]]
+        source_ids = inputs.fake_prompt_source_ids
         # Without source ids (e.g. a folder of samples) nothing can be excluded: say so.
         d_held = self._held_out_distance(
             fake_feat,
@@ -121,48 +116,15 @@ class MemorisationMetric(Metric):
             source_ids or [None] * len(fake),
             device,
         )
-        closer = d_train < d_held
-        near = d_train < self.options.near_copy_ratio * d_held
-        order = np.argsort(d_train)[: self.options.top]
-        details = {
-            "space": self.options.space,
-            "set_size": int(m),
-            "mean_d_train": float(d_train.mean()),
-            "mean_d_heldout": float(d_held.mean()),
-            "near_copy_ratio": self.options.near_copy_ratio,
-            "closest_pairs": [
-                {
-                    "sample": int(j),
-                    "private_id": private.ids[i_train[j]],
-                    "d_train": float(d_train[j]),
-                    "d_heldout": float(d_held[j]),
-                }
-                for j in order
-            ],
-            "prompt_source_excluded": source_ids is not None,
-            "not_dp": "reads the private split after the release",
-            **resized,
-        }
-        values = [
-            value(
-                "mem_closer_to_train",
-                closer.mean(),
-                higher_is_better=False,
-                n=len(fake),
-                details=details,
-            ),
-            value(
-                "mem_near_copy_rate",
-                near.mean(),
-                higher_is_better=False,
-                n=len(fake),
-                details={
-                    "space": self.options.space,
-                    "set_size": int(m),
-                    "near_copy_ratio": self.options.near_copy_ratio,
-                },
-            ),
-        ]
+        values = self._sample_values(
+            d_train,
+            d_held,
+            i_train,
+            private_ids=private.ids,
+            m=m,
+            source_excluded=source_ids is not None,
+            resized=resized,
+        )
         if inputs.extraction is not None:
             values.append(
                 self._extraction(
@@ -176,6 +138,77 @@ class MemorisationMetric(Metric):
                 )
             )
         return values
+
+    def _embed_sets(
+        self,
+        train: np.ndarray,
+        pool: np.ndarray,
+        fake: np.ndarray,
+        *,
+        size: int,
+        device: str,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Features of the training set, the held-out pool and the samples (in that order),
+        and how the samples were resized."""
+        train_feat, _ = self._embed(train, size=size, what="private", device=device)
+        pool_feat, _ = self._embed(pool, size=size, what="reference", device=device)
+        fake_feat, resized = self._embed(fake, size=size, what="samples", device=device)
+        return train_feat, pool_feat, fake_feat, resized
+
+    def _sample_values(
+        self,
+        d_train: np.ndarray,
+        d_held: np.ndarray,
+        i_train: np.ndarray,
+        *,
+        private_ids: list[str],
+        m: int,
+        source_excluded: bool,
+        resized: dict[str, Any],
+    ) -> list[MetricValue]:
+        """``mem_closer_to_train`` (with the closest pairs) and ``mem_near_copy_rate``."""
+        closer = d_train < d_held
+        near = d_train < self.options.near_copy_ratio * d_held
+        order = np.argsort(d_train)[: self.options.top]
+        details = {
+            "space": self.options.space,
+            "set_size": int(m),
+            "mean_d_train": float(d_train.mean()),
+            "mean_d_heldout": float(d_held.mean()),
+            "near_copy_ratio": self.options.near_copy_ratio,
+            "closest_pairs": [
+                {
+                    "sample": int(j),
+                    "private_id": private_ids[i_train[j]],
+                    "d_train": float(d_train[j]),
+                    "d_heldout": float(d_held[j]),
+                }
+                for j in order
+            ],
+            "prompt_source_excluded": source_excluded,
+            "not_dp": "reads the private split after the release",
+            **resized,
+        }
+        return [
+            value(
+                "mem_closer_to_train",
+                closer.mean(),
+                higher_is_better=False,
+                n=len(d_train),
+                details=details,
+            ),
+            value(
+                "mem_near_copy_rate",
+                near.mean(),
+                higher_is_better=False,
+                n=len(d_train),
+                details={
+                    "space": self.options.space,
+                    "set_size": int(m),
+                    "near_copy_ratio": self.options.near_copy_ratio,
+                },
+            ),
+        ]
 
     @staticmethod
     def _held_out_distance(fake_feat, pool_feat, pool_ids, source_ids, device) -> np.ndarray:
@@ -209,3 +242,29 @@ class MemorisationMetric(Metric):
             n=len(extraction),
             details=details,
         )
+
+
+def _set_size(inputs: MetricInputs, n_fake: int, max_set: int) -> int:
+    """``m``, the size of both the training and the held-out set; raise on unusable inputs."""
+    if inputs.private is None:
+        raise ConfigError("memorisation needs the private (training) split")
+    source_ids = inputs.fake_prompt_source_ids
+    if source_ids is not None and len(source_ids) != n_fake:
+        raise ConfigError(
+            f"memorisation needs one prompt source id per sample (fake_prompt_source_ids): "
+            f"got {len(source_ids)} for {n_fake} samples"
+        )
+    m = min(len(inputs.private), len(inputs.reference) - 1, max_set)
+    if m < 1:
+        raise ConfigError(f"memorisation needs >= 2 reference images, got {len(inputs.reference)}")
+    return m
+
+
+def _draw_sets(
+    seed: int, n_private: int, n_reference: int, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``m`` training indices (sorted), then the ``m + 1`` held-out pool indices."""
+    rng = np.random.default_rng(seed)
+    train_idx = np.sort(rng.choice(n_private, size=m, replace=False))
+    pool_idx = rng.choice(n_reference, size=m + 1, replace=False)
+    return train_idx, pool_idx

@@ -221,6 +221,19 @@ class ScaleCausalTransformer(nn.Module):
         ``prefix_tokens`` (``(B, m)``) are kept as given and the model continues after them
         (coarse-to-fine upsampling). ``cfg_scale`` != 1 mixes conditional and unconditional
         logits: ``uncond + s * (cond - uncond)``.
+
+        Args:
+            text: the text features, as for :meth:`forward`.
+            text_mask: their mask, as for :meth:`forward`.
+            num_scales: how many scales to sample (coarsest first).
+            prefix_tokens: given leading tokens, or None.
+            temperature: softmax temperature; <= 0 takes the argmax.
+            top_k: sample among the ``top_k`` likeliest tokens (0: all).
+            cfg_scale: the classifier-free guidance scale (1: none).
+            generator: the torch generator of the draws.
+
+        Returns:
+            The tokens, ``(B, num_scales * tokens_per_scale)``.
         """
         b = text.shape[0]
         # With no text in any row the conditional pass equals the unconditional one.
@@ -228,45 +241,67 @@ class ScaleCausalTransformer(nn.Module):
         if guided:
             text = torch.cat([text, text], dim=0)
             text_mask = torch.cat([text_mask, torch.zeros_like(text_mask)], dim=0)
-        prefix, prefix_mask = self.text_prefix(text, text_mask)
-        p = prefix.shape[1]
-        rows = prefix.shape[0]
+        x, keys_ok, bias = self._first_step_inputs(text, text_mask)
         per = self.config.tokens_per_scale
         total = num_scales * per
         given = 0 if prefix_tokens is None else prefix_tokens.shape[1]
         tokens = torch.zeros(b, total, dtype=torch.long, device=text.device)
         if given:
             tokens[:, :given] = prefix_tokens
-        # The prefix attends to valid text keys and the start position; feed both at once.
+        pasts: list = [None] * len(self.blocks)
+        for i in range(total):
+            for j, block in enumerate(self.blocks):
+                x, pasts[j] = block(x, bias, pasts[j])
+            if i >= given:
+                logits = self._next_logits(x[:, -1], i // per, cfg_scale if guided else None)
+                tokens[:, i] = _draw(logits, temperature, top_k, generator)
+            if i + 1 == total:
+                break
+            x, keys_ok, bias = self._step_inputs(tokens[:, i], i, keys_ok, guided)
+        return tokens
+
+    def _first_step_inputs(
+        self, text: torch.Tensor, text_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inputs, valid keys and attention bias of the first cached step: the text prefix and
+        the start position, fed at once (the prefix attends to valid text keys and the start)."""
+        prefix, prefix_mask = self.text_prefix(text, text_mask)
+        p = prefix.shape[1]
+        rows = prefix.shape[0]
         first = self.start(_ids(rows, 0, 1, text.device)) + self._position(0, rows, text.device)
         x = torch.cat([prefix, first], dim=1)
         keys_ok = torch.cat(
             [prefix_mask, torch.ones(rows, 1, dtype=torch.bool, device=text.device)], dim=1
         )
         bias = torch.where(keys_ok, 0.0, NEG)[:, None, None, :].expand(rows, 1, p + 1, p + 1)
-        pasts: list = [None] * len(self.blocks)
-        for i in range(total):
-            for j, block in enumerate(self.blocks):
-                x, pasts[j] = block(x, bias, pasts[j])
-            if i >= given:
-                scale = i // per
-                logits = self.head[scale](self.head_norm[scale](x[:, -1]))
-                if guided:
-                    cond, uncond = logits[:b], logits[b:]
-                    logits = uncond + cfg_scale * (cond - uncond)
-                tokens[:, i] = _draw(logits, temperature, top_k, generator)
-            if i + 1 == total:
-                break
-            scale = i // per
-            step_tokens = tokens[:, i]
-            if guided:
-                step_tokens = torch.cat([step_tokens, step_tokens], dim=0)
-            x = self.embed[scale](step_tokens)[:, None] + self._position(i + 1, rows, text.device)
-            keys_ok = torch.cat(
-                [keys_ok, torch.ones(rows, 1, dtype=torch.bool, device=text.device)], dim=1
-            )
-            bias = torch.where(keys_ok, 0.0, NEG)[:, None, None, :]
-        return tokens
+        return x, keys_ok, bias
+
+    def _next_logits(
+        self, hidden: torch.Tensor, scale: int, cfg_scale: float | None
+    ) -> torch.Tensor:
+        """Logits of the next token from the last position's hidden state; with ``cfg_scale``,
+        the guided mix of the conditional (first half) and unconditional (second half) rows."""
+        logits = self.head[scale](self.head_norm[scale](hidden))
+        if cfg_scale is not None:
+            half = logits.shape[0] // 2
+            cond, uncond = logits[:half], logits[half:]
+            logits = uncond + cfg_scale * (cond - uncond)
+        return logits
+
+    def _step_inputs(
+        self, step_tokens: torch.Tensor, i: int, keys_ok: torch.Tensor, guided: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Input, valid keys and attention bias of position ``i + 1``, fed token ``i``."""
+        rows = keys_ok.shape[0]
+        if guided:
+            step_tokens = torch.cat([step_tokens, step_tokens], dim=0)
+        x = self.embed[i // self.config.tokens_per_scale](step_tokens)[:, None]
+        x = x + self._position(i + 1, rows, keys_ok.device)
+        keys_ok = torch.cat(
+            [keys_ok, torch.ones(rows, 1, dtype=torch.bool, device=keys_ok.device)], dim=1
+        )
+        bias = torch.where(keys_ok, 0.0, NEG)[:, None, None, :]
+        return x, keys_ok, bias
 
 
 def _ids(rows: int, begin: int, end: int, device: torch.device) -> torch.Tensor:

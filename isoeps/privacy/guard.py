@@ -368,9 +368,33 @@ class PrivateData:
         (A slot count computed from N, as ceil(N / g), would break all of this: N -> N + 1
         can change G and move almost every record.)
 
-        Under ``inf`` (``noise_multiplier=None``, as in :meth:`aggregate`): the mean over the
-        sampled non-empty slots, ``NonPrivate`` in the ledger.
+        Args:
+            embed: ``(records, groups) -> (k, dim)`` vectors, one per sampled non-empty slot.
+            dim: the vectors' dimension.
+            num_groups: G, fixed from public configuration.
+            sample_rate: q, each slot's Poisson sampling rate.
+            clip_norm: C.
+            noise_multiplier: sigma; None under ``inf`` (as in :meth:`aggregate`): the mean
+                over the sampled non-empty slots, ``NonPrivate`` in the ledger.
+            id_of: a record's id (default: the dataset's ``ids``).
+            note: the ledger entry's note.
+
+        Returns:
+            The release: its value, the sampled slot count, the noise std and the divisor.
         """
+        self._check_group_args(clip_norm, num_groups, id_of)
+        self._ledger.append(  # before any record is read
+            self._mechanism(noise_multiplier, sample_rate, 1, note=note, adjacency="replace_one")
+        )
+        vectors, filled = self._group_vectors(embed, dim, num_groups, sample_rate, id_of)
+        if noise_multiplier is None:
+            return _mean_release(vectors[:filled], dim)
+        return self._release(vectors, clip_norm, noise_multiplier, sample_rate * num_groups)
+
+    def _check_group_args(
+        self, clip_norm: float, num_groups: int, id_of: Callable[[Any], str] | None
+    ) -> None:
+        """Refuse a bad clip norm or group count, and a dataset without ids (reads no record)."""
         _check_clip_norm(clip_norm)
         if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 1:
             raise ValueError(f"num_groups must be an integer >= 1, got {num_groups!r}")
@@ -379,9 +403,17 @@ class PrivateData:
             raise ValueError(
                 "aggregate_groups needs record ids: pass id_of or wrap a dataset with `ids`"
             )
-        self._ledger.append(
-            self._mechanism(noise_multiplier, sample_rate, 1, note=note, adjacency="replace_one")
-        )
+
+    def _group_vectors(
+        self,
+        embed: Callable[[Any, np.ndarray], Sequence[np.ndarray] | np.ndarray],
+        dim: int,
+        num_groups: int,
+        sample_rate: float,
+        id_of: Callable[[Any], str] | None,
+    ) -> tuple[np.ndarray, int]:
+        """Poisson-sample the slots and embed the records of the non-empty sampled ones: one
+        row per sampled slot (the filled ones first, the empty ones zero) and the filled count."""
         labels = np.array([group_of(i, num_groups) for i in self._ids(id_of)], dtype=np.int64)
         chosen = np.flatnonzero(self._door().random.poisson_mask(num_groups, sample_rate))
         members = [np.flatnonzero(labels == g) for g in chosen]
@@ -397,9 +429,7 @@ class PrivateData:
                     f"for {len(filled)} groups"
                 )
             vectors[: len(filled)] = embedded  # the rows of empty groups stay zero
-        if noise_multiplier is None:
-            return _mean_release(vectors[: len(filled)], dim)
-        return self._release(vectors, clip_norm, noise_multiplier, sample_rate * num_groups)
+        return vectors, len(filled)
 
     def _release(
         self, vectors: np.ndarray, clip_norm: float, noise_multiplier: float, divisor: float

@@ -90,7 +90,16 @@ def _method_legend(
 def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
     """One figure per dataset: a panel per metric, a line per method over private epsilon with
     std-over-seeds error bars; the method's ``public`` (dotted) and ``inf`` (dashed) rows are
-    horizontal lines in its colour."""
+    horizontal lines in its colour.
+
+    Args:
+        frame: the tidy frame of the rows to draw.
+        out: the figure folder.
+        spec: which metrics to draw, in which order, and the names and colours.
+
+    Returns:
+        The files written (PNG and PDF of each figure).
+    """
     plt = _plt()
     written = []
     for dataset in dict.fromkeys(frame["dataset"]):
@@ -107,56 +116,71 @@ def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
         figure, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
         for axis, metric in zip(axes.flat, metrics):
             sel = part[part["metric"] == metric]
-            higher = bool(sel["higher_is_better"].iloc[0])
-            for k, method in enumerate(methods):
-                mine = sel[sel["method"] == method]
-                colour = _colour(spec, method, k)
-                private = mine[~mine["budget"].isin(["inf", "public"])]
-                if len(private):
-                    stats = private.groupby("epsilon")["value"].agg(["mean", "std"]).sort_index()
-                    axis.errorbar(
-                        stats.index,
-                        stats["mean"],
-                        yerr=stats["std"].fillna(0),
-                        marker="s" if method in replace_one else "o",
-                        capsize=3,
-                        color=colour,
-                    )
-                for budget, style in REFERENCE_STYLES.items():
-                    ref = mine[mine["budget"] == budget]["value"]
-                    if len(ref):
-                        axis.axhline(ref.mean(), linestyle=style, color=colour, linewidth=1)
-            axis.set_xscale("log")
-            axis.set_xlabel(
-                "ε (per-image, add/remove"
-                + (f"; {REPLACE_ONE_MARK} replace-one, not comparable)" if replace_one else ")")
-            )
-            axis.set_ylabel(f"{spec.name(metric)} ({'higher' if higher else 'lower'} is better)")
-            axis.set_title(spec.name(metric), fontsize=9)
+            _metric_panel(axis, sel, metric, methods, spec, replace_one)
         spare = list(axes.flat)[len(metrics) :]
         for axis in spare:
             axis.axis("off")
-        handles = _method_legend(spec, methods, replace_one)
-        height = figure.get_figheight()  # inches: margins below are fixed in inches
-        if spare:  # the legend fills the first empty panel
-            spare[0].legend(handles=handles, loc="center", fontsize=8, frameon=False)
-            legend_rows = 0
-        else:
-            legend_rows = -(-len(handles) // 5)
-            figure.legend(
-                handles=handles,
-                loc="upper center",
-                ncol=min(len(handles), 5),
-                fontsize=8,
-                frameon=False,
-                bbox_to_anchor=(0.5, 1 - 0.3 / height),
-            )
-        figure.suptitle(
-            f"{dataset}: metrics vs ε (mean ± std over seeds)", fontsize=10, y=1 - 0.05 / height
+        _legend_and_title(
+            figure,
+            spare,
+            _method_legend(spec, methods, replace_one),
+            f"{dataset}: metrics vs ε (mean ± std over seeds)",
         )
-        figure.tight_layout(rect=(0, 0, 1, 1 - (0.28 + 0.18 * legend_rows) / height))
         written += _save(figure, out / f"metrics_vs_eps_{_slug(dataset)}")
     return written
+
+
+def _metric_panel(
+    axis: Any, sel: Any, metric: str, methods: list[str], spec: ReportSpec, replace_one: set[str]
+) -> None:
+    """One metric's panel: each method's private rows over epsilon with error bars, and its
+    reference rows as horizontal lines."""
+    higher = bool(sel["higher_is_better"].iloc[0])
+    for k, method in enumerate(methods):
+        mine = sel[sel["method"] == method]
+        colour = _colour(spec, method, k)
+        private = mine[~mine["budget"].isin(["inf", "public"])]
+        if len(private):
+            stats = private.groupby("epsilon")["value"].agg(["mean", "std"]).sort_index()
+            axis.errorbar(
+                stats.index,
+                stats["mean"],
+                yerr=stats["std"].fillna(0),
+                marker="s" if method in replace_one else "o",
+                capsize=3,
+                color=colour,
+            )
+        for budget, style in REFERENCE_STYLES.items():
+            ref = mine[mine["budget"] == budget]["value"]
+            if len(ref):
+                axis.axhline(ref.mean(), linestyle=style, color=colour, linewidth=1)
+    axis.set_xscale("log")
+    axis.set_xlabel(
+        "ε (per-image, add/remove"
+        + (f"; {REPLACE_ONE_MARK} replace-one, not comparable)" if replace_one else ")")
+    )
+    axis.set_ylabel(f"{spec.name(metric)} ({'higher' if higher else 'lower'} is better)")
+    axis.set_title(spec.name(metric), fontsize=9)
+
+
+def _legend_and_title(figure: Any, spare: list[Any], handles: list[Any], title: str) -> None:
+    """The legend in the first empty panel (else above the panels), the title, the layout."""
+    height = figure.get_figheight()  # inches: margins below are fixed in inches
+    if spare:  # the legend fills the first empty panel
+        spare[0].legend(handles=handles, loc="center", fontsize=8, frameon=False)
+        legend_rows = 0
+    else:
+        legend_rows = -(-len(handles) // 5)
+        figure.legend(
+            handles=handles,
+            loc="upper center",
+            ncol=min(len(handles), 5),
+            fontsize=8,
+            frameon=False,
+            bbox_to_anchor=(0.5, 1 - 0.3 / height),
+        )
+    figure.suptitle(title, fontsize=10, y=1 - 0.05 / height)
+    figure.tight_layout(rect=(0, 0, 1, 1 - (0.28 + 0.18 * legend_rows) / height))
 
 
 def sample_grids(
@@ -223,20 +247,21 @@ def spectra(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
     """The frequency-fidelity comparison per dataset, from the spectrum metric's details:
     left, the radially averaged log10 power spectra of real reference images and of each
     method/budget's samples (lowest seed); right, the log10 energy ratio fake/real of every
-    wavelet detail band (0 is perfect; mean over seeds)."""
+    wavelet detail band (0 is perfect; mean over seeds).
+
+    Args:
+        frame: the tidy frame; only its ``spectrum`` rows are read.
+        out: the figure folder.
+        spec: which methods to draw, in which order, and their names.
+
+    Returns:
+        The files written (PNG and PDF of each figure).
+    """
     plt = _plt()
     part = frame[frame["metric_group"] == "spectrum"]
     written = []
     for dataset in dict.fromkeys(part["dataset"]):
-        sel = part[part["dataset"] == dataset]
-        profiles, bands = {}, {}
-        for _, row in sel.sort_values("seed").iterrows():
-            details = json.loads(row["details"] or "{}")
-            key = (row["method"], row["budget"])
-            if "log10_profile_fake" in details and key not in profiles:
-                profiles[key] = (details["log10_profile_real"], details["log10_profile_fake"])
-            if "log10_energy_ratio" in details:
-                bands.setdefault(key, []).append(details["log10_energy_ratio"])
+        profiles, bands = _spectrum_details(part[part["dataset"] == dataset])
         if not profiles and not bands:
             continue
         keys = sorted(
@@ -245,55 +270,78 @@ def spectra(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
         if spec.methods is not None:
             keys = [k for k in keys if k[0] in spec.methods]
         figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-        real_drawn = False
-        for k, key in enumerate(k for k in keys if k in profiles):
-            real, fake = profiles[key]
-            if not real_drawn:
-                left.plot(
-                    range(1, len(real) + 1),
-                    real,
-                    color="black",
-                    linewidth=2.5,
-                    label="real (reference)",
-                )
-                real_drawn = True
-            left.plot(
-                range(1, len(fake) + 1),
-                fake,
-                linewidth=1,
-                color=f"C{k % 10}",
-                linestyle=":" if key[1] == "public" else "-",
-                label=f"{spec.name(key[0])} ε={key[1]}",
-            )
-        left.set_xlabel("radial spatial frequency (cycles per image)")
-        left.set_ylabel("log10 mean power")
-        left.set_title("radially averaged power spectrum", fontsize=9)
-        left.legend(fontsize=6)
-        band_keys = [k for k in keys if k in bands]
-        if band_keys:
-            names = list(bands[band_keys[0]][0])
-            width = 0.8 / len(band_keys)
-            for k, key in enumerate(band_keys):
-                means = [float(np.mean([b.get(n, np.nan) for b in bands[key]])) for n in names]
-                right.bar(
-                    np.arange(len(names)) + k * width,
-                    means,
-                    width,
-                    color=f"C{k % 10}",
-                    label=f"{spec.name(key[0])} ε={key[1]}",
-                )
-            right.axhline(0, color="black", linewidth=0.8)
-            right.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
-            right.set_xticklabels(names, rotation=45, fontsize=7, ha="right")
-            right.set_ylabel("log10(energy fake / real)")
-            right.set_title("wavelet band energy (0 = matches real)", fontsize=9)
-            right.legend(fontsize=6)
-        else:
-            right.axis("off")
+        _profile_panel(left, [k for k in keys if k in profiles], profiles, spec)
+        _band_panel(right, [k for k in keys if k in bands], bands, spec)
         figure.suptitle(f"{dataset}: frequency fidelity", fontsize=10)
         figure.tight_layout()
         written += _save(figure, out / f"spectra_{_slug(dataset)}")
     return written
+
+
+def _spectrum_details(sel: Any) -> tuple[dict, dict]:
+    """(method, budget) -> (real, fake) radial profiles at the lowest seed, and -> the band
+    energy ratios of every seed."""
+    profiles, bands = {}, {}
+    for _, row in sel.sort_values("seed").iterrows():
+        details = json.loads(row["details"] or "{}")
+        key = (row["method"], row["budget"])
+        if "log10_profile_fake" in details and key not in profiles:
+            profiles[key] = (details["log10_profile_real"], details["log10_profile_fake"])
+        if "log10_energy_ratio" in details:
+            bands.setdefault(key, []).append(details["log10_energy_ratio"])
+    return profiles, bands
+
+
+def _profile_panel(left: Any, keys: list, profiles: dict, spec: ReportSpec) -> None:
+    """The radial power spectra: the real one (once, in black), then each key's samples'."""
+    real_drawn = False
+    for k, key in enumerate(keys):
+        real, fake = profiles[key]
+        if not real_drawn:
+            left.plot(
+                range(1, len(real) + 1),
+                real,
+                color="black",
+                linewidth=2.5,
+                label="real (reference)",
+            )
+            real_drawn = True
+        left.plot(
+            range(1, len(fake) + 1),
+            fake,
+            linewidth=1,
+            color=f"C{k % 10}",
+            linestyle=":" if key[1] == "public" else "-",
+            label=f"{spec.name(key[0])} ε={key[1]}",
+        )
+    left.set_xlabel("radial spatial frequency (cycles per image)")
+    left.set_ylabel("log10 mean power")
+    left.set_title("radially averaged power spectrum", fontsize=9)
+    left.legend(fontsize=6)
+
+
+def _band_panel(right: Any, band_keys: list, bands: dict, spec: ReportSpec) -> None:
+    """Grouped bars of each key's mean log10 band-energy ratio (the panel is off without any)."""
+    if not band_keys:
+        right.axis("off")
+        return
+    names = list(bands[band_keys[0]][0])
+    width = 0.8 / len(band_keys)
+    for k, key in enumerate(band_keys):
+        means = [float(np.mean([b.get(n, np.nan) for b in bands[key]])) for n in names]
+        right.bar(
+            np.arange(len(names)) + k * width,
+            means,
+            width,
+            color=f"C{k % 10}",
+            label=f"{spec.name(key[0])} ε={key[1]}",
+        )
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
+    right.set_xticklabels(names, rotation=45, fontsize=7, ha="right")
+    right.set_ylabel("log10(energy fake / real)")
+    right.set_title("wavelet band energy (0 = matches real)", fontsize=9)
+    right.legend(fontsize=6)
 
 
 def memorisation_pairs(

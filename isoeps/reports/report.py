@@ -27,16 +27,26 @@ def write_report(
 ) -> Path:
     """Write tables (md, tex, csv), figures (png, pdf) and ``index.md``; return its path.
 
-    ``frame`` is the tidy frame (:func:`isoeps.results.load`); ``store`` (optional) adds the
-    sample grids, cell statuses and, with ``show_private``, the memorisation pairs, for the
-    cells in ``cell_ids`` (default: those in ``frame``).
+    The cells in ``unverified``, and rows whose ``verified`` is False, are left out of every
+    table and figure and listed with their reason (``isoeps report`` computes the verdicts;
+    this package accounts nothing).
 
-    ``unverified`` (cell id -> reason, or ``{"run": ..., "reason": ...}``) names the cells whose
-    ledger did not re-account to their privacy record (``isoeps report`` computes it; this
-    package accounts nothing); they, and rows whose ``verified`` is False, are left out of
-    every table and figure and listed with their reason. ``unverified=None`` states that the
-    ledgers were not re-verified for this report. The sample figures show ``inf`` rows (not
-    DP) only with ``inf_samples``, labelled.
+    Args:
+        frame: the tidy frame (:func:`isoeps.results.load`).
+        out: the report folder (created).
+        title: the heading of ``index.md``.
+        store: adds the sample grids, the cell statuses and, with ``show_private``, the
+            memorisation pairs, for the cells in ``cell_ids``.
+        cell_ids: the cells to report from ``store`` (default: those in ``frame``).
+        show_private: draw the memorisation pairs (private training images).
+        spec: a ReportSpec, or the path of a YAML one (default: the default spec).
+        unverified: cell id -> reason (or ``{"run": ..., "reason": ...}``): the cells whose
+            ledger did not re-account to their privacy record; None states that the ledgers
+            were not re-verified for this report.
+        inf_samples: show the ``inf`` rows (not DP) in the sample figures, labelled.
+
+    Returns:
+        The path of ``index.md``.
     """
     if not isinstance(spec, ReportSpec):
         spec = load_report_spec(spec)
@@ -48,9 +58,24 @@ def write_report(
         frame = frame[~frame["cell_id"].isin(set(bad))]
     ids = (set(frame["cell_id"]) if cell_ids is None else set(cell_ids)) - set(bad)
     lines = [f"# {title}", ""]
+    lines += _trust_statement(frame, unverified)
+    lines += _unverified_lines(bad)
+    if store is not None:
+        lines += _cell_status_lines(store, ids)
+    lines += _table_lines(frame, spec, out)
+    lines += _figure_lines(
+        frame, spec, out, store=store, ids=ids, show_private=show_private, inf_samples=inf_samples
+    )
+    index = out / "index.md"
+    write_text_atomic(index, "\n".join(lines))
+    return index
+
+
+def _trust_statement(frame: Any, unverified: Mapping[str, Any] | None) -> list[str]:
+    """What the private rows guarantee, whether the ledgers were re-verified, secure or not."""
     secure = bool(len(frame)) and bool(frame["secure"].all())
     checked = unverified is not None or ("verified" in frame and frame["verified"].notna().any())
-    lines += [
+    return [
         "Every private row is per-image (ε, δ)-DP, re-accounted from the run's ledger with the "
         "PRV accountant (upper bound; pld for replace-one ledgers) and never above its target"
         + (
@@ -67,31 +92,46 @@ def write_report(
         ),
         "",
     ]
-    if bad:
-        lines += [
-            (
-                "**Unverified cells, left out of every table and figure** (their "
-                "ledger.json does not re-account to their privacy.json and target):"
-            ),
-            "",
-        ]
-        lines += [
-            f"- unverified: `{entry['run']}` (cell `{cell_id}`): {entry['reason']}"
-            for cell_id, entry in sorted(bad.items())
-        ]
-        lines.append("")
-    cell_rows = _cell_rows(store, ids) if store is not None else []
-    if cell_rows:
-        counts: dict[str, int] = {}
-        for row in cell_rows:
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-        lines += ["Cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), ""]
-        for row in cell_rows:
-            if row["status"] != folders.FINISHED:
-                lines.append(f"- {row['status']}: `{Path(row['run_dir']).name}`: {row['reason']}")
-        lines.append("")
 
-    lines += ["## Tables", ""]
+
+def _unverified_lines(bad: dict[str, dict[str, str]]) -> list[str]:
+    """The list of the unverified cells and their reasons (nothing when there are none)."""
+    if not bad:
+        return []
+    lines = [
+        (
+            "**Unverified cells, left out of every table and figure** (their "
+            "ledger.json does not re-account to their privacy.json and target):"
+        ),
+        "",
+    ]
+    lines += [
+        f"- unverified: `{entry['run']}` (cell `{cell_id}`): {entry['reason']}"
+        for cell_id, entry in sorted(bad.items())
+    ]
+    lines.append("")
+    return lines
+
+
+def _cell_status_lines(store: str | Path, ids: set[str]) -> list[str]:
+    """The count of the cells per status, then each cell that did not finish, with its reason."""
+    cell_rows = _cell_rows(store, ids)
+    if not cell_rows:
+        return []
+    counts: dict[str, int] = {}
+    for row in cell_rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    lines = ["Cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), ""]
+    for row in cell_rows:
+        if row["status"] != folders.FINISHED:
+            lines.append(f"- {row['status']}: `{Path(row['run_dir']).name}`: {row['reason']}")
+    lines.append("")
+    return lines
+
+
+def _table_lines(frame: Any, spec: ReportSpec, out: Path) -> list[str]:
+    """Write every table as Markdown, LaTeX and CSV; the section that shows and links them."""
+    lines = ["## Tables", ""]
     for table in tables.build_tables(frame, spec):
         stem = out / "tables" / figures._slug(table.dataset)
         markdown = tables.to_markdown(table, spec)
@@ -106,19 +146,25 @@ def write_report(
         lines += [markdown, links, ""]
     if frame.empty:
         lines += ["No finished cells yet.", ""]
+    return lines
 
-    lines += ["## Figures", ""]
+
+def _figure_lines(
+    frame: Any,
+    spec: ReportSpec,
+    out: Path,
+    *,
+    store: str | Path | None,
+    ids: set[str],
+    show_private: bool,
+    inf_samples: bool,
+) -> list[str]:
+    """Draw every figure; the section that shows them, with notes on what was left out."""
+    lines = ["## Figures", ""]
     written = [] if frame.empty else figures.metric_vs_epsilon(frame, out / "figures", spec)
     if store is not None:
-        left_out = False
-        for file, open_prompt in ((folders.SAMPLES, False), (folders.OPEN_PROMPT_SAMPLES, True)):
-            samples = [
-                (c, p) for c, p in _finished_samples(store, file=file) if c["cell_id"] in ids
-            ]
-            if not inf_samples:
-                left_out = left_out or any(c["budget"] == "inf" for c, _ in samples)
-                samples = [(c, p) for c, p in samples if c["budget"] != "inf"]
-            written += figures.sample_grids(samples, out / "figures", spec, open_prompt=open_prompt)
+        grids, left_out = _sample_figures(store, ids, out, spec, inf_samples=inf_samples)
+        written += grids
         if left_out:
             lines += [
                 (
@@ -145,9 +191,23 @@ def write_report(
                 f"![{path.stem}]({_rel(path, out)}) ([PDF]({_rel(path.with_suffix('.pdf'), out)}))"
             )
             lines += [f"### {path.stem}", "", image, ""]
-    index = out / "index.md"
-    write_text_atomic(index, "\n".join(lines))
-    return index
+    return lines
+
+
+def _sample_figures(
+    store: str | Path, ids: set[str], out: Path, spec: ReportSpec, *, inf_samples: bool
+) -> tuple[list[Path], bool]:
+    """The sample grids (prompted, then open-prompt) of the finished cells in ``ids``, and
+    whether ``inf`` rows were left out of them."""
+    written: list[Path] = []
+    left_out = False
+    for file, open_prompt in ((folders.SAMPLES, False), (folders.OPEN_PROMPT_SAMPLES, True)):
+        samples = [(c, p) for c, p in _finished_samples(store, file=file) if c["cell_id"] in ids]
+        if not inf_samples:
+            left_out = left_out or any(c["budget"] == "inf" for c, _ in samples)
+            samples = [(c, p) for c, p in samples if c["budget"] != "inf"]
+        written += figures.sample_grids(samples, out / "figures", spec, open_prompt=open_prompt)
+    return written, left_out
 
 
 def _unverified(frame: Any, unverified: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:

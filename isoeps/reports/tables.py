@@ -97,67 +97,82 @@ def caption_for(frame: Any, dataset: str) -> str:
 
 
 def build_tables(frame: Any, spec: ReportSpec) -> list[Table]:
-    """One table per dataset."""
+    """One table per dataset.
+
+    Args:
+        frame: the tidy frame of the rows to tabulate.
+        spec: which metrics, methods and budgets to show, in which order.
+
+    Returns:
+        The tables, in the order the datasets first appear in ``frame``.
+    """
     if frame.empty:
         return []
     summary = summarise(frame)
     tables = []
     for dataset in dict.fromkeys(summary["dataset"]):
         part = summary[summary["dataset"] == dataset]
-        metrics = list(dict.fromkeys(part["metric"]))
-        if spec.metrics is not None:
-            metrics = [m for m in spec.metrics if m in metrics]
-        methods = list(dict.fromkeys(part["method"]))
-        if spec.methods is not None:
-            methods = [m for m in spec.methods if m in methods]
+        metrics = _chosen(list(dict.fromkeys(part["metric"])), spec.metrics)
+        methods = _chosen(list(dict.fromkeys(part["method"])), spec.methods)
         higher = {m: bool(part[part["metric"] == m]["higher_is_better"].iloc[0]) for m in metrics}
         mixed = len(private_adjacencies(frame[frame["dataset"] == dataset])) > 1
-        rows = []
-        for method in methods:
-            budgets = sorted(set(part[part["method"] == method]["budget"]), key=budget_order)
-            if spec.budgets is not None:
-                budgets = [b for b in spec.budgets if b in budgets]
-            for budget in budgets:
-                mine = part[(part["method"] == method) & (part["budget"] == budget)]
-                for adjacency in sorted(set(mine["adjacency"])):
-                    sel = mine[mine["adjacency"] == adjacency]
-                    cells = {
-                        r.metric: (float(r["mean"]), _std(r["std"]), int(r["count"]))
-                        for _, r in sel.iterrows()
-                    }
-                    marked = (
-                        mixed and adjacency == "replace_one" and budget not in ("inf", "public")
-                    )
-                    rows.append(
-                        {
-                            "method": method,
-                            "budget": budget,
-                            "adjacency": adjacency,
-                            "marked": marked,
-                            "cells": cells,
-                            "bold": set(),
-                        }
-                    )
-        for metric in metrics:
-            for budget, adjacency in {(r["budget"], r["adjacency"]) for r in rows}:
-                peers = [
-                    r
-                    for r in rows
-                    if r["budget"] == budget
-                    and r["adjacency"] == adjacency
-                    and metric in r["cells"]
-                ]
-                values = [r["cells"][metric][0] for r in peers]
-                finite = [v for v in values if not math.isnan(v)]
-                if len(peers) < 2 or not finite:
-                    continue
-                best = max(finite) if higher[metric] else min(finite)
-                for r in peers:
-                    if r["cells"][metric][0] == best:
-                        r["bold"].add(metric)
+        rows = [row for method in methods for row in _method_rows(part, method, spec, mixed)]
+        _bold_best(rows, metrics, higher)
         not_dp = set(frame[(frame["dataset"] == dataset) & frame["not_dp"]]["metric"])
         tables.append(Table(dataset, metrics, rows, caption_for(frame, dataset), not_dp))
     return tables
+
+
+def _chosen(found: list[str], wanted: list[str] | None) -> list[str]:
+    """``found``, or the ``wanted`` ones among them in the spec's order."""
+    return found if wanted is None else [m for m in wanted if m in found]
+
+
+def _method_rows(part: Any, method: str, spec: ReportSpec, mixed: bool) -> list[dict[str, Any]]:
+    """A method's rows of one dataset's summary: per budget (public, private, inf) and
+    adjacency, its cells; replace-one private rows are marked in a ``mixed`` table."""
+    budgets = sorted(set(part[part["method"] == method]["budget"]), key=budget_order)
+    rows = []
+    for budget in _chosen(budgets, spec.budgets):
+        mine = part[(part["method"] == method) & (part["budget"] == budget)]
+        for adjacency in sorted(set(mine["adjacency"])):
+            sel = mine[mine["adjacency"] == adjacency]
+            cells = {
+                r.metric: (float(r["mean"]), _std(r["std"]), int(r["count"]))
+                for _, r in sel.iterrows()
+            }
+            marked = mixed and adjacency == "replace_one" and budget not in ("inf", "public")
+            rows.append(
+                {
+                    "method": method,
+                    "budget": budget,
+                    "adjacency": adjacency,
+                    "marked": marked,
+                    "cells": cells,
+                    "bold": set(),
+                }
+            )
+    return rows
+
+
+def _bold_best(rows: list[dict[str, Any]], metrics: list[str], higher: dict[str, bool]) -> None:
+    """Mark bold the best value of each metric among rows of the same budget and adjacency
+    (when at least two rows compete)."""
+    for metric in metrics:
+        for budget, adjacency in {(r["budget"], r["adjacency"]) for r in rows}:
+            peers = [
+                r
+                for r in rows
+                if r["budget"] == budget and r["adjacency"] == adjacency and metric in r["cells"]
+            ]
+            values = [r["cells"][metric][0] for r in peers]
+            finite = [v for v in values if not math.isnan(v)]
+            if len(peers) < 2 or not finite:
+                continue
+            best = max(finite) if higher[metric] else min(finite)
+            for r in peers:
+                if r["cells"][metric][0] == best:
+                    r["bold"].add(metric)
 
 
 def _std(value: Any) -> float | None:

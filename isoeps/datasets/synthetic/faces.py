@@ -137,6 +137,23 @@ class _Frame:
         return self.u[:, ys, xs], self.v[:, ys, xs]
 
 
+class _Canvas:
+    """A chunk's image buffer ``(N, 3, R, R)`` and the painter of face features into it."""
+
+    def __init__(self, frame: _Frame, n: int, res: int) -> None:
+        self.frame, self.res = frame, res
+        self.pixels = np.empty((n, 3, res, res), dtype=F)
+
+    def paint(self, window: tuple[slice, slice], coverage, color: np.ndarray, where=None) -> None:
+        """Paint ``coverage(u, v)`` (a signed distance) inside ``window`` for images ``where``."""
+        ys, xs = window
+        mask = R.soft(coverage(*self.frame.at(ys, xs)), self.res)
+        if where is not None:
+            mask = mask * R.col(where)
+        color = color if color.ndim == 2 else color[:, :, ys, xs]
+        R.paint(self.pixels[:, :, ys, xs], mask, color)
+
+
 def _draw(
     rng: np.random.Generator,
     attrs: dict[str, np.ndarray],
@@ -145,16 +162,54 @@ def _draw(
     resolution: int,
     family_b: bool,
 ) -> np.ndarray:
+    """Render a chunk of faces as uint8 ``(count, 3, R, R)``, back to front.
+
+    The draws from ``rng`` come in this order (it fixes every image of a seed): the face
+    frames, the hair, skin and background jitters, the shirt colours, the textures, the iris
+    colours, the lighting.
+    """
     n, res = count, resolution
     frame = _Frame(rng, n, res)
-    u0, v0, u, v = frame.u0, frame.v0, frame.u, frame.v
-    man = attrs["gender"] == 1
     jitter = lambda base: np.clip(base + rng.uniform(-0.04, 0.04, (n, 3)).astype(F), 0, 1)
     hair = jitter(HAIR_RGB[attrs["hair_color"]])
     skin = jitter(SKIN_RGB[attrs["skin_tone"]])
     background = jitter(BACKGROUND_RGB[attrs["background"]])
     shirt = rng.uniform(0.15, 0.85, (n, 3)).astype(F)
+    hair_tex, skin_tex, bg_tex = _textures(rng, frame, n, res, family_b=family_b)
 
+    canvas = _Canvas(frame, n, res)
+    canvas.pixels[:] = R.shade(background, bg_tex, 0.14) * (
+        F(1.08) - F(0.16) * (frame.v0[:, None] + 1) / 2
+    )
+    face_rx = R.col(np.where(attrs["gender"] == 1, 0.43, 0.37))
+    _paint_head(
+        canvas,
+        attrs,
+        face_rx,
+        hair_px=R.shade(hair, hair_tex, 0.28),
+        skin_px=R.shade(skin, skin_tex, 0.07),
+        skin=skin,
+        shirt_px=R.shade(shirt, skin_tex, 0.05),
+    )
+    _paint_eyes(canvas, rng, attrs, face_rx, hair, skin)
+    # Beard: the lower face plus a moustache band, in the (darkened) hair colour.
+    canvas.paint(
+        frame.window(-0.46, 0.46, 0.14, 0.61),
+        lambda u, v: np.maximum(R.ellipse(u, v, 0, 0.06, face_rx + 0.02, 0.54), 0.16 - v),
+        R.shade(np.clip(hair * F(0.8), 0, 1), hair_tex, 0.3),
+        where=attrs["beard"] == 1,
+    )
+    _paint_mouth(canvas, attrs, skin)
+    _paint_glasses(canvas, attrs, face_rx)
+
+    light = F(1) + R.col(rng.uniform(-0.08, 0.08, n)) * frame.u0
+    return np.clip(np.rint(canvas.pixels * light[:, None] * 255), 0, 255).astype(np.uint8)
+
+
+def _textures(
+    rng: np.random.Generator, frame: _Frame, n: int, res: int, *, family_b: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hair, skin and background textures of the chunk's texture family."""
     if family_b:
         hair_tex = R.curls(rng, n, res)
         skin_tex = R.scanlines(rng, n, res)
@@ -163,24 +218,23 @@ def _draw(
         skin_tex = R.pores(rng, n, res)
         # Hair and skin overlap only where the beard hides the skin, and the skin hides the
         # background, so one grain field serves all three.
-        hair_tex = R.strands(rng, n, res, u, v, 0.0, -0.55, grain=skin_tex)
-        bg_tex = R.weave(rng, n, res, u0, v0, grain=skin_tex)
+        hair_tex = R.strands(rng, n, res, frame.u, frame.v, 0.0, -0.55, grain=skin_tex)
+        bg_tex = R.weave(rng, n, res, frame.u0, frame.v0, grain=skin_tex)
+    return hair_tex, skin_tex, bg_tex
 
-    canvas = np.empty((n, 3, res, res), dtype=F)
-    canvas[:] = R.shade(background, bg_tex, 0.14) * (F(1.08) - F(0.16) * (v0[:, None] + 1) / 2)
-    hair_px = R.shade(hair, hair_tex, 0.28)
-    skin_px = R.shade(skin, skin_tex, 0.07)
 
-    def paint(window: tuple[slice, slice], coverage, color: np.ndarray, where=None) -> None:
-        """Paint ``coverage(u, v)`` (a signed distance) inside ``window`` for images ``where``."""
-        ys, xs = window
-        mask = R.soft(coverage(*frame.at(ys, xs)), res)
-        if where is not None:
-            mask = mask * R.col(where)
-        color = color if color.ndim == 2 else color[:, :, ys, xs]
-        R.paint(canvas[:, :, ys, xs], mask, color)
-
-    face_rx = R.col(np.where(man, 0.43, 0.37))
+def _paint_head(
+    canvas: _Canvas,
+    attrs: dict[str, np.ndarray],
+    face_rx: np.ndarray,
+    *,
+    hair_px: np.ndarray,
+    skin_px: np.ndarray,
+    skin: np.ndarray,
+    shirt_px: np.ndarray,
+) -> None:
+    """Long hair behind, the shoulders, neck, ears and face, then the hair cap."""
+    frame, paint = canvas.frame, canvas.paint
     paint(
         frame.window(-0.64, 0.64, -0.74, 0.98),
         lambda u, v: np.minimum(
@@ -192,7 +246,7 @@ def _draw(
     paint(
         frame.window(-0.96, 0.96, 0.82, 1.94),
         lambda u, v: R.ellipse(u, v, 0, 1.38, 0.95, 0.55),
-        R.shade(shirt, skin_tex, 0.05),
+        shirt_px,
     )
     paint(
         frame.window(-0.16, 0.16, 0.31, 0.93),
@@ -211,7 +265,6 @@ def _draw(
         lambda u, v: R.ellipse(u, v, 0, 0.02, face_rx, 0.52),
         skin_px,
     )
-
     # Hair cap above a curved hairline; bangs bring the hairline down to the brows.
     hairline = R.col(np.where(attrs["hair_style"] == 2, -0.17, -0.33))
     paint(
@@ -222,7 +275,19 @@ def _draw(
         hair_px,
     )
 
-    brow_thick = R.col(np.where(man, 0.035, 0.022))
+
+def _paint_eyes(
+    canvas: _Canvas,
+    rng: np.random.Generator,
+    attrs: dict[str, np.ndarray],
+    face_rx: np.ndarray,
+    hair: np.ndarray,
+    skin: np.ndarray,
+) -> None:
+    """Brows, eyes (drawing the iris colours from ``rng``) and the nose."""
+    frame, paint = canvas.frame, canvas.paint
+    n = len(hair)
+    brow_thick = R.col(np.where(attrs["gender"] == 1, 0.035, 0.022))
     brow = np.clip(hair * F(0.6), 0, 1)
     white = np.full((n, 3), 0.96, dtype=F)
     iris = EYE_RGB[rng.integers(0, 3, n)]
@@ -242,28 +307,24 @@ def _draw(
         skin * F(0.8),
     )
 
-    # Beard: the lower face plus a moustache band, in the (darkened) hair colour.
-    paint(
-        frame.window(-0.46, 0.46, 0.14, 0.61),
-        lambda u, v: np.maximum(R.ellipse(u, v, 0, 0.06, face_rx + 0.02, 0.54), 0.16 - v),
-        R.shade(np.clip(hair * F(0.8), 0, 1), hair_tex, 0.3),
-        where=attrs["beard"] == 1,
-    )
 
+def _paint_mouth(canvas: _Canvas, attrs: dict[str, np.ndarray], skin: np.ndarray) -> None:
+    """Smile: a wide crescent whose corners turn up, open on white teeth. Neutral: a thin line."""
+    n = len(skin)
     lips = np.where(
-        man[:, None],
+        (attrs["gender"] == 1)[:, None],
         skin * F(0.7) + F(0.08) * np.array([1, 0, 0], F),
         np.array([0.80, 0.22, 0.30], F),
     ).astype(F)
     smiling = attrs["smiling"] == 1
 
-    # Smile: a wide crescent whose corners turn up, open on white teeth. Neutral: a thin line.
     def crescent(u, v):
         top = F(0.25) - F(1.6) * u**2
         bottom = F(0.36) - F(4.4) * u**2
         return np.maximum(np.maximum(top - v, v - bottom), np.abs(u) - F(0.18)), top
 
-    mouth = frame.window(-0.21, 0.21, 0.15, 0.39)
+    mouth = canvas.frame.window(-0.21, 0.21, 0.15, 0.39)
+    paint = canvas.paint
     paint(mouth, lambda u, v: crescent(u, v)[0] - 0.02, lips, where=smiling)
     paint(
         mouth,
@@ -279,13 +340,18 @@ def _draw(
     )
     paint(mouth, lambda u, v: R.ellipse(u, v, 0, 0.31, 0.13, 0.028), lips, where=~smiling)
 
+
+def _paint_glasses(canvas: _Canvas, attrs: dict[str, np.ndarray], face_rx: np.ndarray) -> None:
+    """Tinted lenses in dark rims, the temple arms and the bridge, where ``eyeglasses``."""
+    frame, paint = canvas.frame, canvas.paint
     glasses = attrs["eyeglasses"] == 1
-    dark = np.full((n, 3), 0.06, F)
+    dark = np.full((len(glasses), 3), 0.06, F)
     for side in (-1.0, 1.0):
         cx = side * 0.17
         ys, xs = lens_window = frame.window(cx - 0.14, cx + 0.14, -0.14, 0.07)
-        lens = R.soft(R.ellipse(*frame.at(ys, xs), cx, -0.035, 0.12, 0.09), res) * R.col(glasses)
-        canvas[:, :, ys, xs] *= F(1) - F(0.55) * lens[:, None]
+        lens = R.soft(R.ellipse(*frame.at(ys, xs), cx, -0.035, 0.12, 0.09), canvas.res)
+        lens = lens * R.col(glasses)
+        canvas.pixels[:, :, ys, xs] *= F(1) - F(0.55) * lens[:, None]
         paint(
             lens_window,
             lambda u, v, cx=cx: np.abs(R.ellipse(u, v, cx, -0.035, 0.12, 0.09)) - F(0.018),
@@ -305,9 +371,6 @@ def _draw(
         dark,
         where=glasses,
     )
-
-    light = F(1) + R.col(rng.uniform(-0.08, 0.08, n)) * u0
-    return np.clip(np.rint(canvas * light[:, None] * 255), 0, 255).astype(np.uint8)
 
 
 _HAIR_STYLE = {0: "short", 1: "long", 2: "bangs"}
