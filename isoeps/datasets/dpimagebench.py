@@ -62,17 +62,7 @@ def read_dpimagebench_npz(
             f"[{np.nanmin(x):.4g}, {np.nanmax(x):.4g}]"
         )
     n = x.shape[0]
-    if y is None:
-        labels = np.zeros(n, dtype=np.int64)
-    else:
-        y = (
-            np.asarray(y).reshape(-1)
-            if np.asarray(y).ndim == 2 and np.asarray(y).shape[1] == 1
-            else np.asarray(y)
-        )
-        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{path}: y must be {n} integer labels, got {y.dtype} {y.shape}")
-        labels = y.astype(np.int64)
+    labels = _labels(y, n=n, path=path)
     caption_list = None
     if captions is not None:
         if captions.shape != (n,) or captions.dtype.kind not in "US":
@@ -87,6 +77,18 @@ def read_dpimagebench_npz(
     if images.shape[1] == 1:
         images = np.repeat(images, 3, axis=1)
     return images, labels, caption_list
+
+
+def _labels(y: np.ndarray | None, *, n: int, path: Path) -> np.ndarray:
+    """``y`` as int64 ``(n,)`` (an ``(n, 1)`` column is flattened); zeros when absent."""
+    if y is None:
+        return np.zeros(n, dtype=np.int64)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: y must be {n} integer labels, got {y.dtype} {y.shape}")
+    return y.astype(np.int64)
 
 
 def write_dpimagebench_npz(
