@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint-imports clean
+.PHONY: setup fashion-mnist demo test lint-imports clean
 
 $(STAMP): pyproject.toml constraints/ci-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,25 @@ $(STAMP): pyproject.toml constraints/ci-cpu.txt
 	$(BIN)/python -m pip install -c constraints/ci-cpu.txt -e '.[all,dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) fashion-mnist
+
+# Fashion-MNIST's official IDX files from Debian's dataset-fashion-mnist (docs/datasets.md),
+# where apt-get is present and we are root; a failed install fails the set-up. Elsewhere it
+# says so and goes on: the tests that read the real files skip.
+FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
+FMNIST_FILES := $(foreach f,train-images-idx3 train-labels-idx1 t10k-images-idx3 t10k-labels-idx1,$(FMNIST_DIR)/$(f)-ubyte.gz)
+
+fashion-mnist:
+	@if ls $(FMNIST_FILES) >/dev/null 2>&1; then \
+		echo "Fashion-MNIST: $(FMNIST_DIR)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist ) \
+			|| { echo "make setup: apt-get install dataset-fashion-mnist failed" >&2; exit 1; }; \
+		ls $(FMNIST_FILES) >/dev/null \
+			|| { echo "make setup: dataset-fashion-mnist did not install $(FMNIST_DIR)" >&2; exit 1; }; \
+	else \
+		echo "Fashion-MNIST: not installed (needs root and apt-get: apt-get install dataset-fashion-mnist)"; \
+	fi
 
 # The main job: the quick suite on the embedded synthetic data -> ./results and ./reports/quick
 demo: setup

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-SPLIT_CHOICES = ("public", "private", "reference", "eval")
+# isoeps.datasets.base.ALL_SPLITS, spelled out so that building the parser imports no dataset code.
+SPLIT_CHOICES = ("public", "private", "reference", "eval", "validation")
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
         "--split",
         action="append",
         choices=SPLIT_CHOICES,
-        help="split to load (repeatable; default: all four)",
+        help="split to load (repeatable; default: every split the dataset has)",
     )
     inspect.add_argument("--resolution", type=int, default=32, help="image size (default 32)")
     inspect.add_argument(
@@ -76,12 +77,12 @@ def _parse_options(pairs: list[str]) -> dict:
 
 def _inspect(args: argparse.Namespace) -> int:
     from isoeps.cli._common import emit
-    from isoeps.datasets import SPLITS, check_disjoint, get_source
+    from isoeps.datasets import check_disjoint, get_source
     from isoeps.datasets.preview import captioned_grid, summary
     from isoeps.datasets.stats import total_variation
 
     source = get_source(args.name, root=args.root, options=_parse_options(args.options))
-    splits = args.split or list(SPLITS)
+    splits = args.split or list(source.splits)
     available = {s: source.available(s) for s in splits}
 
     def count(split: str) -> int | None:
@@ -118,6 +119,10 @@ def _text(payload: dict) -> str:
     if "default_sizes" in source:
         sizes = ", ".join(f"{k}={v}" for k, v in source["default_sizes"].items())
         lines.append(f"default sizes: {sizes}")
+    if "classes" in source:
+        lines.append(f"classes ({len(source['classes'])}): {', '.join(source['classes'])}")
+    for split, rule in source.get("split_rules", {}).items():
+        lines.append(f"  {split}: {rule}")
     for name, s in payload["splits"].items():
         cpi = s["captions_per_image"]
         of = "" if s["available"] is None else f" of {s['available']}"
@@ -125,6 +130,11 @@ def _text(payload: dict) -> str:
             f"\n[{name}] {s['count']}{of} images {'x'.join(map(str, s['shape']))}, captions per image "
             f"{cpi['mean']:.1f} (min {cpi['min']}, max {cpi['max']}); skipped {s['info'].get('skipped', 0)}"
         )
+        if s["info"].get("padding"):
+            lines.append(
+                f"  zero-padded {s['info']['padding']} px per side from the native "
+                f"{s['info'].get('native_resolution')}x{s['info'].get('native_resolution')}"
+            )
         for caption in s["example_captions"]:
             lines.append(f"  e.g. {caption!r}")
         for attribute, freqs in s["attribute_frequencies"].items():

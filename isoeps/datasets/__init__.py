@@ -1,20 +1,23 @@
-"""Datasets: records, the four splits, the sources and the DPImageBench npz format.
+"""Datasets: records, the four splits (and the optional validation split), the sources and the
+DPImageBench npz format.
 
 The public API (importing this package imports numpy and pydantic, never torch)::
 
     load_split(name, split, *, resolution=32, n=None, seed=0, root=None, options=None)
-    load_splits(name, splits=SPLITS, *, resolution=32, n=None, seed=0, root=None, options=None)
+    load_splits(name, splits=None, *, resolution=32, n=None, seed=0, root=None, options=None)
     check_disjoint(splits)
     dataset_names()
     read_dpimagebench_npz(path) / write_dpimagebench_npz(path, *, images, labels, captions)
 """
 
 from isoeps.datasets.api import dataset_names, get_source, load_split, load_splits
-from isoeps.datasets.base import SPLITS, ImageSplit, Record
+from isoeps.datasets.base import ALL_SPLITS, OPTIONAL_SPLITS, SPLITS, ImageSplit, Record
 from isoeps.datasets.dpimagebench import read_dpimagebench_npz, write_dpimagebench_npz
 from isoeps.datasets.splits import check_disjoint
 
 __all__ = [
+    "ALL_SPLITS",
+    "OPTIONAL_SPLITS",
     "SPLITS",
     "ImageSplit",
     "Record",

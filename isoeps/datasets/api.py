@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from isoeps import registry
-from isoeps.datasets.base import SPLITS, ImageSplit
+from isoeps.datasets.base import ImageSplit
 from isoeps.datasets.splits import check_disjoint
 from isoeps.errors import ConfigError
 
@@ -46,7 +46,7 @@ def load_split(
 
 def load_splits(
     name: str,
-    splits: Sequence[str] = SPLITS,
+    splits: Sequence[str] | None = None,
     *,
     resolution: int = 32,
     n: int | dict[str, int | None] | None = None,
@@ -56,14 +56,17 @@ def load_splits(
 ) -> dict[str, ImageSplit]:
     """Several splits of one dataset, checked to share no image id or pixels.
 
-    ``n`` is one count for every split, or a per-split mapping (missing splits use the
-    source's default size).
+    ``splits`` defaults to every split the source has (``source.splits``: the four of
+    :data:`~isoeps.datasets.base.SPLITS` for most sources). ``n`` is one count for every split,
+    or a per-split mapping (missing splits use the source's default size). Splits that declare
+    shared records (``ImageSplit.shares_records_with``) may share exactly those.
     """
+    source = get_source(name, root=root, options=options)
+    splits = list(source.splits) if splits is None else list(splits)
     if isinstance(n, Mapping):
         unknown = set(n) - set(splits)
         if unknown:
-            raise ConfigError(f"n: unknown split(s) {sorted(unknown)}; loading {list(splits)}")
-    source = get_source(name, root=root, options=options)
+            raise ConfigError(f"n: unknown split(s) {sorted(unknown)}; loading {splits}")
     loaded = {
         split: source.load(
             split, resolution=resolution, n=n.get(split) if isinstance(n, Mapping) else n, seed=seed

@@ -16,6 +16,14 @@ from typing import Any
 import numpy as np
 
 SPLITS: tuple[str, ...] = ("public", "private", "reference", "eval")
+#: Splits only some sources have: ``validation`` is the sensitive validation set that
+#: DPImageBench carves out of the train file (its epoch selection reads it). A source lists
+#: the splits it has in ``DatasetSource.splits``; the harness asks for these only on demand.
+OPTIONAL_SPLITS: tuple[str, ...] = ("validation",)
+ALL_SPLITS: tuple[str, ...] = SPLITS + OPTIONAL_SPLITS
+#: Splits of sensitive records: they never share a record with another split, whatever a
+#: source declares (see ``ImageSplit.shares_records_with``).
+SENSITIVE_SPLITS: tuple[str, ...] = ("private", "validation")
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,12 @@ class ImageSplit:
     ``attributes`` maps an attribute name to an int array ``(N,)`` of value indices into
     ``attribute_schema[name]`` (e.g. ``{"smiling": ["no", "yes"]}``); ``info`` carries
     provenance (source, root, resolution, resize mode, shift, ...).
+
+    ``shares_records_with`` names the splits of the same dataset that may hold some of this
+    split's very records (same id, same pixels), e.g. Fashion-MNIST's ``eval``, a half of the
+    test set that ``reference`` holds whole. The cross-split check allows a shared record only
+    when both splits declare each other, and never for a sensitive split
+    (:data:`SENSITIVE_SPLITS`), which is refused here.
     """
 
     dataset: str
@@ -44,8 +58,17 @@ class ImageSplit:
     attributes: dict[str, np.ndarray] | None = None
     attribute_schema: dict[str, list[str]] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    shares_records_with: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        self.shares_records_with = tuple(self.shares_records_with)
+        sensitive = {self.split, *self.shares_records_with} & set(SENSITIVE_SPLITS)
+        if self.shares_records_with and sensitive:
+            raise ValueError(
+                f"{self.dataset}/{self.split}: shares_records_with="
+                f"{list(self.shares_records_with)} involves the sensitive split(s) "
+                f"{sorted(sensitive)}, which may share no record with any split"
+            )
         n = len(self.ids)
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
             raise ValueError(
@@ -99,6 +122,7 @@ class ImageSplit:
             ),
             attribute_schema=self.attribute_schema,
             info=dict(self.info),
+            shares_records_with=self.shares_records_with,
         )
 
     def pixel_hashes(self) -> list[str]:
@@ -115,3 +139,35 @@ class ImageSplit:
         for captions in self.captions:
             digest.update("\x1f".join(captions).encode() + b"\0")
         return digest.hexdigest()[:16]
+
+
+#: ITU-R BT.601 luma weights of (R, G, B), as PIL's ``convert("L")`` uses them.
+LUMA_601: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+
+def gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    """uint8 ``(N, H, W)`` gray images as the split layout ``(N, 3, H, W)``, channels equal.
+
+    Args:
+        gray: uint8 gray images.
+
+    Returns:
+        A new contiguous uint8 array; a source that stores gray data this way also sets
+        ``info["channels"] = 1`` so that exporters can write one channel.
+    """
+    gray = np.asarray(gray, dtype=np.uint8)
+    return np.ascontiguousarray(np.repeat(gray[:, None], 3, axis=1))
+
+
+def luma_gray(images: np.ndarray) -> np.ndarray:
+    """Colour uint8 ``(N, 3, H, W)`` images turned gray (ITU-R 601 luma), three equal channels.
+
+    Args:
+        images: uint8 RGB images in the split layout.
+
+    Returns:
+        uint8 ``(N, 3, H, W)``: ``round(0.299 R + 0.587 G + 0.114 B)`` in every channel.
+    """
+    weights = np.asarray(LUMA_601, dtype=np.float32)[None, :, None, None]
+    luma = (np.asarray(images, dtype=np.float32) * weights).sum(axis=1)
+    return gray_to_rgb(np.clip(np.rint(luma), 0, 255).astype(np.uint8))

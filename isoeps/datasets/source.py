@@ -3,18 +3,21 @@
 A source class has a ``name``, a one-line ``description``, a pydantic ``Config`` (extra fields
 are forbidden, so a typo names its field) and ``load(split, *, resolution, n, seed)`` returning
 an :class:`~isoeps.datasets.base.ImageSplit`. Construct it as ``Source(config)`` or
-``Source(**options)``.
+``Source(**options)``. ``splits`` lists the splits the source has: the four of
+:data:`~isoeps.datasets.base.SPLITS` by default; a source may drop one (Fashion-MNIST has no
+public split) or add an optional one (``validation``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from isoeps.datasets.base import SPLITS, ImageSplit
+from isoeps.datasets.base import ALL_SPLITS, SPLITS, ImageSplit
 from isoeps.errors import ConfigError, DataError
 
 
@@ -30,6 +33,9 @@ class DatasetSource:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Config: ClassVar[type[SourceConfig]] = SourceConfig
+    splits: ClassVar[tuple[str, ...]] = SPLITS
+    #: split -> why the source lacks it, appended to the error for that split.
+    missing_split_notes: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, config: SourceConfig | None = None, /, **options: Any) -> None:
         if config is not None and options:
@@ -58,10 +64,21 @@ class DatasetSource:
         """What ``isoeps data inspect`` prints about the source beyond counts (e.g. the shift)."""
         return {"name": self.name, "description": self.description}
 
-    @staticmethod
-    def check_split(split: str) -> None:
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    @classmethod
+    def check_split(cls, split: str) -> None:
+        """Raise :class:`ConfigError` unless ``split`` is one of this source's splits.
+
+        Args:
+            split: a split name.
+        """
+        if split not in ALL_SPLITS:
+            raise ConfigError(f"unknown split {split!r}; known: {', '.join(ALL_SPLITS)}")
+        if split not in cls.splits:
+            note = cls.missing_split_notes.get(split, "")
+            raise ConfigError(
+                f"{cls.name or cls.__name__}: this dataset has no {split} split (it has "
+                f"{', '.join(cls.splits)})" + (f"; {note}" if note else "")
+            )
 
     @staticmethod
     def check_resolution(resolution: int) -> None:

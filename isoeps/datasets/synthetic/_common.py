@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from isoeps.datasets.base import SPLITS, ImageSplit
+from isoeps.datasets.base import SPLITS, ImageSplit, luma_gray
 from isoeps.datasets.source import DatasetSource, SourceConfig
 from isoeps.errors import ConfigError
 
@@ -33,6 +33,11 @@ class SyntheticConfig(SourceConfig):
         default_factory=dict, description="default item count per split (overrides built-ins)"
     )
     captions_per_image: int = Field(5, ge=1, le=10)
+    grayscale: bool = Field(
+        False,
+        description="render, then turn gray (ITU-R 601 luma, three equal channels); off by "
+        "default, so default outputs are unchanged",
+    )
 
     @field_validator("sizes")
     @classmethod
@@ -122,11 +127,13 @@ class SyntheticSource(DatasetSource):
             for name, parts in attributes.items():
                 parts.append(chunk_attributes[name][:keep])
         empty = np.zeros((0, 3, resolution, resolution), dtype=np.uint8)
+        pixels = np.concatenate(images) if images else empty
+        gray = {"channels": 1, "grayscale": "itu-r-601-luma"} if self.config.grayscale else {}
         return ImageSplit(
             dataset=self.name,
             split=split,
             ids=[f"{self.id_prefix}-{split}-s{seed}-{i:07d}" for i in range(count)],
-            images=np.concatenate(images) if images else empty,
+            images=luma_gray(pixels) if self.config.grayscale else pixels,
             captions=captions,
             attributes={
                 k: (np.concatenate(v) if v else np.zeros(0, np.int64)).astype(np.int64)
@@ -141,6 +148,7 @@ class SyntheticSource(DatasetSource):
                 "attribute_shift": shift_attributes,
                 "texture_family": "B" if shift_texture else "A",
                 "resize_mode": "rendered",
+                **gray,
             },
         )
 
