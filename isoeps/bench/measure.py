@@ -59,7 +59,8 @@ def measure(
         metric_class = registry.get("isoeps.metrics", name)
         metric = make_metric(name, options)
         needs = getattr(metric_class, "needs", frozenset())
-        reads_private = "private" in needs
+        # The sensitive validation split is private data too (DPImageBench's epoch selection).
+        reads_private = bool({"private", "validation"} & needs)
         started = time.time()
         results = metric.evaluate(_inputs_for(inputs, needs))
         wall = time.time() - started
@@ -75,8 +76,8 @@ def measure(
                 metric=name,
                 options=options,
                 # A metric may say per value whether it read the private split.
-                not_dp=bool((row.get("details") or {}).get("reads_private", reads_private)),
-                resize=(row.get("details") or {}).get("resize_mode"),
+                not_dp=reads_private if value.reads_private is None else value.reads_private,
+                resize=value.resize_mode,
                 wall_time_s=wall,
                 peak_memory_mb=_peak_memory_mb(device),
             )

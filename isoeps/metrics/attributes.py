@@ -189,8 +189,8 @@ class AttributeMetric(Metric):
                 "per_attribute": tv,
                 "tv_vs_private_predicted": tv_predicted,
                 "n_private": len(inputs.private),
-                "reads_private": True,
             },
+            reads_private=True,
         )
 
 
@@ -215,7 +215,8 @@ def _consistency(
         np.mean(list(per.values())),
         higher_is_better=True,
         n=n,
-        details={**common, "per_attribute": per, "reads_private": False},
+        details={**common, "per_attribute": per},
+        reads_private=False,
     )
 
 

@@ -59,8 +59,12 @@ class MetricInputs:
 class MetricValue:
     """One number with its provenance. ``name`` is e.g. ``"fid"``, ``"precision"``.
 
-    ``details["reads_private"]`` says whether this value read the private split (so it is not
-    DP); without it, every value of a metric whose ``needs`` include "private" counts as such.
+    The harness reads three fields besides the number: ``reads_private`` says whether this
+    value read the private (or sensitive validation) split, so it is not DP (None: as the
+    metric's ``needs`` say); ``resize_mode`` names the resize its images went through;
+    ``artifacts`` holds what the run folder keeps beside the value (``closest_pairs``:
+    ``[{"sample": j, "private_id": id, "d_train": d}, ...]`` becomes ``mem_pairs.npz``).
+    ``details`` is free-form provenance for readers.
     """
 
     name: str
@@ -71,6 +75,9 @@ class MetricValue:
     backbone_sha256: str | None = None
     std: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    reads_private: bool | None = None
+    resize_mode: str | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

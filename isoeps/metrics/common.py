@@ -60,11 +60,12 @@ def value(
     backbone: Backbone | None = None,
     std: float | None = None,
     details: dict[str, Any] | None = None,
+    reads_private: bool | None = None,
+    artifacts: dict[str, Any] | None = None,
 ) -> MetricValue:
     """A :class:`MetricValue` stamped with the backbone's name, sha256 and resize mode."""
     details = dict(details or {})
     if backbone is not None:
-        details.setdefault("resize_mode", backbone.resize_mode)
         details.update(getattr(backbone, "labels", {}))
     return MetricValue(
         name=name,
@@ -75,4 +76,7 @@ def value(
         backbone_sha256=backbone.weights_sha256 if backbone is not None else None,
         std=None if std is None else float(std),
         details=details,
+        reads_private=reads_private,
+        resize_mode=backbone.resize_mode if backbone is not None else None,
+        artifacts=dict(artifacts or {}),
     )

@@ -176,19 +176,19 @@ class MemorisationMetric(Metric):
             "mean_d_train": float(d_train.mean()),
             "mean_d_heldout": float(d_held.mean()),
             "near_copy_ratio": self.options.near_copy_ratio,
-            "closest_pairs": [
-                {
-                    "sample": int(j),
-                    "private_id": private_ids[i_train[j]],
-                    "d_train": float(d_train[j]),
-                    "d_heldout": float(d_held[j]),
-                }
-                for j in order
-            ],
             "prompt_source_excluded": source_excluded,
             "not_dp": "reads the private split after the release",
             **resized,
         }
+        pairs = [
+            {
+                "sample": int(j),
+                "private_id": private_ids[i_train[j]],
+                "d_train": float(d_train[j]),
+                "d_heldout": float(d_held[j]),
+            }
+            for j in order
+        ]
         return [
             value(
                 "mem_closer_to_train",
@@ -196,6 +196,7 @@ class MemorisationMetric(Metric):
                 higher_is_better=False,
                 n=len(d_train),
                 details=details,
+                artifacts={"closest_pairs": pairs},
             ),
             value(
                 "mem_near_copy_rate",

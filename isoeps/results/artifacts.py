@@ -12,7 +12,7 @@ import numpy as np
 
 from isoeps.results import folders
 
-#: Written when a metric's details list ``closest_pairs`` (``[{"sample": j, "private_id":
+#: Written when a metric value's artifacts list ``closest_pairs`` (``[{"sample": j, "private_id":
 #: id, "d_train": d}, ...]``, as the memorisation metric does). It holds private training
 #: images; reports show it only with ``--show-private``.
 MEM_PAIRS = "mem_pairs.npz"
@@ -95,9 +95,9 @@ def geometry_of(split: Any) -> dict[str, int] | None:
 def write_memorisation_pairs(
     folder: Path, values: list[dict[str, Any]], samples: Any, private: Any
 ) -> None:
-    """Write :data:`MEM_PAIRS` from the first metric value whose details list closest pairs."""
+    """Write :data:`MEM_PAIRS` from the first metric value whose artifacts list closest pairs."""
     for value in values:
-        pairs = (value.get("details") or {}).get("closest_pairs")
+        pairs = (value.get("artifacts") or {}).get("closest_pairs")
         if not pairs:
             continue
         position = {record_id: k for k, record_id in enumerate(private.ids)}

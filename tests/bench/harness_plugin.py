@@ -234,7 +234,7 @@ class Nearest(Metric):
                 higher_is_better=True,
                 n=len(fake),
                 backbone="pixels",
-                details={
+                artifacts={
                     "closest_pairs": [
                         {
                             "sample": int(j),

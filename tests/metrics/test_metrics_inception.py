@@ -95,6 +95,6 @@ def test_fid_grows_monotonically_with_blur() -> None:
             out = metric.evaluate(inputs)
         fids.append(out[0].value)
     assert out[0].backbone == "inception" and out[0].backbone_sha256.startswith(WHEEL_SHA256_PREFIX)
-    assert out[0].n == 8 and out[0].details["resize_mode"] == "clean"
+    assert out[0].n == 8 and out[0].resize_mode == "clean"
     assert fids[0] == pytest.approx(0.0, abs=1e-3)
     assert all(b > a for a, b in itertools.pairwise(fids)), fids

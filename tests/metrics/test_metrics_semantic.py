@@ -44,7 +44,7 @@ def test_memorisation_flags_copies_and_not_fresh_samples() -> None:
     assert copied["mem_closer_to_train"].value == 1.0
     assert copied["mem_near_copy_rate"].value > 0.9
     assert copied["mem_extraction_near_copy_rate"].details["nearest_is_source_rate"] == 1.0
-    pairs = copied["mem_closer_to_train"].details["closest_pairs"]
+    pairs = copied["mem_closer_to_train"].artifacts["closest_pairs"]
     assert set(pairs[0]) == {"sample", "private_id", "d_train", "d_heldout"}
     novel = {
         v.name: v
@@ -159,8 +159,8 @@ def test_attribute_and_utility_metrics() -> None:
     assert values["attr_consistency"].value > 0.8
     assert values["attr_tv"].value < 0.15
     # Only the style-capture value reads the private split (so only it is marked not DP).
-    assert values["attr_tv"].details["reads_private"] is True
-    assert values["attr_consistency"].details["reads_private"] is False
+    assert values["attr_tv"].reads_private is True
+    assert values["attr_consistency"].reads_private is False
     # Samples that ignore their prompts: all green squares.
     wrong = good.images.copy()
     wrong[:] = shape_split(1, seed=9).images[0]
