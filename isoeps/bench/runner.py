@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isoeps import registry
 from isoeps.bench.cell_flow import RefusedCell, build_method, execute
 from isoeps.bench.cells import Cell
+from isoeps.bench.executors import create_executor
 from isoeps.bench.spec import RuntimeSpec, SuiteSpec, dump_suite
 from isoeps.log import get_logger
 from isoeps.results import folders
@@ -209,19 +209,6 @@ def _record_worker_death(payload: dict[str, Any], error: BaseException) -> dict[
 
 
 # -- the suite loop -------------------------------------------------------------------------------
-
-
-def create_executor(runtime: RuntimeSpec) -> Any:
-    """The executor named by ``runtime.executor`` (registry group ``isoeps.executors``)."""
-    from isoeps.errors import ConfigError
-
-    try:
-        executor_class = registry.get("isoeps.executors", runtime.executor)
-    except (ConfigError, ImportError) as exc:
-        raise ConfigError(f"runtime.executor: {exc}") from None
-    return executor_class(
-        jobs=runtime.jobs, resources=runtime.resources, **runtime.executor_options
-    )
 
 
 def plan_status(cells: list[Cell], store: Path) -> dict[str, str]:

@@ -113,7 +113,7 @@ def test_connect_starts_a_local_cluster_for_jobs_or_joins_an_address(monkeypatch
 
 
 def test_the_suite_runtime_selects_and_configures_the_executor():
-    from isoeps.bench.runner import create_executor
+    from isoeps.bench.executors import create_executor
     from isoeps.bench.spec import RuntimeSpec
 
     runtime = RuntimeSpec(

@@ -47,7 +47,7 @@ def test_job_parameters_follow_the_suite_resources():
 
 
 def test_the_suite_runtime_selects_and_configures_the_executor():
-    from isoeps.bench.runner import create_executor
+    from isoeps.bench.executors import create_executor
     from isoeps.bench.spec import RuntimeSpec
 
     runtime = RuntimeSpec(
