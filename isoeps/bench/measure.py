@@ -35,25 +35,8 @@ def measure(
     they look at training data after the release and are not part of the DP guarantee.
     """
     from isoeps.bench.cells import make_metric
-    from isoeps.metrics.base import MetricInputs
 
-    extraction, open_samples = drawn.extraction, drawn.open_samples
-    inputs = MetricInputs(
-        fake=drawn.samples.images,
-        fake_captions=list(drawn.samples.eval_captions),
-        reference=data.reference,
-        fake_attributes=drawn.prompts.attributes,
-        fake_prompt_source_ids=drawn.prompts.source_ids,
-        eval=data.eval,
-        private=data.private,
-        extraction=extraction.samples.images if extraction else None,
-        extraction_source_ids=extraction.prompts.source_ids if extraction else None,
-        open_prompt=open_samples.images if open_samples is not None else None,
-        validation=getattr(data, "validation", None),
-        epsilon=cell_epsilon(cell.budget),
-        seed=cell.seed,
-        device=device,
-    )
+    inputs = _metric_inputs(cell, drawn=drawn, data=data, device=device)
     values: list[dict[str, Any]] = []
     for name, options in cell.metrics.items():
         metric_class = registry.get("isoeps.metrics", name)
@@ -83,6 +66,29 @@ def measure(
             )
             values.append(row)
     return values
+
+
+def _metric_inputs(cell: Any, *, drawn: Drawn, data: Any, device: str) -> Any:
+    """Everything any metric of the cell may read (each gets only what it ``needs``)."""
+    from isoeps.metrics.base import MetricInputs
+
+    extraction, open_samples = drawn.extraction, drawn.open_samples
+    return MetricInputs(
+        fake=drawn.samples.images,
+        fake_captions=list(drawn.samples.eval_captions),
+        reference=data.reference,
+        fake_attributes=drawn.prompts.attributes,
+        fake_prompt_source_ids=drawn.prompts.source_ids,
+        eval=data.eval,
+        private=data.private,
+        extraction=extraction.samples.images if extraction else None,
+        extraction_source_ids=extraction.prompts.source_ids if extraction else None,
+        open_prompt=open_samples.images if open_samples is not None else None,
+        validation=getattr(data, "validation", None),
+        epsilon=cell_epsilon(cell.budget),
+        seed=cell.seed,
+        device=device,
+    )
 
 
 def cell_epsilon(budget: str) -> float | None:

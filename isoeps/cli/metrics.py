@@ -1,10 +1,28 @@
-"""``isoeps metrics list|compute``: evaluate a folder, a .npz or a dataset split."""
+"""``isoeps metrics list|compute``: evaluate a folder, a .npz or a dataset split.
+
+``--protocol dpimagebench`` computes DPImageBench's numbers instead (its ``evaluator.py`` at
+565f8d7): ``fid``, ``pr``, ``is`` and ``utility`` mean the ``dpimagebench-`` metrics;
+``--real NAME`` is the dataset whose sensitive train split (``NAME:private``) is the FID / P/R
+reference, whose test split (``NAME:reference``) is the test set, and whose ``validation`` split
+is the sensitive validation set; a float ``--fake`` .npz is truncated to uint8 as DPImageBench's
+``ToPILImage`` does.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 DEFAULT_METRICS = "fid,kid,pr"
+PROTOCOLS = ("isoeps", "dpimagebench")
+#: The default metrics per protocol (DPImageBench's IS needs local fc weights, so it is opt-in).
+PROTOCOL_DEFAULTS = {"isoeps": DEFAULT_METRICS, "dpimagebench": "fid,pr"}
+#: The names ``--protocol dpimagebench`` maps to its own metrics.
+DPIMAGEBENCH_METRICS = {
+    "fid": "dpimagebench-fid",
+    "pr": "dpimagebench-pr",
+    "is": "dpimagebench-is",
+    "utility": "dpimagebench-utility",
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -33,8 +51,16 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
         help="training split (mem, attr); default: NAME:private of a dataset --real",
     )
     compute.add_argument(
-        "--metrics", default=DEFAULT_METRICS, help=f"comma list (default {DEFAULT_METRICS})"
+        "--validation",
+        metavar="SRC",
+        help="sensitive validation split (dpimagebench-utility); default: NAME:validation",
     )
+    compute.add_argument(
+        "--metrics",
+        help=f"comma list (default {DEFAULT_METRICS}; --protocol dpimagebench: "
+        f"{PROTOCOL_DEFAULTS['dpimagebench']})",
+    )
+    _add_protocol_arguments(compute)
     compute.add_argument("--backbone", default="inception", help="feature backbone for fid,kid,pr")
     compute.add_argument(
         "--clip-backbone", default="tiny-clip-eval", help="backbone for clip (clip:<arch>:<path>)"
@@ -45,6 +71,27 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
     compute.add_argument("--seed", type=int, default=0)
     compute.add_argument("--device", default="cpu")
     compute.set_defaults(handler=_compute)
+
+
+def _add_protocol_arguments(compute: argparse.ArgumentParser) -> None:
+    """The flags of ``--protocol dpimagebench``."""
+    compute.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="isoeps",
+        help="isoeps (default) or dpimagebench: fid, pr, is, utility as DPImageBench computes "
+        "them, against --real's private (train) split",
+    )
+    compute.add_argument(
+        "--epsilon",
+        type=float,
+        help="the samples' target epsilon (DPImageBench's noisy epoch selection in utility)",
+    )
+    compute.add_argument(
+        "--pt-inception-weights",
+        metavar="PATH",
+        help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (its fc layer: dpimagebench is)",
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -88,6 +135,51 @@ def _split_for(args: argparse.Namespace, explicit: str | None, split: str):
     return load_source(f"{name}:{split}", role=split, resolution=args.resolution, seed=args.seed)
 
 
+def metric_names(spec: str | None, *, protocol: str) -> list[str]:
+    """The registry names ``--metrics`` asks for under ``protocol``.
+
+    Args:
+        spec: the comma list (None: the protocol's default).
+        protocol: ``"isoeps"`` or ``"dpimagebench"``.
+
+    Returns:
+        Registry names; under dpimagebench, ``fid``/``pr``/``is``/``utility`` become their
+        ``dpimagebench-`` versions.
+
+    Raises:
+        ConfigError: no name, a name outside DPImageBench's protocol, FLD / ImageReward (not
+            available offline), or a protocol metric that is not registered.
+    """
+    from isoeps import registry
+    from isoeps.errors import ConfigError
+
+    names = [m.strip() for m in (spec or PROTOCOL_DEFAULTS[protocol]).split(",") if m.strip()]
+    if not names:
+        raise ConfigError("--metrics: no metric named")
+    if protocol != "dpimagebench":
+        return names
+    from isoeps.metrics.dpimagebench.fidelity import NOT_AVAILABLE, not_available
+
+    mapped = []
+    for name in names:
+        short = name.removeprefix("dpimagebench-")
+        if short in NOT_AVAILABLE:
+            raise not_available(short)
+        if short not in DPIMAGEBENCH_METRICS:
+            raise ConfigError(
+                f"--metrics {name!r} is not part of --protocol dpimagebench; "
+                f"known: {', '.join(DPIMAGEBENCH_METRICS)}"
+            )
+        full = DPIMAGEBENCH_METRICS[short]
+        if full not in registry.names("isoeps.metrics"):
+            raise ConfigError(
+                f"--metrics {name}: --protocol dpimagebench maps it to {full!r}, which is not "
+                "registered (is isoeps installed with that metric? pip install -e .)"
+            )
+        mapped.append(full)
+    return mapped
+
+
 def _build(name: str, args: argparse.Namespace):
     from isoeps import registry
 
@@ -97,43 +189,97 @@ def _build(name: str, args: argparse.Namespace):
         options.update(backbone=args.backbone, weights=args.inception_weights)
     elif name == "clip":
         options.update(backbone=args.clip_backbone)
+    elif name.startswith("dpimagebench-"):
+        # Each protocol metric gets the flags its options declare (utility has no weights).
+        fields = getattr(getattr(cls, "Options", None), "model_fields", {})
+        flags = {
+            "device": args.device,
+            "weights": args.inception_weights,
+            "inception_fc_weights": args.pt_inception_weights,
+        }
+        options = {k: v for k, v in flags.items() if k in fields and v is not None}
     return cls(**options)
+
+
+def _protocol_splits(args: argparse.Namespace, needs: set[str]) -> dict:
+    """``private``, ``reference`` and ``validation`` under ``--protocol dpimagebench``.
+
+    A dataset ``--real NAME`` gives its private (sensitive train), reference (test) and
+    validation splits; a folder or .npz ``--real`` is the sensitive train set and stands in for
+    the test set (which only utility reads). ``--private`` / ``--validation`` override; every
+    split is capped by ``--n``.
+    """
+    from pathlib import Path
+
+    from isoeps.errors import ConfigError
+    from isoeps.metrics.sources import load_source, parse_dataset
+
+    is_path = Path(args.real).expanduser().exists()
+    dataset, split = parse_dataset(args.real, default_split="")
+    if not is_path and split:
+        raise ConfigError(
+            f"--real {args.real!r}: under --protocol dpimagebench, --real names a dataset "
+            f"(its private, reference and validation splits are used); use --real {dataset}"
+        )
+    common = {"resolution": args.resolution, "n": args.n, "seed": args.seed}
+
+    def load(role: str, explicit: str | None = None):
+        if explicit:
+            return load_source(explicit, role=role, **common)
+        if is_path:
+            return load_source(args.real, role=role, **common) if role != "validation" else None
+        return load_source(f"{dataset}:{role}", role=role, **common)
+
+    return {
+        "private": load("private", args.private) if "private" in needs else None,
+        "reference": load("reference"),
+        "validation": load("validation", args.validation) if "validation" in needs else None,
+    }
+
+
+def _inputs(args: argparse.Namespace, metrics: dict, names: list[str]):
+    from isoeps.metrics.base import MetricInputs
+    from isoeps.metrics.sources import load_source
+
+    protocol = args.protocol == "dpimagebench"
+    needs = set().union(*(m.needs for m in metrics.values()))
+    common = {"resolution": args.resolution, "n": args.n, "seed": args.seed}
+    # The real set first, then the samples: an error names --real before --fake, as before.
+    splits = (
+        _protocol_splits(args, needs)
+        if protocol
+        else {"reference": load_source(args.real, role="real", **common)}
+    )
+    quantise = "truncate" if protocol else "round"
+    fake = load_source(args.fake, role="fake", quantise=quantise, **common)
+    captions = (
+        _read_captions(args.captions, n=len(fake))
+        if args.captions
+        else [c[0] for c in fake.captions]
+    )
+    if not protocol and ("private" in needs or "mem" in names):
+        splits["private"] = _split_for(args, args.private, "private")
+    inputs = MetricInputs(
+        fake=fake.images,
+        fake_captions=captions if all(captions) else [],
+        fake_attributes=fake.attributes,
+        eval=_split_for(args, args.eval, "eval") if "eval" in needs else None,
+        epsilon=args.epsilon,
+        seed=args.seed,
+        device=args.device,
+        **splits,
+    )
+    return inputs, fake
 
 
 def _compute(args: argparse.Namespace) -> int:
     import time
 
     from isoeps.cli._common import emit
-    from isoeps.errors import ConfigError
-    from isoeps.metrics.base import MetricInputs
-    from isoeps.metrics.sources import load_source
 
-    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if not names:
-        raise ConfigError("--metrics: no metric named")
+    names = metric_names(args.metrics, protocol=args.protocol)
     metrics = {name: _build(name, args) for name in names}  # unknown names fail before any work
-    real = load_source(args.real, role="real", resolution=args.resolution, n=args.n, seed=args.seed)
-    fake = load_source(args.fake, role="fake", resolution=args.resolution, n=args.n, seed=args.seed)
-    captions = (
-        _read_captions(args.captions, n=len(fake))
-        if args.captions
-        else [c[0] for c in fake.captions]
-    )
-    if not all(captions):
-        captions = []
-    needs = set().union(*(m.needs for m in metrics.values()))
-    inputs = MetricInputs(
-        fake=fake.images,
-        fake_captions=captions,
-        reference=real,
-        fake_attributes=fake.attributes,
-        eval=_split_for(args, args.eval, "eval") if "eval" in needs else None,
-        private=_split_for(args, args.private, "private")
-        if "private" in needs or "mem" in names
-        else None,
-        seed=args.seed,
-        device=args.device,
-    )
+    inputs, fake = _inputs(args, metrics, names)
     rows, lines = [], []
     for metric in metrics.values():
         start = time.perf_counter()
@@ -144,8 +290,9 @@ def _compute(args: argparse.Namespace) -> int:
             std = f" ± {value.std:.4g}" if value.std is not None else ""
             backbone = f"  [{value.backbone}]" if value.backbone else ""
             lines.append(f"{value.name:<32} {value.value:.6g}{std}  n={value.n}{backbone}")
-    for label, split in (("real", real), ("fake", fake)):
+    for label, split in (("real", inputs.reference), ("fake", fake)):
         if split.info.get("resized"):
             lines.append(f"note: {label} images resized: {split.info['resized']}")
-    emit(args, {"real": args.real, "fake": args.fake, "values": rows}, "\n".join(lines))
+    payload = {"real": args.real, "fake": args.fake, "protocol": args.protocol, "values": rows}
+    emit(args, payload, "\n".join(lines))
     return 0

@@ -65,10 +65,10 @@ def read_folder(folder: Path, *, role: str) -> ImageSplit:
     )
 
 
-def read_npz(path: Path, *, role: str) -> ImageSplit:
+def read_npz(path: Path, *, role: str, quantise: str = "round") -> ImageSplit:
     from isoeps.datasets import read_dpimagebench_npz
 
-    images, labels, captions = read_dpimagebench_npz(path)
+    images, labels, captions = read_dpimagebench_npz(path, quantise=quantise)
     if images.shape[0] == 0:
         raise DataError(f"{path}: no images (x is empty)")
     if images.shape[-1] != images.shape[-2]:
@@ -81,7 +81,7 @@ def read_npz(path: Path, *, role: str) -> ImageSplit:
         captions=[[c] for c in captions] if captions else [[""] for _ in range(images.shape[0])],
         attributes={"label": labels},
         attribute_schema={"label": [str(v) for v in range(int(labels.max()) + 1)]},
-        info={"source": "npz", "path": str(path)},
+        info={"source": "npz", "path": str(path), "quantise": quantise},
     )
 
 
@@ -91,16 +91,25 @@ def parse_dataset(src: str, *, default_split: str) -> tuple[str, str]:
 
 
 def load_source(
-    src: str, *, role: str, resolution: int = 32, n: int | None = None, seed: int = 0
+    src: str,
+    *,
+    role: str,
+    resolution: int = 32,
+    n: int | None = None,
+    seed: int = 0,
+    quantise: str = "round",
 ) -> ImageSplit:
-    """An ImageSplit from ``SRC`` (folder, .npz or ``NAME[:split]``); ``role`` names it in errors."""
+    """An ImageSplit from ``SRC`` (folder, .npz or ``NAME[:split]``); ``role`` names it in errors.
+
+    ``quantise`` says how a float .npz becomes uint8: ``"round"`` or ``"truncate"``.
+    """
     path = Path(src).expanduser()
     if path.is_dir():
         split = read_folder(path, role=role)
     elif path.suffix == ".npz":
         if not path.is_file():
             raise DataError(f"--{role}: {path} does not exist")
-        split = read_npz(path, role=role)
+        split = read_npz(path, role=role, quantise=quantise)
     else:
         from isoeps.datasets import load_split
         from isoeps.errors import UnknownNameError

@@ -64,3 +64,56 @@ def to_sensitive_resolution(
     return resized.to(torch.uint8).numpy(), {
         "to_sensitive_resolution": {"from": side, "to": size, "mode": "nearest"}
     }
+
+
+#: DPImageBench's 3-to-1 channel weights, as ``evaluator.py`` applies them to channels
+#: (2, 1, 0) of a colour gen.npz when the sensitive data has one channel.
+GRAY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+
+def truncate_unit(x: np.ndarray) -> np.ndarray:
+    """float images in [0, 1] -> uint8 as ``ToPILImage`` does: ``x.mul(255).byte()``.
+
+    Args:
+        x: float32 images in [0, 1].
+
+    Returns:
+        uint8 images, truncated (not rounded), in float32 arithmetic as torch's.
+    """
+    return (np.asarray(x, dtype=np.float32) * np.float32(255.0)).astype(np.uint8)
+
+
+def is_grayscale(images: np.ndarray) -> bool:
+    """Whether every image of a uint8 ``(N, 3, H, W)`` batch has three equal channels."""
+    return bool(
+        np.array_equal(images[:, 0], images[:, 1]) and np.array_equal(images[:, 0], images[:, 2])
+    )
+
+
+def to_sensitive_channels(
+    images: np.ndarray, *, gray: bool, what: str = "samples"
+) -> tuple[np.ndarray, dict[str, object]]:
+    """Samples as DPImageBench reads them for a grayscale (or colour) sensitive set.
+
+    A uint8 image round-trips ``x / 255`` -> ``ToPILImage`` exactly, so gray samples (three
+    equal channels: a one-channel gen.npz, replicated) and any samples of a colour sensitive
+    set are returned as they are. Colour samples of a gray sensitive set go through
+    ``evaluator.py``'s conversion, ``0.299 c2 + 0.587 c1 + 0.114 c0`` on ``x = u8 / 255`` in
+    float32, then the ``ToPILImage`` truncation, replicated to three channels.
+
+    Args:
+        images: uint8 ``(N, 3, H, W)``.
+        gray: whether the sensitive data is grayscale.
+        what: names the images in errors.
+
+    Returns:
+        The images, and a record for the value's details (``{}`` when nothing was done).
+    """
+    images = check_images(images, what=what)
+    if not gray or is_grayscale(images):
+        return images, {}
+    x = images.astype(np.float32) / np.float32(255.0)
+    w0, w1, w2 = GRAY_WEIGHTS
+    luma = w0 * x[:, 2:3] + w1 * x[:, 1:2] + w2 * x[:, 0:1]
+    out = np.repeat(truncate_unit(np.clip(luma, 0.0, 1.0)), 3, axis=1)
+    return out, {"to_sensitive_channels": {"from": 3, "to": 1, "weights": "dpimagebench"}}
