@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from isoeps.reports import figures, tables
+from isoeps.reports import figures, published, tables
 from isoeps.reports.spec import ReportSpec, load_report_spec
 from isoeps.results import folders
 from isoeps.results.artifacts import MEM_PAIRS
@@ -63,6 +63,7 @@ def write_report(
     if store is not None:
         lines += _cell_status_lines(store, ids)
     lines += _table_lines(frame, spec, out)
+    lines += _published_lines(frame, spec, out)
     lines += _figure_lines(
         frame, spec, out, store=store, ids=ids, show_private=show_private, inf_samples=inf_samples
     )
@@ -146,6 +147,38 @@ def _table_lines(frame: Any, spec: ReportSpec, out: Path) -> list[str]:
         lines += [markdown, links, ""]
     if frame.empty:
         lines += ["No finished cells yet.", ""]
+    return lines
+
+
+def _published_lines(frame: Any, spec: ReportSpec, out: Path) -> list[str]:
+    """isoeps's DPImageBench-protocol rows beside DPImageBench's published ones, per dataset
+    the published table covers, with the accuracy-against-ε figure."""
+    if frame.empty or "dataset_name" not in frame:
+        return []
+    lines = []
+    for name in sorted(set(frame["dataset_name"].dropna())):
+        table = published.placement_markdown(frame, name)
+        if table is None:
+            continue
+        paths = published.accuracy_vs_epsilon(frame, name, out, spec)
+        lines += [
+            f"## Among the field: {name}",
+            "",
+            (
+                "Rows labelled *published by DPImageBench, not re-run here* are DPImageBench's "
+                f"own numbers (README section 7, commit {published.load_published().commit}; its "
+                "full "
+                "protocol: 60,000 samples, three classifiers for 50 epochs). isoeps's rows are the "
+                "mean ± std over seeds of its `dpimagebench-*` values; a CPU-sized setting lists "
+                "its deviations from that protocol in every value (`protocol_exact`, "
+                "`deviations`), so compare with care. Accuracy in percent."
+            ),
+            "",
+            table,
+            "",
+        ]
+        lines += [f"![{p.stem}](figures/{p.name})" for p in paths if p.suffix == ".png"]
+        lines.append("")
     return lines
 
 

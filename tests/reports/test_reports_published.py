@@ -68,3 +68,38 @@ def test_accuracy_figure(tmp_path) -> None:
     paths = accuracy_vs_epsilon(_frame(), "fashion-mnist", tmp_path, ReportSpec())
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size for p in paths)
     assert accuracy_vs_epsilon(_frame(), "synthetic-faces", tmp_path, ReportSpec()) == []
+
+
+def test_the_report_places_isoeps_among_the_published_rows(tmp_path) -> None:
+    from isoeps.reports import write_report
+    from isoeps.results import COLUMNS
+
+    rows = []
+    for k, row in _frame().iterrows():
+        full = {c: None for c in COLUMNS}
+        full.update(
+            row.to_dict(),
+            cell_id=f"c{k}",
+            suite="fmnist",
+            dataset="fmnist",
+            method_name=row["method"],
+            epsilon=None if row["budget"] in ("inf", "public") else float(row["budget"]),
+            delta=1e-5,
+            accountant="prv",
+            adjacency="add_remove",
+            n_samples=10,
+            metric_group="dpimagebench-utility",
+            higher_is_better=True,
+            n=10,
+            not_dp=True,
+            secure=False,
+            details="{}",
+        )
+        rows.append(full)
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    index = write_report(frame, tmp_path, title="t").read_text()
+    assert "## Among the field: fashion-mnist" in index
+    assert "published by DPImageBench, not re-run here" in index
+    assert "| **wts** | isoeps, this run | 52.0 ± 2.0 | 72.0 ± 2.0 |" in index
+    assert "figures/accuracy_vs_eps_published_fashion-mnist.png" in index
+    assert (tmp_path / "figures" / "accuracy_vs_eps_published_fashion-mnist.png").is_file()
