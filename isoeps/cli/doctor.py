@@ -35,7 +35,7 @@ EXTRAS = {
     "slurm": ("submitit",),
     "trackers": ("wandb", "mlflow-skinny", "tensorboard"),
 }
-DATASET_ROOT_VARS = ("COCO_ROOT", "MMCELEBA_ROOT")
+DATASET_ROOT_VARS = ("COCO_ROOT", "MMCELEBA_ROOT", "FASHION_MNIST_ROOT", "MNIST_ROOT")
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -87,6 +87,7 @@ def collect() -> dict:
             problems.append(f"weights {name}: {exc}")
 
     roots = {var: os.environ.get(var) for var in DATASET_ROOT_VARS}
+    fashion_mnist = _fashion_mnist_folder()
     cache_root = cache.cache_dir()
     disk = shutil.disk_usage(cache_root)
     ray_info = {
@@ -103,6 +104,7 @@ def collect() -> dict:
         "devices": devices,
         "weights": weights,
         "dataset_roots": roots,
+        "fashion_mnist": fashion_mnist,
         "cache": {"dir": str(cache_root), "bytes": cache.total_size()},
         "free_disk_gb": round(disk.free / 1e9, 1),
         "ray": ray_info,
@@ -164,6 +166,7 @@ def _doctor(args: argparse.Namespace) -> int:
             )
     for var, root in report["dataset_roots"].items():
         lines.append(f"dataset root {var}: {root or 'unset'}")
+    lines.append(f"fashion-mnist files: {report['fashion_mnist']}")
     lines.append(
         f"cache: {report['cache']['dir']} ({report['cache']['bytes'] / 1e6:.1f} MB); "
         f"free disk {report['free_disk_gb']} GB"
@@ -177,3 +180,14 @@ def _doctor(args: argparse.Namespace) -> int:
         lines.append("ok: the quick suite can run here")
     emit(args, report, "\n".join(lines))
     return 0 if report["quick_suite_ready"] else 1
+
+
+def _fashion_mnist_folder() -> str:
+    """Where the fashion-mnist source finds its IDX files, or why it finds none."""
+    from isoeps.datasets.mnist import FashionMNIST
+    from isoeps.errors import DataError
+
+    try:
+        return str(FashionMNIST().locate().folder)
+    except DataError as exc:
+        return f"not found ({exc})"

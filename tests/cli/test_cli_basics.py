@@ -82,3 +82,18 @@ def test_cache_ls_and_clear(tmp_path, monkeypatch, capsys):
     assert main(["cache", "clear", "--json", "--yes"]) == 0
     assert json.loads(capsys.readouterr().out) == {"freed_bytes": 1000}
     assert not (tmp_path / "c" / "public-models").exists()
+
+
+def test_doctor_says_where_fashion_mnist_is(tmp_path, monkeypatch, capsys):
+    import json
+
+    from isoeps.cli.main import main
+
+    monkeypatch.setenv("FASHION_MNIST_ROOT", str(tmp_path))  # an empty folder: not found
+    assert main(["doctor", "--json"]) in (0, 1)
+    report = json.loads(capsys.readouterr().out)
+    assert report["dataset_roots"]["FASHION_MNIST_ROOT"] == str(tmp_path)
+    assert (
+        report["fashion_mnist"].startswith("not found (")
+        and str(tmp_path) in report["fashion_mnist"]
+    )
