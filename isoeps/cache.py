@@ -62,7 +62,18 @@ def cache_dir() -> Path:
 
 
 def cache_path(kind: str, key: str) -> Path:
-    """The folder for one cached artefact of ``kind`` (e.g. ``"public-models"``) under ``key``."""
+    """The folder for one cached artefact of ``kind`` (e.g. ``"public-models"``) under ``key``.
+
+    Args:
+        kind: the kind of artefact; a plain folder name.
+        key: the artefact's key; a plain folder name.
+
+    Returns:
+        ``<cache dir>/<kind>/<key>`` (not created).
+
+    Raises:
+        ConfigError: ``kind`` or ``key`` is empty, ``.``/``..``, or holds a path separator.
+    """
     for name, value in (("kind", kind), ("key", key)):
         if not value or value in (".", "..") or "/" in value or "\\" in value:
             raise ConfigError(f"cache {name} must be a plain folder name, got {value!r}")
@@ -70,7 +81,15 @@ def cache_path(kind: str, key: str) -> Path:
 
 
 def content_key(payload: Any, *, length: int = 16) -> str:
-    """A stable short hash of a JSON-serialisable payload (sorted keys)."""
+    """A stable short hash of a JSON-serialisable payload (sorted keys).
+
+    Args:
+        payload: what the key covers; values JSON cannot encode are taken as ``str``.
+        length: how many hex characters to keep.
+
+    Returns:
+        The first ``length`` hex characters of the SHA-256 of the payload's JSON.
+    """
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
@@ -81,6 +100,13 @@ def file_lock(path: Path, *, timeout: float = -1) -> Iterator[None]:
 
     Parallel cells that need the same public model take this lock, check whether the model
     is already cached, and train it only if not; so a model is never trained twice.
+
+    Args:
+        path: the guarded path; the lock file is created beside it, with its folder.
+        timeout: seconds to wait for the lock; negative waits for ever.
+
+    Raises:
+        filelock.Timeout: the lock was not acquired within ``timeout``.
     """
     from filelock import FileLock
 

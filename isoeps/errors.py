@@ -22,7 +22,17 @@ class ConfigError(IsoepsError, ValueError):
         cls, exc: Any, model: Any, *, field: str = "", owner: str = ""
     ) -> ConfigError:
         """The error for a pydantic ``ValidationError`` of ``model``, naming each field as
-        ``<field>.<name>`` (see :func:`validation_problems`)."""
+        ``<field>.<name>`` (see :func:`validation_problems`).
+
+        Args:
+            exc: the ``ValidationError``.
+            model: the pydantic model (or dataclass) that raised it.
+            field: the config path of ``model``, prefixed to each field; empty for none.
+            owner: whose fields an unknown field is not among (e.g. ``"the ray executor"``).
+
+        Returns:
+            The error, one problem per ``"; "``-separated part.
+        """
         return cls("; ".join(validation_problems(exc, model, field=field, owner=owner)))
 
 
@@ -51,6 +61,15 @@ def validation_problems(exc: Any, model: Any, *, field: str = "", owner: str = "
 
     ``owner`` (e.g. ``"the ray executor"``) says whose fields an unknown one is not among. The
     shared wording of every strict config: suites, method configs, metric and executor options.
+
+    Args:
+        exc: the ``ValidationError``.
+        model: the pydantic model (or dataclass) that raised it.
+        field: the config path of ``model``, prefixed to each location; empty for none.
+        owner: see above; empty for none.
+
+    Returns:
+        The lines, one per error.
     """
     problems = []
     for error in exc.errors():
@@ -69,7 +88,15 @@ def validation_problems(exc: Any, model: Any, *, field: str = "", owner: str = "
 
 def known_fields(model: Any, loc: tuple[Any, ...] = ()) -> list[str] | None:
     """Field names of the pydantic model or dataclass at ``loc`` under ``model`` (walking
-    dict-valued fields by key); None when ``loc`` leads to no model."""
+    dict-valued fields by key); None when ``loc`` leads to no model.
+
+    Args:
+        model: the outer pydantic model or dataclass.
+        loc: the path of field names (a dict-valued field is followed by its key).
+
+    Returns:
+        The field names, or None.
+    """
     current, skip_key = model, False
     for part in loc:
         if skip_key:

@@ -37,7 +37,21 @@ def _entry_points(group: str) -> dict[str, importlib.metadata.EntryPoint]:
 
 
 def register(group: str, name: str, obj: Any, *, replace: bool = False) -> Any:
-    """Register ``obj`` under ``name`` in ``group`` for this process. Returns ``obj``."""
+    """Register ``obj`` under ``name`` in ``group`` for this process. Returns ``obj``.
+
+    Args:
+        group: the registry group (e.g. ``isoeps.methods``).
+        name: the name to register under.
+        obj: the class or callable.
+        replace: replace an existing in-process entry instead of refusing.
+
+    Returns:
+        ``obj``.
+
+    Raises:
+        UnknownNameError: ``group`` is not a registry group.
+        ValueError: ``name`` is already registered in this process and ``replace`` is false.
+    """
     _check_group(group)
     if not replace and name in _in_process[group]:
         raise ValueError(f"{group}: {name!r} is already registered")
@@ -52,7 +66,21 @@ def names(group: str) -> list[str]:
 
 
 def get(group: str, name: str) -> Any:
-    """Load and return the object registered as ``name`` in ``group``."""
+    """Load and return the object registered as ``name`` in ``group``.
+
+    In-process registrations come before entry points.
+
+    Args:
+        group: the registry group.
+        name: the registered name.
+
+    Returns:
+        The registered object (an entry point is imported).
+
+    Raises:
+        UnknownNameError: ``group`` is not a registry group, or nothing is registered as
+            ``name`` in it.
+    """
     _check_group(group)
     if name in _in_process[group]:
         return _in_process[group][name]

@@ -32,7 +32,18 @@ def tiny_split(
 ) -> ImageSplit:
     """``n`` random images whose dominant colour is an attribute and named in the caption.
 
-    Ids are prefixed with the split name, so splits of one seed never share a record."""
+    Ids are prefixed with the split name, so splits of one seed never share a record.
+
+    Args:
+        split: the split's name (also seeds the images).
+        n: how many images.
+        resolution: side length of the square images, in pixels.
+        seed: the seed of the images.
+        dataset: the split's dataset name.
+
+    Returns:
+        The split, with a ``colour`` attribute.
+    """
     rng = np.random.default_rng([seed, sum(map(ord, split))])
     colour = rng.integers(0, len(_COLOURS), size=n)
     images = rng.integers(0, 96, size=(n, 3, resolution, resolution), dtype=np.uint8)
@@ -94,6 +105,17 @@ class MethodTesterMixin:
         return out
 
     def fitted(self, budget: Any, tmp_path: Path) -> tuple[Any, Any]:
+        """Pretrain a fresh method on the public split, fit it at ``budget``, check the report.
+
+        A ``public`` budget fits on a ``NoPrivateData``; others on a guard over the private split.
+
+        Args:
+            budget: the privacy budget.
+            tmp_path: a temporary folder (pytest's ``tmp_path``); unused here.
+
+        Returns:
+            ``(method, guard)``; the guard is None for a ``public`` budget.
+        """
         from isoeps.methods.base import FitReport
         from isoeps.privacy.guard import PrivateData
         from isoeps.privacy.public_only import NoPrivateData

@@ -27,6 +27,13 @@ class Accountant(ABC):
         """Epsilon of the composition of all (private) entries of ``ledger`` at ``delta``.
 
         Backends that return an interval report its upper bound.
+
+        Args:
+            ledger: the mechanisms to compose.
+            delta: the target delta, in (0, 1).
+
+        Returns:
+            Epsilon; ``inf`` when the ledger records non-private access.
         """
 
 
@@ -53,7 +60,14 @@ PRIMARY = "prv"
 
 
 def register_accountant(name: str, factory: str | Callable[..., Accountant]) -> None:
-    """Register a backend: a class/factory, or a lazy ``"module:attr"`` string."""
+    """Register a backend: a class/factory, or a lazy ``"module:attr"`` string.
+
+    Args:
+        name: the name :func:`create_accountant` looks it up by; an existing entry is
+            replaced.
+        factory: called with the accountant's options to build it, or ``"module:attr"``
+            naming such a callable, imported on first use.
+    """
     _ACCOUNTANTS[name] = factory
 
 

@@ -20,7 +20,18 @@ def default_delta(num_private: int) -> float:
 
 def cell_delta(rule: str | float, num_private: int) -> float:
     """A cell's delta from its suite's rule: ``"auto"`` is :func:`default_delta` of N, a
-    number is itself. The one place the rule is read (run, plan and verification)."""
+    number is itself. The one place the rule is read (run, plan and verification).
+
+    Args:
+        rule: ``"auto"`` or a delta.
+        num_private: N, the number of private records (read only for ``"auto"``).
+
+    Returns:
+        The cell's delta.
+
+    Raises:
+        AccountingInputError: ``"auto"`` with fewer than 2 private records.
+    """
     return default_delta(num_private) if rule == "auto" else float(rule)
 
 
@@ -56,6 +67,18 @@ class PrivacyBudget:
 
     @classmethod
     def private(cls, epsilon: float, delta: float) -> PrivacyBudget:
+        """A ``private`` budget of (``epsilon``, ``delta``).
+
+        Args:
+            epsilon: the target epsilon; finite and > 0.
+            delta: the target delta, in (0, 1).
+
+        Returns:
+            The budget.
+
+        Raises:
+            AccountingInputError: ``epsilon`` or ``delta`` is out of range.
+        """
         return cls("private", float(epsilon), float(delta))
 
     @classmethod
@@ -68,7 +91,20 @@ class PrivacyBudget:
 
     @classmethod
     def parse(cls, value: str | float, *, delta: float | None = None) -> PrivacyBudget:
-        """Parse ``"inf"``, ``"public"`` or a number (epsilon; then ``delta`` is required)."""
+        """Parse ``"inf"``, ``"public"`` or a number (epsilon; then ``delta`` is required).
+
+        Args:
+            value: ``"inf"`` (or ``"infinity"``), ``"public"``, or a target epsilon;
+                case-insensitive.
+            delta: the target delta of a numeric ``value``; ignored otherwise.
+
+        Returns:
+            The budget.
+
+        Raises:
+            AccountingInputError: ``value`` is none of these, a number comes without ``delta``,
+                or epsilon or delta is out of range.
+        """
         text = str(value).strip().lower()
         if text in ("inf", "infinity"):
             return cls.non_private()

@@ -72,6 +72,19 @@ def epsilon(
     An empty ledger gives 0.0 and any ``NonPrivate`` entry gives ``inf``. ``accountant`` is a
     registered name (``prv``, ``pld``, ``rdp``) or an instance; ``options`` go to its
     constructor (e.g. ``eps_error`` for ``prv``).
+
+    Args:
+        ledger: the mechanisms to compose.
+        delta: the target delta, in (0, 1).
+        accountant: the accountant's registered name, or an instance.
+        options: constructor options of a named accountant; ignored for an instance.
+
+    Returns:
+        Epsilon.
+
+    Raises:
+        AccountingInputError: ``delta`` is not in (0, 1), or ``ledger`` is not a ``Ledger``.
+        UnknownAccountantError: ``accountant`` names no registered backend.
     """
     delta = check_delta(delta)
     if not isinstance(ledger, Ledger):
@@ -452,6 +465,25 @@ def calibrate(
     image moves its group's clipped vector by up to 2C); only ``accountant="pld"`` accounts
     them. The returned sigma is the noise std divided by C, as for add/remove (see
     :class:`~isoeps.accountants.mechanisms.SubsampledGaussian`).
+
+    Args:
+        target_epsilon: the epsilon to meet; finite and > 0.
+        delta: the target delta, in (0, 1).
+        sample_rate: q of each step, in (0, 1].
+        steps: T, the number of Gaussian steps.
+        accountant: the accountant's registered name, or an instance.
+        max_noise_multiplier: the largest sigma searched.
+        rtol: how far below the target the achieved epsilon may fall, relative.
+        prefix: mechanisms already spent, composed before the steps; None for none.
+        adjacency: ``add_remove`` or ``replace_one``, of the steps.
+
+    Returns:
+        The noise multiplier sigma.
+
+    Raises:
+        CalibrationError: see above; also for a ``prefix`` with a non-private entry.
+        AccountingInputError: an argument is out of range or of the wrong type, or
+            ``adjacency`` is one ``accountant`` cannot account.
     """
     return calibrate_detailed(
         target_epsilon,

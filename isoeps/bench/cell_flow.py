@@ -61,7 +61,17 @@ class _Fitted:
 
 
 def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
-    """Run ``cell`` into ``folder`` (which :func:`~isoeps.bench.runner.run_cell` prepared)."""
+    """Run ``cell`` into ``folder`` (which :func:`~isoeps.bench.runner.run_cell` prepared).
+
+    Writes the environment, fits, samples, refuses private access after ``fit``, measures
+    every metric and writes the metrics and the kept artefacts. Errors propagate; the caller
+    records them.
+
+    Args:
+        cell: the cell.
+        folder: its run folder.
+        runtime: the device and execution settings.
+    """
     registry.import_modules(cell.imports)
     env = environment.collect(device=runtime.device)
     folders.write_json_atomic(folder / folders.ENVIRONMENT, env)

@@ -121,7 +121,19 @@ def _method_class(label: str, name: str) -> Any:
 
 
 def resolve_method_config(label: str, method_class: Any, config: dict[str, Any]) -> dict[str, Any]:
-    """The method's full config (defaults filled in), validated by its ``Config`` model."""
+    """The method's full config (defaults filled in), validated by its ``Config`` model.
+
+    Args:
+        label: the method's label in the suite, named in errors as ``methods.<label>.config``.
+        method_class: the registered method class.
+        config: the suite's config fields for it.
+
+    Returns:
+        The full config, JSON-serialisable.
+
+    Raises:
+        ConfigError: a field does not validate.
+    """
     try:
         return method_class.Config(**config).model_dump(mode="json")
     except ValidationError as exc:
@@ -144,7 +156,18 @@ def _variants(label: str, config: dict[str, Any], sweep: dict[str, list[Any]]):
 
 
 def check_suite(spec: SuiteSpec, *, check_roots: bool = True) -> None:
-    """Check registry names and data roots, naming the field at fault."""
+    """Check registry names and data roots, naming the field at fault.
+
+    Also builds each metric (validating its options), checks backbones and the
+    cross-check accountants, before any cell trains.
+
+    Args:
+        spec: the suite.
+        check_roots: also check that each dataset's root is available.
+
+    Raises:
+        ConfigError: an unknown dataset, method or metric, a bad option, or a missing root.
+    """
     registry.import_modules(spec.imports)
     known_datasets = registry.names("isoeps.datasets")
     for label, dataset in spec.datasets.items():
@@ -173,7 +196,19 @@ def check_suite(spec: SuiteSpec, *, check_roots: bool = True) -> None:
 
 def make_metric(name: str, options: dict[str, Any]) -> Any:
     """The registered metric ``name`` built from its suite options; a bad option is a
-    ConfigError naming ``metrics.<name>.<field>``."""
+    ConfigError naming ``metrics.<name>.<field>``.
+
+    Args:
+        name: the metric's registered name.
+        options: its options from the suite.
+
+    Returns:
+        The metric instance.
+
+    Raises:
+        ConfigError: a bad option.
+        UnknownNameError: no metric is registered as ``name``.
+    """
     metric_class = registry.get("isoeps.metrics", name)
     from_options = getattr(metric_class, "from_options", None)
     if from_options is not None:  # a Metric subclass (its Options model names the field)
@@ -227,7 +262,21 @@ def _check_root(field: str, name: str, root: str | None) -> None:
 
 
 def expand(spec: SuiteSpec, *, check_roots: bool = True) -> list[Cell]:
-    """All cells of ``spec``, in a stable order (dataset, method, budget, seed)."""
+    """All cells of ``spec``, in a stable order (dataset, method, budget, seed).
+
+    Budgets a method does not support are skipped.
+
+    Args:
+        spec: the suite.
+        check_roots: also check that each dataset's root is available.
+
+    Returns:
+        The cells.
+
+    Raises:
+        ConfigError: the suite does not check out (see :func:`check_suite`), or two cells
+            have the same identity.
+    """
     check_suite(spec, check_roots=check_roots)
     cells: list[Cell] = []
     for dataset_label, dataset in spec.datasets.items():
@@ -311,6 +360,18 @@ def _needs(spec: SuiteSpec, what: str) -> bool:
 
 
 def find_cell(cells: list[Cell], cell_id: str) -> Cell:
+    """The one cell whose id starts with ``cell_id``.
+
+    Args:
+        cells: the suite's cells.
+        cell_id: a cell id or a unique prefix of one.
+
+    Returns:
+        The cell.
+
+    Raises:
+        ConfigError: no cell, or more than one, matches.
+    """
     matches = [cell for cell in cells if cell.cell_id.startswith(cell_id)]
     if len(matches) != 1:
         raise ConfigError(
@@ -321,7 +382,20 @@ def find_cell(cells: list[Cell], cell_id: str) -> Cell:
 
 
 def select(cells: list[Cell], only: str | None) -> list[Cell]:
-    """Filter by ``--only key=value[,key=value]`` over dataset, method, budget and seed."""
+    """Filter by ``--only key=value[,key=value]`` over dataset, method, budget and seed.
+
+    Values of one key are alternatives; different keys must all match (``id`` is the cell id).
+
+    Args:
+        cells: the cells.
+        only: the filter; None or empty keeps every cell.
+
+    Returns:
+        The matching cells, in order.
+
+    Raises:
+        ConfigError: a part is not ``key=value`` with a known key.
+    """
     if not only:
         return cells
     keys = {

@@ -50,6 +50,16 @@ def load_cell_data(spec: DatasetSpec, *, validation: bool = False) -> CellData:
 
     When the public corpus is this dataset's own public split, they load in one call, so
     their disjointness is checked together.
+
+    Args:
+        spec: the dataset spec of the suite.
+        validation: also load the ``validation`` split.
+
+    Returns:
+        The private, reference, eval, public and (optionally) validation splits.
+
+    Raises:
+        DataError: two splits share an image id or identical pixels, or data cannot be read.
     """
     own_splits = [*EVAL_SPLITS, "validation"] if validation else list(EVAL_SPLITS)
     n: dict[str, int | None] = {split: spec.n.get(split) for split in own_splits}

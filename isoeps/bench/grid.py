@@ -15,7 +15,16 @@ LINE_HEIGHT = 11
 
 
 def save_grid(path: Path, images: np.ndarray, captions: list[str], *, title: str) -> None:
-    """A grid of uint8 ``(n, 3, H, W)`` images, each above its wrapped caption."""
+    """A grid of uint8 ``(n, 3, H, W)`` images, each above its wrapped caption.
+
+    Nothing is written for no images. The PNG is written atomically.
+
+    Args:
+        path: the PNG to write.
+        images: uint8 ``(n, 3, H, W)``.
+        captions: one caption per image.
+        title: the line above the grid.
+    """
     from PIL import Image, ImageDraw, ImageFont
 
     from isoeps.results.folders import write_bytes_atomic

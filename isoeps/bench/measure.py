@@ -33,6 +33,15 @@ def measure(
 
     Metrics that read the private split (memorisation, style capture) are marked ``not_dp``:
     they look at training data after the release and are not part of the DP guarantee.
+
+    Args:
+        cell: the cell, whose ``metrics`` say what to evaluate.
+        drawn: the samples drawn for it.
+        data: the cell's splits.
+        device: where the metrics run.
+
+    Returns:
+        One dict per metric value.
     """
     from isoeps.bench.cells import make_metric
 

@@ -66,6 +66,17 @@ def _method_plan(cell: Cell, known: dict[str, int]) -> dict[str, Any] | None:
 
 
 def dry_run(cells: list[Cell], store: Path) -> list[dict[str, Any]]:
+    """What ``--dry-run`` prints: one row per cell, with its status, plan and time estimate.
+
+    A plan that cannot be made is shown as its error.
+
+    Args:
+        cells: the cells.
+        store: the results store (for statuses and past durations).
+
+    Returns:
+        One dict per cell; ``estimate_s`` is the median past wall time of like cells, or None.
+    """
     statuses = plan_status(cells, store)
     durations = _durations(store)
     rows = []

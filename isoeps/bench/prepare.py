@@ -10,7 +10,17 @@ from isoeps.bench.cells import Cell
 
 
 def prepare_suite(cells: list[Cell], *, device: str = "cpu") -> list[dict[str, Any]]:
-    """One row per distinct (dataset, method variant): its public-model cache key and time."""
+    """One row per distinct (dataset, method variant): its public-model cache key and time.
+
+    Loads each dataset once and trains (or finds cached) each public model.
+
+    Args:
+        cells: the cells whose public models are prepared.
+        device: where the public models train.
+
+    Returns:
+        Rows of ``dataset``, ``method``, ``key`` and ``seconds``.
+    """
     from isoeps.bench.data import load_cell_data
     from isoeps.bench.public import prepare_public
     from isoeps.methods.base import MethodContext

@@ -100,7 +100,16 @@ def choose_class_prompts(split: Any, *, n: int, seed: int) -> Prompts:
 
 
 def prompts_for(split: Any, *, n: int, seed: int) -> Prompts:
-    """Class-stratified prompts for a class-conditional split, plain ones otherwise."""
+    """Class-stratified prompts for a class-conditional split, plain ones otherwise.
+
+    Args:
+        split: the split prompts are drawn from.
+        n: how many prompts.
+        seed: the seed of the draw.
+
+    Returns:
+        The prompts with their source records.
+    """
     if split.attributes and CLASS_ATTRIBUTE in split.attributes:
         return choose_class_prompts(split, n=n, seed=seed)
     return choose_prompts(split, n=n, seed=seed)

@@ -51,7 +51,15 @@ class SuiteSummary:
 
 
 def cell_suite(cell: Cell, runtime: RuntimeSpec | None = None) -> SuiteSpec:
-    """A suite that expands to exactly ``cell`` (same id): what ``config.yaml`` holds."""
+    """A suite that expands to exactly ``cell`` (same id): what ``config.yaml`` holds.
+
+    Args:
+        cell: the cell.
+        runtime: the runtime to record; None for the defaults. Its ``secure`` is the cell's.
+
+    Returns:
+        The suite.
+    """
     from isoeps.bench.spec import MethodSpec
 
     return SuiteSpec(
@@ -116,7 +124,17 @@ def run_cell(
     runtime: RuntimeSpec | None = None,
     overrides: list[str] | None = None,
 ) -> CellOutcome:
-    """Run one cell into ``folder``. A failure is recorded there, not raised."""
+    """Run one cell into ``folder``. A failure is recorded there, not raised.
+
+    Args:
+        cell: the cell.
+        folder: its run folder; a fresh one is prepared.
+        runtime: the device and execution settings; None for the defaults.
+        overrides: the dotlist overrides the suite was loaded with, recorded in the folder.
+
+    Returns:
+        The outcome: status (finished, refused or failed), folder, reason and wall time.
+    """
     runtime = runtime or RuntimeSpec()
     folder = Path(folder)
     _fresh_folder(folder)
@@ -212,7 +230,15 @@ def _record_worker_death(payload: dict[str, Any], error: BaseException) -> dict[
 
 
 def plan_status(cells: list[Cell], store: Path) -> dict[str, str]:
-    """cell id -> finished | failed | refused | incomplete | new."""
+    """cell id -> finished | failed | refused | incomplete | new.
+
+    Args:
+        cells: the cells.
+        store: the results store.
+
+    Returns:
+        The status of each cell, by id.
+    """
     out = {}
     for cell in cells:
         folder = folders.find_run(store, cell.cell_id)
@@ -233,7 +259,15 @@ def interleave_families(
 ) -> list[Cell]:
     """Round-robin over public-model families, so that parallel workers start on different
     public models (each trains its own while the others train theirs) instead of queueing on
-    one model's lock. Results do not depend on the order."""
+    one model's lock. Results do not depend on the order.
+
+    Args:
+        cells: the cells.
+        family: the key of a cell's public-model family.
+
+    Returns:
+        The same cells, reordered.
+    """
     groups: dict[Any, list[Cell]] = {}
     for cell in cells:
         groups.setdefault(family(cell), []).append(cell)

@@ -40,6 +40,19 @@ def runtime_overrides(**flags: Any) -> list[str]:
 def resolve(
     source: str | None, overrides: list[str], *, from_config: str | None = None
 ) -> SuiteSpec:
+    """The suite to run: ``source`` (or the default suite), or a run folder's ``config.yaml``.
+
+    Args:
+        source: a shipped suite's name or a YAML file; None for the default suite.
+        overrides: dotlist overrides.
+        from_config: a run folder or its ``config.yaml``; None to use ``source``.
+
+    Returns:
+        The suite.
+
+    Raises:
+        ConfigError: both ``source`` and ``from_config``, or a suite that does not load.
+    """
     if from_config:
         if source:
             raise ConfigError("give either a SUITE or --from RUN/config.yaml, not both")

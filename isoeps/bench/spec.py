@@ -364,7 +364,20 @@ def _format_validation(origin: str, exc: ValidationError, model: type[BaseModel]
 
 
 def merge_config(text: str, overrides: list[str], *, origin: str) -> dict[str, Any]:
-    """Parse YAML, apply dotlist overrides and resolve interpolations (``${oc.env:...}``)."""
+    """Parse YAML, apply dotlist overrides and resolve interpolations (``${oc.env:...}``).
+
+    Args:
+        text: the YAML text.
+        overrides: ``key=value`` dotlist overrides.
+        origin: names the source in errors.
+
+    Returns:
+        The merged, resolved mapping.
+
+    Raises:
+        ConfigError: invalid YAML, a malformed override, a failed interpolation, or a
+            top level that is not a mapping.
+    """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -418,6 +431,18 @@ def _keep_env_text(raw: Any, data: dict[str, Any], *, origin: str) -> None:
 
 
 def validate(data: dict[str, Any], *, origin: str) -> SuiteSpec:
+    """``data`` validated as a :class:`SuiteSpec`.
+
+    Args:
+        data: the merged suite mapping.
+        origin: names the source in errors.
+
+    Returns:
+        The suite.
+
+    Raises:
+        ConfigError: a field does not validate.
+    """
     try:
         return SuiteSpec.model_validate(data)
     except ValidationError as exc:
@@ -429,6 +454,16 @@ def load_suite(source: str | Path, overrides: list[str] | None = None) -> SuiteS
 
     This checks the schema only; :func:`isoeps.bench.cells.check_suite` checks registry names,
     method configs and data roots.
+
+    Args:
+        source: a shipped suite's name or a YAML file.
+        overrides: ``key=value`` dotlist overrides; None for none.
+
+    Returns:
+        The suite.
+
+    Raises:
+        ConfigError: the suite cannot be read, parsed or validated.
     """
     origin, text = _source_text(source)
     data = merge_config(text, list(overrides or []), origin=origin)

@@ -40,7 +40,16 @@ def cell_event(folder: Path, upload: Any = None) -> dict[str, Any]:
     """The harness event of one run folder: identity, privacy, metrics, grid path.
 
     ``upload`` (a ``TrackerUploadSpec`` or mapping; default: the cell's own config) opts in
-    to the grids of ``inf`` cells and to not-DP values."""
+    to the grids of ``inf`` cells and to not-DP values.
+
+    Args:
+        folder: the run folder.
+        upload: see above.
+
+    Returns:
+        ``name``, ``params``, ``scalars``, ``grid`` (None when not uploaded) and
+        ``grid_label``.
+    """
     folder = Path(folder)
     if upload is None:
         upload = upload_options(folder)
@@ -180,6 +189,20 @@ class MLflowTracker(Tracker):
 def create_trackers(
     names: list[str], *, directory: Path, project: str, upload: Any = None
 ) -> list[Tracker]:
+    """One tracker per registered name, writing under ``directory`` for ``project``.
+
+    Args:
+        names: the trackers' registered names.
+        directory: where trackers write.
+        project: the project name trackers log under.
+        upload: the upload options every tracker gets; None for each cell's own.
+
+    Returns:
+        The trackers.
+
+    Raises:
+        ConfigError: a name is unknown or its plugin cannot be loaded.
+    """
     from isoeps import registry
 
     out = []

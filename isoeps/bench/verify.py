@@ -174,7 +174,17 @@ def _compare(privacy: dict[str, Any], result: dict[str, Any]) -> None:
 
 def verify_store(store: Path, cell_ids: set[str] | None = None) -> dict[str, dict[str, str]]:
     """cell id -> {"run": folder name, "reason": ...} for every finished cell (of
-    ``cell_ids``, default all) whose privacy record does not re-account."""
+    ``cell_ids``, default all) whose privacy record does not re-account.
+
+    Folders whose ``cell.json`` cannot be read are skipped.
+
+    Args:
+        store: the results store.
+        cell_ids: the cells to check; None for all.
+
+    Returns:
+        The failing cells, by id.
+    """
     bad: dict[str, dict[str, str]] = {}
     for folder in folders.iter_run_dirs(Path(store)):
         try:

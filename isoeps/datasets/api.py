@@ -19,7 +19,22 @@ def dataset_names() -> list[str]:
 
 
 def get_source(name: str, *, root: str | None = None, options: Mapping[str, Any] | None = None):
-    """An instance of the source ``name`` configured by ``options`` (and ``root`` if given)."""
+    """An instance of the source ``name`` configured by ``options`` (and ``root`` if given).
+
+    Args:
+        name: the registered source name.
+        root: the dataset root, which overrides ``options["root"]``; None to leave it to
+            the options or the source's environment variable.
+        options: the source's config fields; None for its defaults.
+
+    Returns:
+        The source instance.
+
+    Raises:
+        UnknownNameError: no source is registered as ``name``.
+        ConfigError: ``root`` is given for an embedded dataset, or ``options`` do not
+            validate.
+    """
     cls = registry.get(GROUP, name)
     options = dict(options or {})
     if root is not None:
@@ -39,7 +54,20 @@ def load_split(
     root: str | None = None,
     options: dict | None = None,
 ) -> ImageSplit:
-    """One split of dataset ``name`` at ``resolution``; ``n`` items (default: the source's size)."""
+    """One split of dataset ``name`` at ``resolution``; ``n`` items (default: the source's size).
+
+    Args:
+        name: the registered source name.
+        split: the split to load (e.g. ``private``).
+        resolution: side length R of the square images, in pixels.
+        n: how many items; None for the source's default.
+        seed: the seed that picks (or renders) the items.
+        root: the dataset root; see :func:`get_source`.
+        options: the source's config fields; see :func:`get_source`.
+
+    Returns:
+        The split, with uint8 ``(n, 3, R, R)`` images.
+    """
     source = get_source(name, root=root, options=options)
     return source.load(split, resolution=resolution, n=n, seed=seed)
 
@@ -60,6 +88,22 @@ def load_splits(
     :data:`~isoeps.datasets.base.SPLITS` for most sources). ``n`` is one count for every split,
     or a per-split mapping (missing splits use the source's default size). Splits that declare
     shared records (``ImageSplit.shares_records_with``) may share exactly those.
+
+    Args:
+        name: the registered source name.
+        splits: which splits to load; None for all of the source's.
+        resolution: side length R of the square images, in pixels.
+        n: one count, a ``{split: count}`` mapping, or None for the source's default sizes.
+        seed: the seed that picks (or renders) the items.
+        root: the dataset root; see :func:`get_source`.
+        options: the source's config fields; see :func:`get_source`.
+
+    Returns:
+        ``{split: ImageSplit}`` in the order of ``splits``.
+
+    Raises:
+        ConfigError: ``n`` names a split that is not loaded.
+        DataError: two splits share an image id or identical pixels.
     """
     source = get_source(name, root=root, options=options)
     splits = list(source.splits) if splits is None else list(splits)

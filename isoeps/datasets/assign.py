@@ -34,7 +34,15 @@ class SplitSpec(BaseModel):
 
 
 def check_no_range_overlap(splits: dict[str, SplitSpec], *, name: str) -> None:
-    """Two splits drawing from one pool must take disjoint ranges of it."""
+    """Two splits drawing from one pool must take disjoint ranges of it.
+
+    Args:
+        splits: ``{split: SplitSpec}`` of one source.
+        name: the source's name, for the message.
+
+    Raises:
+        ValueError: two splits of one pool take overlapping ranges.
+    """
     items = sorted(splits.items())
     for i, (a, spec_a) in enumerate(items):
         for b, spec_b in items[i + 1 :]:
@@ -50,7 +58,20 @@ def check_no_range_overlap(splits: dict[str, SplitSpec], *, name: str) -> None:
 
 
 def in_range(items: Sequence[T], ids: Sequence[str], spec: SplitSpec, *, label: str) -> list[T]:
-    """The items whose rank falls in ``spec.range`` (in pool order); never empty."""
+    """The items whose rank falls in ``spec.range`` (in pool order); never empty.
+
+    Args:
+        items: the pool's items, in pool order.
+        ids: the id of each item, in the same order; its rank decides membership.
+        spec: the split's pool and ``[lo, hi)`` range.
+        label: names the split in the error.
+
+    Returns:
+        The items in range, in pool order.
+
+    Raises:
+        DataError: no item falls in the range.
+    """
     lo, hi = spec.range
     pool = [item for item, item_id in zip(items, ids) if lo <= rank_fraction(item_id) < hi]
     if not pool:
@@ -59,7 +80,23 @@ def in_range(items: Sequence[T], ids: Sequence[str], spec: SplitSpec, *, label: 
 
 
 def subset(pool: Sequence[T], spec: SplitSpec, *, n: int | None, seed: int, label: str) -> list[T]:
-    """``n`` items of ``pool`` chosen by ``seed`` (all of it when ``n`` is None), in pool order."""
+    """``n`` items of ``pool`` chosen by ``seed`` (all of it when ``n`` is None), in pool order.
+
+    Args:
+        pool: the items in the split's range.
+        spec: the split's pool and range, for the error message.
+        n: how many items; None for all.
+        seed: the seed of the choice.
+        label: salts the choice (so splits choose independently) and names the split in
+            errors.
+
+    Returns:
+        The chosen items, in pool order.
+
+    Raises:
+        DataError: ``n`` exceeds the pool.
+        ConfigError: ``n`` is negative.
+    """
     try:
         chosen = take_subset(len(pool), n=n, seed=seed, salt=label)
     except DataError as exc:

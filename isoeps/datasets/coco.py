@@ -87,6 +87,22 @@ class CocoDataset(DatasetSource):
     def load(
         self, split: str, *, resolution: int = 32, n: int | None = None, seed: int = 0
     ) -> ImageSplit:
+        """One split of COCO: its range of the configured pool, ``n`` items chosen by ``seed``.
+
+        Args:
+            split: one of this source's splits.
+            resolution: side length R of the square images, in pixels; >= 4.
+            n: how many items; None for every item in the split's range.
+            seed: the seed that picks the items.
+
+        Returns:
+            The split: uint8 ``(n, 3, R, R)`` images with their captions.
+
+        Raises:
+            ConfigError: ``split`` or ``resolution`` is not supported.
+            DataError: the split has no configured pool, the annotations or an image cannot
+                be read, or ``n`` exceeds the pool.
+        """
         self.check_resolution(resolution)
         pool, spec, root, annotation = self._pool(split)
         return load_images(
@@ -123,7 +139,18 @@ def is_inside_name(name: str) -> bool:
 
 
 def read_captions_json(path: Path, *, image_dir: Path) -> list[FileItem]:
-    """Parse a COCO captions file into items sorted by image id; errors name the field."""
+    """Parse a COCO captions file into items sorted by image id; errors name the field.
+
+    Args:
+        path: the ``captions_*.json`` file.
+        image_dir: the folder the ``file_name`` entries are relative to.
+
+    Returns:
+        One item per image, with its captions in annotation-id order.
+
+    Raises:
+        DataError: the file is missing, not JSON, or a field is missing or invalid.
+    """
     try:
         data = json.loads(read_text(path, what="COCO annotations file"))
     except json.JSONDecodeError as exc:

@@ -174,6 +174,23 @@ class DPImageBenchDataset(DatasetSource):
     def load(
         self, split: str, *, resolution: int = 32, n: int | None = None, seed: int = 0
     ) -> ImageSplit:
+        """One split from a DPImageBench ``.npz``: ``n`` images chosen by ``seed``, resized to R.
+
+        Captions are the file's, else ``class <label>``.
+
+        Args:
+            split: one of this source's splits.
+            resolution: side length R of the square images, in pixels; >= 4.
+            n: how many images; None for all in the file.
+            seed: the seed that picks the images.
+
+        Returns:
+            The split, with a ``label`` attribute.
+
+        Raises:
+            ConfigError: ``split`` or ``resolution`` is not supported.
+            DataError: the file cannot be read, or ``n`` exceeds it.
+        """
         self.check_split(split)
         self.check_resolution(resolution)
         path = self._path()

@@ -60,7 +60,20 @@ class FileItem:
 
 
 def decode(path: Path, *, resolution: int, mode: str, listed_in: str) -> np.ndarray:
-    """One file as uint8 (3, R, R); a DataError names the file and what is wrong with it."""
+    """One file as uint8 (3, R, R); a DataError names the file and what is wrong with it.
+
+    Args:
+        path: the image file.
+        resolution: side length R of the output, in pixels.
+        mode: the resize policy.
+        listed_in: where the file was listed, for the error message.
+
+    Returns:
+        uint8 ``(3, R, R)``.
+
+    Raises:
+        DataError: the file is missing, not an image, or corrupt.
+    """
     try:
         with Image.open(path) as image:
             image.load()
@@ -240,7 +253,18 @@ def _decode_cached(
 
 
 def read_text(path: Path, *, what: str) -> str:
-    """A UTF-8 text file; a DataError names it when it is missing or unreadable."""
+    """A UTF-8 text file; a DataError names it when it is missing or unreadable.
+
+    Args:
+        path: the file.
+        what: what the file is, for the error message (e.g. ``"caption file"``).
+
+    Returns:
+        Its text.
+
+    Raises:
+        DataError: the file is missing or cannot be read as UTF-8.
+    """
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -85,6 +85,25 @@ class ImageFolderDataset(DatasetSource):
     def load(
         self, split: str, *, resolution: int = 32, n: int | None = None, seed: int = 0
     ) -> ImageSplit:
+        """One split of an image folder: its range of the pool, ``n`` images chosen by ``seed``.
+
+        Each image's captions come from the captions file, else its ``.txt`` sidecar, else
+        ``default_caption``.
+
+        Args:
+            split: one of this source's splits.
+            resolution: side length R of the square images, in pixels; >= 4.
+            n: how many images; None for every image in the split's range.
+            seed: the seed that picks the images.
+
+        Returns:
+            The split: uint8 ``(n, 3, R, R)`` images with their captions.
+
+        Raises:
+            ConfigError: ``split`` or ``resolution`` is not supported.
+            DataError: the split has no configured pool, an image has no caption, a caption
+                file is empty or unreadable, an image cannot be read, or ``n`` exceeds the pool.
+        """
         self.check_resolution(resolution)
         pool, spec, root, captions_path = self._pool(split)
         mapping = read_captions_file(captions_path) if captions_path else {}
@@ -132,7 +151,20 @@ class ImageFolderDataset(DatasetSource):
 
 
 def scan(root: Path, *, captions_path: Path | None, unknown: str) -> list[Path]:
-    """Image files under ``root`` (sorted); other files fail unless ``unknown='ignore'``."""
+    """Image files under ``root`` (sorted); other files fail unless ``unknown='ignore'``.
+
+    Args:
+        root: the folder to scan, recursively; hidden files and folders are skipped.
+        captions_path: the captions file, skipped; None if there is none.
+        unknown: ``"fail"`` or ``"ignore"``, for files that are neither images nor
+            caption/metadata files.
+
+    Returns:
+        The image paths.
+
+    Raises:
+        DataError: an unknown file is found and ``unknown`` is ``"fail"``.
+    """
     found = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root)

@@ -143,6 +143,22 @@ class MMCelebAHQ(DatasetSource):
     def load(
         self, split: str, *, resolution: int = 32, n: int | None = None, seed: int = 0
     ) -> ImageSplit:
+        """One split of MM-CelebA-HQ: its range of the pool, ``n`` images chosen by ``seed``.
+
+        Args:
+            split: one of this source's splits.
+            resolution: side length R of the square images, in pixels; >= 4.
+            n: how many images; None for every image in the split's range.
+            seed: the seed that picks the images.
+
+        Returns:
+            The split, with captions and, when an attribute file is configured, its attributes.
+
+        Raises:
+            ConfigError: ``split`` or ``resolution`` is not supported.
+            DataError: the split has no configured pool, a caption file or image cannot be
+                read, or ``n`` exceeds the pool.
+        """
         self.check_resolution(resolution)
         pool = self._pool(split)
         chosen = subset(pool.stems, pool.spec, n=n, seed=seed, label=f"mm-celeba-hq/{split}")

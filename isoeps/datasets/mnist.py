@@ -310,6 +310,24 @@ class MnistFamily(DatasetSource):
     def load(
         self, split: str, *, resolution: int = 32, n: int | None = None, seed: int = 0
     ) -> ImageSplit:
+        """One split of (Fashion-)MNIST: ``n`` digits of its part chosen by ``seed``.
+
+        ``reference`` and ``eval`` come from the test part, the other splits from the train part.
+
+        Args:
+            split: one of this source's splits.
+            resolution: side length R of the square images, in pixels; >= 4.
+            n: how many images; None for the split's whole pool.
+            seed: the seed that picks the images.
+
+        Returns:
+            The split: grey images as uint8 ``(n, 3, R, R)``, a caption from the class name and
+            a ``label`` attribute.
+
+        Raises:
+            ConfigError: ``split`` or ``resolution`` is not supported.
+            DataError: the files cannot be read, or ``n`` exceeds the pool.
+        """
         self.check_split(split)
         self.check_resolution(resolution)
         part = "test" if split in ("reference", "eval") else "train"

@@ -158,6 +158,20 @@ class SkimagePhotos(DatasetSource):
     def load(
         self, split: str, *, resolution: int = 32, n: int | None = None, seed: int = 0
     ) -> ImageSplit:
+        """``n`` crops of the configured photographs, placed by ``seed``.
+
+        Args:
+            split: one of this source's splits.
+            resolution: side length R of the square crops, in pixels; >= 4.
+            n: how many crops; None for the config's ``size``.
+            seed: the seed of the crops.
+
+        Returns:
+            The split.
+
+        Raises:
+            ConfigError: ``split`` or ``resolution`` is not supported, or ``n`` is negative.
+        """
         self.check_split(split)
         self.check_resolution(resolution)
         count = self.config.size if n is None else n

@@ -46,7 +46,18 @@ def captioned_grid(
     cell: int = 160,
     max_caption_lines: int = 10,
 ) -> Path:
-    """Write a PNG: one row per split (labelled), each image upscaled with its first caption."""
+    """Write a PNG: one row per split (labelled), each image upscaled with its first caption.
+
+    Args:
+        splits: ``{label: split}``; empty splits are left out.
+        path: the PNG to write; its folder is created.
+        per_row: how many images of each split are shown.
+        cell: the side of each upscaled image, in pixels.
+        max_caption_lines: the most wrapped caption lines under an image.
+
+    Returns:
+        ``path``, as a ``Path``.
+    """
     font, title_font = _font(12), _font(16)
     line_height = 15
     label_h = 24

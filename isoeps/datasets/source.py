@@ -54,6 +54,21 @@ class DatasetSource:
     def load(
         self, split: str, *, resolution: int = 32, n: int | None = None, seed: int = 0
     ) -> ImageSplit:
+        """Load one split: ``n`` items chosen (or rendered) by ``seed``, as R x R images.
+
+        Args:
+            split: one of :attr:`splits`.
+            resolution: side length R of the square images, in pixels; >= 4.
+            n: how many items; None for the source's default (its pool, or a default size).
+            seed: the seed that picks (or renders) the items.
+
+        Returns:
+            The split, with uint8 ``(n, 3, R, R)`` images.
+
+        Raises:
+            ConfigError: ``split`` or ``resolution`` is not supported.
+            DataError: the data cannot be read, or ``n`` exceeds what is available.
+        """
         raise NotImplementedError
 
     def available(self, split: str) -> int | None:
@@ -95,7 +110,20 @@ def _format_validation(name: str, exc: ValidationError) -> str:
 
 
 def resolve_root(*, name: str, root: str | None, env_var: str, layout: str) -> Path:
-    """The dataset root from ``root`` or ``$env_var``; a DataError says how to provide it."""
+    """The dataset root from ``root`` or ``$env_var``; a DataError says how to provide it.
+
+    Args:
+        name: the source's name, for the message.
+        root: the root given as an option; None to read ``$env_var``.
+        env_var: the environment variable that may hold the root.
+        layout: the expected folder layout, for the message.
+
+    Returns:
+        The root, with ``~`` expanded.
+
+    Raises:
+        DataError: neither is set, or the path is not a directory.
+    """
     chosen = root or os.environ.get(env_var)
     if not chosen:
         raise DataError(
@@ -109,7 +137,21 @@ def resolve_root(*, name: str, root: str | None, env_var: str, layout: str) -> P
 
 
 def take_subset(count: int, *, n: int | None, seed: int, salt: str) -> list[int]:
-    """``n`` of ``count`` indices, chosen by ``(seed, salt)`` and returned sorted."""
+    """``n`` of ``count`` indices, chosen by ``(seed, salt)`` and returned sorted.
+
+    Args:
+        count: how many items there are.
+        n: how many to take; None for all.
+        seed: the seed of the choice.
+        salt: mixed into the seed, so that choices with the same seed differ by purpose.
+
+    Returns:
+        The chosen indices, sorted.
+
+    Raises:
+        DataError: ``n`` exceeds ``count``.
+        ConfigError: ``n`` is negative.
+    """
     import numpy as np
 
     if n is None or n >= count:

@@ -23,6 +23,14 @@ def attribute_frequencies(split: ImageSplit) -> dict[str, dict[str, float]]:
 
 
 def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
-    """Total-variation distance between two frequency tables over the union of their values."""
+    """Total-variation distance between two frequency tables over the union of their values.
+
+    Args:
+        p: ``{value: frequency}``; a missing value counts as 0.
+        q: likewise.
+
+    Returns:
+        Half the L1 distance; in [0, 1] for normalised tables.
+    """
     keys = set(p) | set(q)
     return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys)

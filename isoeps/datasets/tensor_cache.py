@@ -66,6 +66,23 @@ def entry_key(
     on_error: str,
     file_key: str,
 ) -> str:
+    """The cache key of one split's tensors (see the module docstring for what it covers).
+
+    Args:
+        dataset: the source's name.
+        split: the split.
+        ids: the item ids, in order.
+        files: each item's image file, in the same order.
+        key_files: annotation files whose content is part of the key (missing ones count
+            as such).
+        resolution: side length of the images, in pixels.
+        resize: the resize policy.
+        on_error: the unreadable-image policy (``fail`` or ``skip``).
+        file_key: ``stat`` (size and mtime) or ``content`` (the bytes) for ``files``.
+
+    Returns:
+        A 24-character hex key.
+    """
     return content_key(
         {
             "version": FORMAT_VERSION,
@@ -95,7 +112,24 @@ def get_or_build(
     file_key: str,
     build: Callable[[], Built],
 ) -> Built:
-    """The cached tensors for this exact input, building and storing them on a miss."""
+    """The cached tensors for this exact input, building and storing them on a miss.
+
+    Args:
+        dataset: the source's name.
+        split: the split.
+        ids: the item ids, in order.
+        files: each item's image file, in the same order.
+        key_files: annotation files whose content is part of the key.
+        resolution: side length of the images, in pixels.
+        resize: the resize policy.
+        on_error: the unreadable-image policy (``fail`` or ``skip``).
+        file_key: ``stat`` or ``content``, for ``files``.
+        build: decodes the split on a miss.
+
+    Returns:
+        ``(images, kept, skipped)``: the images, the positions of the items kept and the
+        messages of those skipped, from the cache or from ``build``.
+    """
     key = entry_key(
         dataset=dataset,
         split=split,

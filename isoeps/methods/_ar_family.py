@@ -287,7 +287,18 @@ class ARFamilyMethod(Method):
     def collate(self, records: ImageSplit | list, rngs: list[np.random.Generator]) -> dict:
         """One Poisson chunk -> tensors: one random caption per record (each record's own
         generator in ``rngs``, keyed to its id by the guard), images
-        tokenised by the frozen public tokenizer up to :meth:`private_scales`."""
+        tokenised by the frozen public tokenizer up to :meth:`private_scales`.
+
+        Args:
+            records: one Poisson chunk of private records (the guard's view), each with its
+                image and captions.
+            rngs: one generator per record, in the order of ``records``; it picks the record's
+                caption and its condition dropout.
+
+        Returns:
+            ``tokens`` (the token ids of the first :meth:`private_scales` scales), ``text`` and
+            ``text_mask`` (the caption features, the mask after condition dropout).
+        """
         images, captions = _images_and_captions(records)
         per = self.tokenizer.tokens_per_scale
         scales = self.private_scales()
@@ -307,7 +318,15 @@ class ARFamilyMethod(Method):
         return model.scale_parameter_names(range(self.private_scales()))
 
     def plan(self, budget: PrivacyBudget, num_records: int) -> dict[str, Any] | None:
-        """The DP-SGD plan (q, T, calibrated sigma, achieved epsilon) ``fit`` would follow."""
+        """The DP-SGD plan (q, T, calibrated sigma, achieved epsilon) ``fit`` would follow.
+
+        Args:
+            budget: the cell's privacy budget.
+            num_records: how many private records ``fit`` would see.
+
+        Returns:
+            The plan as a dict (:meth:`DPPlan.to_dict`); None in a ``public`` cell.
+        """
         if budget.mode == "public":
             return None
         return plan_dp_sgd(
@@ -317,7 +336,23 @@ class ARFamilyMethod(Method):
     def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> FitReport:
         """``public``: keep the public model, touch nothing. ``private``/``inf``: finetune a
         copy of the public AR model with the shared DP-SGD engine (which owns clipping, noise
-        and the ledger) on the tokens of the first :meth:`private_scales` scales."""
+        and the ledger) on the tokens of the first :meth:`private_scales` scales.
+
+        Args:
+            private: the guard over the private records; unused (and may be a
+                :class:`~isoeps.privacy.public_only.NoPrivateData`) in a ``public`` cell.
+            budget: the cell's privacy budget; its mode picks which of the above happens.
+
+        Returns:
+            What was done: steps, sigma, q, C and wall time of the DP-SGD run, or mode
+            ``public`` alone.
+
+        Raises:
+            ValueError: a ``private``/``inf`` budget with ``private`` None, or a budget mode the
+                method does not support.
+            RuntimeError: no public models yet (call :meth:`pretrain_public` or
+                :meth:`load_public` first).
+        """
         self.check_budget(budget)
         self._require_public()
         if budget.mode == "public":
@@ -352,7 +387,19 @@ class ARFamilyMethod(Method):
         prefix_tokens: torch.Tensor | None = None,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """Tokens of the first ``num_scales`` scales for each prompt, in chunks."""
+        """Tokens of the first ``num_scales`` scales for each prompt, in chunks.
+
+        Args:
+            model: the AR transformer to sample from (public or finetuned).
+            prompts: one caption per image.
+            num_scales: how many scales to generate, coarsest first.
+            prefix_tokens: ``(len(prompts), m)`` leading tokens kept as given, which the model
+                continues (coarse-to-fine upsampling); None to start from nothing.
+            generator: the torch generator of every draw.
+
+        Returns:
+            Token ids ``(len(prompts), num_scales * tokens_per_scale)``.
+        """
         c = self.config
         parts = []
         for start in range(0, len(prompts), c.sample_batch_size):
@@ -380,11 +427,32 @@ class ARFamilyMethod(Method):
         self, tokens: torch.Tensor, *, prompts: list[str], generator: torch.Generator
     ) -> torch.Tensor:
         """Float images from tokens of the first ``private_scales()`` scales, generated for
-        ``prompts`` (subclasses choose how finer scales are obtained)."""
+        ``prompts`` (subclasses choose how finer scales are obtained).
+
+        Args:
+            tokens: token ids of the first ``private_scales()`` scales, one row per image.
+            prompts: the caption each row was generated for.
+            generator: the torch generator for any further draws.
+
+        Returns:
+            Float images in [-1, 1], ``(N, 3, H, W)`` at full resolution.
+        """
         raise NotImplementedError
 
     def sample(self, prompts: list[str], n: int) -> Samples:
-        """``n`` full-resolution images, cycling through ``prompts``."""
+        """``n`` full-resolution images, cycling through ``prompts``.
+
+        Args:
+            prompts: the captions, used in turn; at least one.
+            n: how many images.
+
+        Returns:
+            The images, with the caption of each as its prompt and eval caption.
+
+        Raises:
+            ValueError: ``prompts`` is empty.
+            RuntimeError: no public models yet.
+        """
         self._require_public()
         if not prompts:
             raise ValueError(f"{self.name}: sample() needs at least one prompt")

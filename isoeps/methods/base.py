@@ -180,6 +180,18 @@ class MethodContext:
         )
 
     def torch_generator(self, purpose: str, device: str | None = None) -> Any:
+        """A ``torch.Generator`` seeded with this context's stream for ``purpose``.
+
+        Args:
+            purpose: one of :data:`RNG_PURPOSES`.
+            device: the generator's device; None for ``"cpu"``.
+
+        Returns:
+            A fresh generator; each call restarts the stream.
+
+        Raises:
+            ValueError: ``purpose`` is not a known RNG purpose.
+        """
         import torch
 
         generator = torch.Generator(device=device or "cpu")
@@ -230,13 +242,25 @@ class Method(ABC):
         """Adapt to private data through the guard. In a ``public`` cell ``private`` is a
         :class:`~isoeps.privacy.public_only.NoPrivateData`, whose every use raises.
 
+        Args:
+            private: the guard over the private records (or ``NoPrivateData``).
+            budget: the cell's privacy budget.
+
         Returns:
             What was done (:class:`FitReport`); None if the method does not say.
         """
 
     @abstractmethod
     def sample(self, prompts: list[str], n: int) -> Samples:
-        """Generate ``n`` images, cycling through ``prompts``."""
+        """Generate ``n`` images, cycling through ``prompts``.
+
+        Args:
+            prompts: the captions, used in turn.
+            n: how many images.
+
+        Returns:
+            The images with the prompt and eval caption of each.
+        """
 
     def sample_unconditional(self, n: int) -> Samples:
         """``n`` images from the model's own distribution, no caption named (style capture).
@@ -255,7 +279,15 @@ class Method(ABC):
     def plan(self, budget: PrivacyBudget, num_records: int) -> dict[str, Any] | None:
         """What ``fit`` would spend on ``num_records`` private records at ``budget``, without
         touching data: sample rate, steps, calibrated sigma, achieved epsilon. ``--dry-run``
-        prints it. None when the method spends nothing (``public``) or cannot say."""
+        prints it. None when the method spends nothing (``public``) or cannot say.
+
+        Args:
+            budget: the cell's privacy budget.
+            num_records: how many private records ``fit`` would see.
+
+        Returns:
+            The plan as a JSON-friendly dict, or None (this default always returns None).
+        """
         return None
 
     def check_budget(self, budget: PrivacyBudget) -> None:

@@ -263,7 +263,18 @@ class DPAggTI(Method):
     def noise_multiplier_for(self, budget: PrivacyBudget, sample_rate: float) -> float:
         """sigma for one subsampled Gaussian release at ``budget`` (replace-one through
         ``pld`` when ``group_size > 1``); a clear error when the target needs more noise than
-        ``max_noise_multiplier``."""
+        ``max_noise_multiplier``.
+
+        Args:
+            budget: the cell's privacy budget (its epsilon and delta).
+            sample_rate: q of the release, per record or, with groups, per group.
+
+        Returns:
+            The noise multiplier sigma that meets ``budget``.
+
+        Raises:
+            ConfigError: the target needs a sigma above ``max_noise_multiplier``.
+        """
         adjacency = "replace_one" if self.config.group_size > 1 else "add_remove"
         try:
             return calibrate(
@@ -286,7 +297,17 @@ class DPAggTI(Method):
 
     def plan(self, budget: PrivacyBudget, num_records: int) -> dict[str, Any] | None:
         """The one aggregation release ``fit`` would make: q, sigma, C and the achieved
-        epsilon under the accountant that applies to its adjacency."""
+        epsilon under the accountant that applies to its adjacency.
+
+        Args:
+            budget: the cell's privacy budget.
+            num_records: how many private records ``fit`` would see.
+
+        Returns:
+            ``sample_rate``, ``steps``, ``clip_norm``, ``expected_records`` and ``group_size``,
+            plus ``noise_multiplier`` and ``epsilon`` (keyed by accountant) in a ``private``
+            cell; None in a ``public`` cell.
+        """
         if budget.mode == "public":
             return None
         self._check_groups()
@@ -328,6 +349,21 @@ class DPAggTI(Method):
             )
 
     def fit(self, private: PrivateData | None, budget: PrivacyBudget) -> FitReport:
+        """Learn the private token with one noisy, clipped mean release through the guard.
+
+        ``public`` keeps no token; ``inf`` makes the release without noise.
+
+        Args:
+            private: the guard over the private records; unused in a ``public`` cell.
+            budget: the cell's privacy budget; its mode picks what happens.
+
+        Returns:
+            Mode, sigma, q and C of the release, the rest of the report in ``details``.
+
+        Raises:
+            ConfigError: no public model yet, a ``private``/``inf`` budget with ``private``
+                None, or a target that needs more noise than ``max_noise_multiplier``.
+        """
         started = time.perf_counter()
         self.check_budget(budget)
         self._check_groups()
@@ -435,6 +471,19 @@ class DPAggTI(Method):
 
     # -- sampling -----------------------------------------------------------------------------
     def sample(self, prompts: list[str], n: int) -> Samples:
+        """``n`` images, cycling through ``prompts``, with the private token when one was learned.
+
+        Args:
+            prompts: the captions, used in turn; at least one.
+            n: how many images.
+
+        Returns:
+            The images; ``prompts`` hold the full prompts given to the model (with the token),
+            ``eval_captions`` the captions alone.
+
+        Raises:
+            ConfigError: no public model yet, or ``prompts`` is empty.
+        """
         if self.model is None:
             raise ConfigError("dpagg-ti: sample before pretrain_public/load_public")
         if not prompts:

@@ -32,4 +32,14 @@ class DPSGDFullFinetune(ARFamilyMethod):
     def full_resolution(
         self, tokens: torch.Tensor, *, prompts: list[str], generator: torch.Generator
     ) -> torch.Tensor:
+        """Decode the tokens of every scale with the public tokenizer (all are generated).
+
+        Args:
+            tokens: token ids of all scales, one row per image.
+            prompts: unused; every scale is already generated.
+            generator: unused.
+
+        Returns:
+            Float images in [-1, 1] at full resolution.
+        """
         return self.tokenizer.decode(tokens)

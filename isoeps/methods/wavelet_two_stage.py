@@ -71,6 +71,16 @@ class WaveletTwoStage(ARFamilyMethod):
     def full_resolution(
         self, tokens: torch.Tensor, *, prompts: list[str], generator: torch.Generator
     ) -> torch.Tensor:
+        """Stage 2: the finer scales from the stage-1 tokens, by the SR net or the public AR model.
+
+        Args:
+            tokens: token ids of the first ``coarse_scales`` scales, one row per image.
+            prompts: the caption of each row (conditions the public AR continuation).
+            generator: the torch generator of the continuation's draws.
+
+        Returns:
+            Float images in [-1, 1] at full resolution.
+        """
         if self.config.upsampler == "sr":
             coarse = self.tokenizer.decode(tokens)
             return self.sr.upsample(coarse, from_level=self.coarse_level())
@@ -86,7 +96,18 @@ class WaveletTwoStage(ARFamilyMethod):
         return self.tokenizer.decode(finer)
 
     def sample_coarse(self, prompts: list[str], n: int) -> np.ndarray:
-        """The stage-1 images alone: uint8 ``(n, 3, H / 2^l, W / 2^l)`` at the coarse level."""
+        """The stage-1 images alone: uint8 ``(n, 3, H / 2^l, W / 2^l)`` at the coarse level.
+
+        Args:
+            prompts: the captions, used in turn.
+            n: how many images.
+
+        Returns:
+            The stage-1 images.
+
+        Raises:
+            RuntimeError: no public models yet.
+        """
         self._require_public()
         chosen = [prompts[i % len(prompts)] for i in range(n)]
         tokens = self.generate_tokens(

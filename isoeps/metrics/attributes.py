@@ -53,10 +53,28 @@ WEAK_MARGIN = 0.05
 
 
 def frequencies(labels: np.ndarray, classes: int) -> np.ndarray:
+    """The frequency of each class among ``labels`` (all zeros for no labels).
+
+    Args:
+        labels: class indices, ints in [0, classes).
+        classes: the number of classes.
+
+    Returns:
+        float ``(classes,)``, summing to 1 unless ``labels`` is empty.
+    """
     return np.bincount(labels, minlength=classes)[:classes] / max(len(labels), 1)
 
 
 def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    """Total-variation distance between two frequency vectors: half their L1 distance.
+
+    Args:
+        p: frequencies, as :func:`frequencies` returns.
+        q: frequencies of the same classes.
+
+    Returns:
+        The distance, in [0, 1] for normalised vectors.
+    """
     return float(0.5 * np.abs(p - q).sum())
 
 

@@ -48,9 +48,29 @@ class Backbone(ABC):
 
     @abstractmethod
     def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """Features ``(N, feature_dim)`` (float32) of uint8 NCHW images."""
+        """Features ``(N, feature_dim)`` (float32) of uint8 NCHW images.
+
+        Args:
+            images: uint8 ``(N, 3, H, W)``; the backbone resizes them to its input size.
+            batch_size: images per forward pass.
+
+        Returns:
+            float32 ``(N, feature_dim)``.
+        """
 
     def text_features(self, captions: list[str], *, batch_size: int = 256) -> np.ndarray:
+        """Text features ``(N, feature_dim)`` of ``captions``; this default has no text tower.
+
+        Args:
+            captions: the captions.
+            batch_size: captions per forward pass.
+
+        Returns:
+            float32 ``(len(captions), feature_dim)``, in a CLIP backbone.
+
+        Raises:
+            ConfigError: always here: the backbone has no text tower.
+        """
         raise ConfigError(f"backbone {self.name!r} has no text tower; use a CLIP backbone")
 
     @property
@@ -148,6 +168,18 @@ class InceptionBackbone(Backbone):
         return self.layers((batch - 128) / 128).reshape(-1, self.feature_dim)
 
     def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """Inception pool features of uint8 images, after clean-fid's resize to the input size.
+
+        Args:
+            images: uint8 ``(N, 3, H, W)``.
+            batch_size: images per forward pass.
+
+        Returns:
+            float32 ``(N, feature_dim)``.
+
+        Raises:
+            ValueError: ``images`` is empty or not uint8 ``(N, 3, H, W)``.
+        """
         import torch
 
         check_images(images, what="inception input")
@@ -223,7 +255,18 @@ class OpenClipBackbone(Backbone):
 
     @classmethod
     def from_spec(cls, spec: str, *, device: str = "cpu") -> OpenClipBackbone:
-        """Parse ``clip:<arch>:<path>``."""
+        """Parse ``clip:<arch>:<path>``.
+
+        Args:
+            spec: ``clip:<arch>:<path>``: the open_clip architecture and the local weights file.
+            device: where the model runs.
+
+        Returns:
+            The backbone.
+
+        Raises:
+            ConfigError: ``spec`` is not of that form.
+        """
         parts = spec.split(":", 2)
         if len(parts) != 3 or parts[0] != "clip" or not parts[1] or not parts[2]:
             raise ConfigError(
@@ -242,6 +285,18 @@ class OpenClipBackbone(Backbone):
         return (batch - mean) / std
 
     def features(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """L2-normalised CLIP image embeddings of uint8 images.
+
+        Args:
+            images: uint8 ``(N, 3, H, W)``.
+            batch_size: images per forward pass.
+
+        Returns:
+            float32 ``(N, feature_dim)``, unit rows.
+
+        Raises:
+            ValueError: ``images`` is empty or not uint8 ``(N, 3, H, W)``.
+        """
         import torch
 
         check_images(images, what=f"{self.name} input")
@@ -253,6 +308,18 @@ class OpenClipBackbone(Backbone):
         return np.concatenate(chunks)
 
     def text_features(self, captions: list[str], *, batch_size: int = 256) -> np.ndarray:
+        """L2-normalised CLIP text embeddings of ``captions``.
+
+        Args:
+            captions: the captions; at least one.
+            batch_size: captions per forward pass.
+
+        Returns:
+            float32 ``(len(captions), feature_dim)``, unit rows.
+
+        Raises:
+            ValueError: ``captions`` is empty.
+        """
         import torch
 
         if not captions:
@@ -273,6 +340,18 @@ def load_backbone(name: str, *, device: str = "cpu", **options: Any) -> Backbone
 
     ``options`` go to the backbone's constructor (``weights=`` for Inception; ``eval_split=``
     for tiny-clip-eval). Backbones with only simple options are loaded once per process.
+
+    Args:
+        name: the backbone's name.
+        device: where the model runs.
+        options: the backbone's constructor options.
+
+    Returns:
+        The backbone (the one already loaded, for simple options).
+
+    Raises:
+        ConfigError: ``clip`` without architecture and weights, or a bad ``clip:`` spec.
+        UnknownNameError: no backbone is registered as ``name``.
     """
     simple = all(
         isinstance(v, (str, int, float, bool, type(None), os.PathLike)) for v in options.values()

@@ -116,7 +116,18 @@ class Metric(ABC):
     @classmethod
     def parse_options(cls, options: dict[str, Any], *, field: str | None = None) -> Any:
         """``options`` validated by ``cls.Options``; a ConfigError naming ``<field>.<option>``
-        (``field`` defaults to ``metrics.<name>``) otherwise."""
+        (``field`` defaults to ``metrics.<name>``) otherwise.
+
+        Args:
+            options: the metric's options, as given in the suite.
+            field: the config path that errors name; None for ``metrics.<name>``.
+
+        Returns:
+            The validated ``cls.Options`` instance.
+
+        Raises:
+            ConfigError: an option does not validate.
+        """
         try:
             return cls.Options.model_validate(dict(options))
         except ValidationError as exc:
@@ -129,7 +140,19 @@ class Metric(ABC):
         """The metric built from a suite's ``metrics.<name>`` options, every error naming
         ``field`` (the suite's ``metrics.<name>``: the registry name, which may differ from
         ``cls.name``). A plugin metric with an ``__init__`` of its own and no ``Options``
-        model keeps its keyword arguments; their errors name ``field`` as well."""
+        model keeps its keyword arguments; their errors name ``field`` as well.
+
+        Args:
+            options: the metric's options, as given in the suite.
+            field: the config path that errors name; None for ``metrics.<cls.name>``.
+
+        Returns:
+            The metric.
+
+        Raises:
+            ConfigError: an option does not validate, or the constructor raises ``TypeError``
+                or ``ValueError``.
+        """
         field = field or f"metrics.{cls.name}"
         if cls.Options is not MetricOptions or cls.__init__ is Metric.__init__:
             cls.parse_options(options, field=field)

@@ -82,6 +82,20 @@ def _prepare(images: np.ndarray, *, size: int, device: str):
 def check_labels(
     labels: dict[str, np.ndarray] | None, *, n: int, what: str
 ) -> dict[str, np.ndarray]:
+    """Check that each attribute holds ``n`` integer labels; an empty mapping is refused.
+
+    Args:
+        labels: ``{attribute: labels}``, or None.
+        n: how many labels each attribute must hold.
+        what: names the data in errors.
+
+    Returns:
+        ``{attribute: int64 (n,)}``.
+
+    Raises:
+        ConfigError: ``labels`` is None or empty.
+        ValueError: an attribute's labels are not ``n`` integers.
+    """
     if not labels:
         raise ConfigError(f"{what}: no attributes given")
     out = {}
@@ -103,7 +117,18 @@ def train_classifier(
     config: ClassifierConfig,
     device: str = "cpu",
 ):
-    """Train a fresh multi-head classifier on uint8 images and integer labels."""
+    """Train a fresh multi-head classifier on uint8 images and integer labels.
+
+    Args:
+        images: uint8 ``(N, 3, H, W)`` training images.
+        labels: ``{attribute: int (N,)}`` class indices.
+        classes: ``{attribute: number of classes}``, one head each.
+        config: the architecture, input size, steps, batch size, learning rate and seed.
+        device: where training runs.
+
+    Returns:
+        The trained model, in eval mode.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -131,7 +156,18 @@ def predict(
     device: str = "cpu",
     batch_size: int = 256,
 ) -> dict[str, np.ndarray]:
-    """Predicted class index per attribute."""
+    """Predicted class index per attribute.
+
+    Args:
+        model: a classifier from :func:`train_classifier`.
+        images: uint8 ``(N, 3, H, W)``.
+        config: the config the model was trained with (its input size).
+        device: where the model runs.
+        batch_size: images per forward pass.
+
+    Returns:
+        ``{attribute: int (N,)}``, the argmax of each head.
+    """
     import torch
 
     out: dict[str, list[np.ndarray]] = {}
@@ -146,6 +182,15 @@ def predict(
 
 
 def accuracies(predicted: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, float]:
+    """The fraction of correct predictions for each attribute present in both mappings.
+
+    Args:
+        predicted: ``{attribute: predicted labels}``.
+        truth: ``{attribute: true labels}``, aligned with ``predicted``.
+
+    Returns:
+        ``{attribute: accuracy}``, each in [0, 1].
+    """
     return {
         name: float((predicted[name] == truth[name]).mean()) for name in predicted if name in truth
     }
@@ -160,7 +205,19 @@ def majority_rates(labels: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def eval_classifier(eval_split: ImageSplit, *, config: ClassifierConfig, device: str = "cpu"):
-    """The attribute classifier trained on the eval split (cached), and its cache key."""
+    """The attribute classifier trained on the eval split (cached), and its cache key.
+
+    Args:
+        eval_split: the split the classifier is trained on; it must have attributes.
+        config: the classifier's config; part of the cache key.
+        device: where the model is trained and placed.
+
+    Returns:
+        ``(model, key)``: the classifier in eval mode and its cache key.
+
+    Raises:
+        ConfigError: the eval split has no attributes.
+    """
     import torch
 
     if not eval_split.attributes or not eval_split.attribute_schema:

@@ -21,7 +21,18 @@ from isoeps.metrics.tiny_clip import TinyClipConfig
 
 
 def clip_scores(image_features: np.ndarray, text_features: np.ndarray) -> np.ndarray:
-    """Per-pair ``100 * max(cos, 0)`` of row-aligned image and text features."""
+    """Per-pair ``100 * max(cos, 0)`` of row-aligned image and text features.
+
+    Args:
+        image_features: ``(N, D)`` image embeddings.
+        text_features: ``(N, D)`` text embeddings, row ``i`` for image ``i``.
+
+    Returns:
+        float64 ``(N,)``, each in [0, 100].
+
+    Raises:
+        ValueError: the shapes differ, or the features are non-finite or not ``(N, D)``.
+    """
     image_features = check_features(image_features, what="clip image features").astype(np.float64)
     text_features = check_features(text_features, what="clip text features").astype(np.float64)
     if image_features.shape != text_features.shape:
@@ -36,7 +47,20 @@ def clip_scores(image_features: np.ndarray, text_features: np.ndarray) -> np.nda
 def clip_score_of(
     backbone: Backbone, images: np.ndarray, captions: list[str], *, batch_size: int = 64
 ) -> np.ndarray:
-    """Per-pair CLIP scores of images against their captions under ``backbone``."""
+    """Per-pair CLIP scores of images against their captions under ``backbone``.
+
+    Args:
+        backbone: a CLIP backbone (with a text tower).
+        images: uint8 ``(N, 3, H, W)``.
+        captions: one non-empty caption per image.
+        batch_size: images per forward pass.
+
+    Returns:
+        float64 ``(N,)``, as :func:`clip_scores`.
+
+    Raises:
+        ValueError: the images are invalid, or a caption is missing or empty.
+    """
     check_images(images, what="clip score images")
     if len(captions) != images.shape[0] or any(not c for c in captions):
         raise ValueError(

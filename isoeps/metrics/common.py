@@ -63,7 +63,22 @@ def value(
     reads_private: bool | None = None,
     artifacts: dict[str, Any] | None = None,
 ) -> MetricValue:
-    """A :class:`MetricValue` stamped with the backbone's name, sha256 and resize mode."""
+    """A :class:`MetricValue` stamped with the backbone's name, sha256 and resize mode.
+
+    Args:
+        name: the value's name (e.g. ``fid``).
+        number: the value.
+        higher_is_better: the direction of the metric.
+        n: how many samples it was computed on.
+        backbone: the feature backbone, if any; its labels are merged into ``details``.
+        std: a standard deviation of the value, if the metric has one.
+        details: extra information kept with the value.
+        reads_private: whether the metric reads the private split; None if not stated.
+        artifacts: files or data written beside the value.
+
+    Returns:
+        The value.
+    """
     details = dict(details or {})
     if backbone is not None:
         details.update(getattr(backbone, "labels", {}))

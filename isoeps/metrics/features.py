@@ -25,7 +25,18 @@ _memo: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
 
 
 def check_features(features: np.ndarray, *, what: str) -> np.ndarray:
-    """Refuse NaN/inf features or a wrong shape, naming ``what``."""
+    """Refuse NaN/inf features or a wrong shape, naming ``what``.
+
+    Args:
+        features: the features.
+        what: names them in errors.
+
+    Returns:
+        ``features`` as an array.
+
+    Raises:
+        ValueError: ``features`` is not a non-empty ``(N, D)`` array, or holds NaN or inf.
+    """
     features = np.asarray(features)
     if features.ndim != 2 or features.shape[0] == 0:
         raise ValueError(f"{what}: features must be a non-empty (N, D) array, got {features.shape}")
@@ -48,7 +59,20 @@ def _images_hash(images: np.ndarray) -> str:
 def image_features(
     backbone: Backbone, images: np.ndarray, *, batch_size: int = 64, what: str = "samples"
 ) -> np.ndarray:
-    """Backbone features of uint8 NCHW images (memoised in-process by content)."""
+    """Backbone features of uint8 NCHW images (memoised in-process by content).
+
+    Args:
+        backbone: the feature backbone.
+        images: uint8 ``(N, 3, H, W)``.
+        batch_size: images per forward pass.
+        what: names the images in errors.
+
+    Returns:
+        ``(N, feature_dim)``; a memoised array is returned as is, so do not modify it.
+
+    Raises:
+        ValueError: the features are not finite.
+    """
     key = (backbone.name, backbone.weights_sha256, _images_hash(images))
     if key in _memo:
         _memo.move_to_end(key)
@@ -61,7 +85,15 @@ def image_features(
 
 
 def reference_key(backbone: Backbone, split: ImageSplit) -> str:
-    """The cache key of a real split's features under ``backbone``."""
+    """The cache key of a real split's features under ``backbone``.
+
+    Args:
+        backbone: the feature backbone.
+        split: the real split.
+
+    Returns:
+        A hex key over the split's identity and content, the backbone and its resize mode.
+    """
     return content_key(
         {
             "dataset": split.dataset,
@@ -77,7 +109,19 @@ def reference_key(backbone: Backbone, split: ImageSplit) -> str:
 
 
 def split_features(backbone: Backbone, split: ImageSplit, *, batch_size: int = 64) -> np.ndarray:
-    """Features of a real split, from the reference-feature cache when present."""
+    """Features of a real split, from the reference-feature cache when present.
+
+    Args:
+        backbone: the feature backbone.
+        split: the real split.
+        batch_size: images per forward pass, on a miss.
+
+    Returns:
+        ``(N, feature_dim)``.
+
+    Raises:
+        ValueError: the (cached or computed) features are not finite.
+    """
     folder = cache_path("reference-features", reference_key(backbone, split))
     target = folder / "features.npy"
     with file_lock(folder):

@@ -34,7 +34,20 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
 def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
 ) -> float:
-    """``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2)`` in float64."""
+    """``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2)`` in float64.
+
+    Args:
+        mu1: the mean of the first feature set.
+        sigma1: its covariance.
+        mu2: the mean of the second feature set.
+        sigma2: its covariance.
+
+    Returns:
+        The Frechet distance.
+
+    Raises:
+        ValueError: the dimensions differ.
+    """
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = (
         np.atleast_2d(sigma1).astype(np.float64),
@@ -64,7 +77,20 @@ def _frechet_low_rank(fake: np.ndarray, real: np.ndarray) -> float:
 
 
 def fid_from_features(fake: np.ndarray, real: np.ndarray) -> tuple[float, dict[str, object]]:
-    """FID of two feature sets, with details (n of each, and a flag when n < d)."""
+    """FID of two feature sets, with details (n of each, and a flag when n < d).
+
+    Args:
+        fake: ``(N, D)`` sample features.
+        real: ``(M, D)`` reference features.
+
+    Returns:
+        ``(fid, details)``; the FID is clamped at 0. With ``min(N, M) <= D`` it is computed by the
+        exact low-rank route (with a warning) and ``details`` has ``n_below_dim``.
+
+    Raises:
+        ValueError: the dimensions differ, a set has fewer than 2 rows, or the features are
+            invalid.
+    """
     fake = check_features(fake, what="fid fake features")
     real = check_features(real, what="fid real features")
     if fake.shape[1] != real.shape[1]:

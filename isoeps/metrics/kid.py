@@ -24,7 +24,21 @@ def kid_subsets(
     subset_size: int = 1000,
     seed: int = 0,
 ) -> np.ndarray:
-    """The unbiased MMD^2 estimate on each of ``num_subsets`` random subsets (float64)."""
+    """The unbiased MMD^2 estimate on each of ``num_subsets`` random subsets (float64).
+
+    Args:
+        fake: ``(N, D)`` sample features.
+        real: ``(M, D)`` reference features.
+        num_subsets: how many subsets.
+        subset_size: the subset size m, capped at ``min(N, M)``.
+        seed: the seed of the subset draws.
+
+    Returns:
+        float64 ``(num_subsets,)``, with the cubic polynomial kernel.
+
+    Raises:
+        ValueError: the dimensions differ, m < 2, or the features are invalid.
+    """
     fake = check_features(fake, what="kid fake features").astype(np.float64)
     real = check_features(real, what="kid real features").astype(np.float64)
     if fake.shape[1] != real.shape[1]:

@@ -42,7 +42,18 @@ def nearest(
     chunk_size: int = 1024,
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest Euclidean distances (and indices) from each query to ``keys``."""
+    """The ``k`` smallest Euclidean distances (and indices) from each query to ``keys``.
+
+    Args:
+        queries: ``(N, D)``.
+        keys: ``(M, D)``.
+        k: how many neighbours; capped at M.
+        chunk_size: queries per distance block.
+        device: where the distances are computed (float32).
+
+    Returns:
+        ``(distances, indices)``, each ``(N, min(k, M))``, nearest first.
+    """
     import torch
 
     q = torch.as_tensor(queries, dtype=torch.float32, device=device)

@@ -30,7 +30,16 @@ def _sq_dist(a, b, a_sq, b_sq):
 
 
 def knn_radii(features, *, ks: tuple[int, ...], chunk_size: int):
-    """Squared distance of each row to its k-th nearest other row, for each k in ``ks``."""
+    """Squared distance of each row to its k-th nearest other row, for each k in ``ks``.
+
+    Args:
+        features: ``(N, D)`` tensor.
+        ks: the neighbour ranks; each < N.
+        chunk_size: rows per distance block.
+
+    Returns:
+        Tensor ``(len(ks), N)`` of squared radii.
+    """
     import torch
 
     kmax = max(ks)
@@ -57,7 +66,28 @@ def prdc(
     device: str = "cpu",
     dtype: str = "float32",
 ) -> dict[str, float]:
-    """Precision, recall (k=``k_pr``), density and coverage (k=``k_dc``) of ``fake`` vs ``real``."""
+    """Precision, recall (k=``k_pr``), density and coverage (k=``k_dc``) of ``fake`` vs ``real``.
+
+    Naeem et al. (2020), with k-NN balls around the real points (and the fake points for
+    recall).
+
+    Args:
+        real: ``(N, D)`` reference features.
+        fake: ``(M, D)`` sample features.
+        k_pr: k of precision and recall.
+        k_dc: k of density and coverage.
+        chunk_size: rows per distance block.
+        inclusive: count a point on a ball's boundary as inside.
+        device: where the distances are computed.
+        dtype: ``float32`` or ``float64``, of the distance computation.
+
+    Returns:
+        ``precision``, ``recall``, ``density`` and ``coverage``.
+
+    Raises:
+        ValueError: the dimensions differ, a set has at most ``max(k_pr, k_dc)`` points, or
+            the features are invalid.
+    """
     import torch
 
     real = check_features(real, what="prdc real features")

@@ -18,7 +18,19 @@ RESIZE_MODES: tuple[str, ...] = ("clean", "torch-bilinear-aa", "torch-bicubic-aa
 
 
 def check_images(images: np.ndarray, *, what: str) -> np.ndarray:
-    """Validate a uint8 ``(N, 3, H, W)`` batch, naming ``what`` in the error."""
+    """Validate a uint8 ``(N, 3, H, W)`` batch, naming ``what`` in the error.
+
+    Args:
+        images: the batch.
+        what: names it in errors.
+
+    Returns:
+        ``images``, unchanged.
+
+    Raises:
+        TypeError: ``images`` is not a numpy array.
+        ValueError: it is not uint8 ``(N, 3, H, W)``, or it is empty.
+    """
     if not isinstance(images, np.ndarray):
         raise TypeError(f"{what}: expected a numpy array, got {type(images).__name__}")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3:
@@ -31,7 +43,15 @@ def check_images(images: np.ndarray, *, what: str) -> np.ndarray:
 
 
 def resize_clean(images: np.ndarray, *, size: int) -> np.ndarray:
-    """clean-fid's "clean" resize: uint8 NCHW -> float32 NCHW in [0, 255] at ``size``."""
+    """clean-fid's "clean" resize: uint8 NCHW -> float32 NCHW in [0, 255] at ``size``.
+
+    Args:
+        images: uint8 ``(N, 3, H, W)``.
+        size: the output side, in pixels.
+
+    Returns:
+        float32 ``(N, 3, size, size)``.
+    """
     from cleanfid.resize import make_resizer
 
     resizer = make_resizer("PIL", False, "bicubic", (size, size))
@@ -42,7 +62,16 @@ def resize_clean(images: np.ndarray, *, size: int) -> np.ndarray:
 
 
 def resize_torch(images, *, size: int, mode: str):
-    """Antialiased torch resize of a float tensor ``(N, C, H, W)``; identity at equal size."""
+    """Antialiased torch resize of a float tensor ``(N, C, H, W)``; identity at equal size.
+
+    Args:
+        images: float tensor ``(N, C, H, W)``.
+        size: the output side, in pixels.
+        mode: ``torch-bilinear-aa`` or ``torch-bicubic-aa``.
+
+    Returns:
+        ``(N, C, size, size)``; ``images`` itself at equal size.
+    """
     import torch.nn.functional as F
 
     if images.shape[-2:] == (size, size):
@@ -58,6 +87,15 @@ def match_resolution(
 
     Returns the images and a record for the metric's details: empty when nothing was done,
     else ``{"resized": {"what", "from", "to", "mode"}}``.
+
+    Args:
+        images: uint8 ``(N, 3, H, W)``.
+        size: the target side, in pixels.
+        what: names the images in the warning and the record.
+        mode: the torch resize mode (see :func:`resize_torch`).
+
+    Returns:
+        ``(images, record)``; the images are uint8 ``(N, 3, size, size)``.
     """
     if images.shape[-1] == size and images.shape[-2] == size:
         return images, {}

@@ -24,6 +24,20 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def read_folder(folder: Path, *, role: str) -> ImageSplit:
+    """The images of a folder (not recursive), resized to their most common size if they differ.
+
+    Captions are empty, ids the file names.
+
+    Args:
+        folder: the folder.
+        role: the split name given to the result.
+
+    Returns:
+        The split.
+
+    Raises:
+        DataError: no images, an unreadable image, or a non-square (most common) size.
+    """
     from PIL import Image
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -66,6 +80,19 @@ def read_folder(folder: Path, *, role: str) -> ImageSplit:
 
 
 def read_npz(path: Path, *, role: str, quantise: str = "round") -> ImageSplit:
+    """The images (and labels and captions, if any) of a DPImageBench-style ``.npz``.
+
+    Args:
+        path: the file.
+        role: the split name given to the result.
+        quantise: how float pixels become uint8: ``"round"`` or ``"truncate"``.
+
+    Returns:
+        The split, with a ``label`` attribute.
+
+    Raises:
+        DataError: no images, non-square images, or a file that cannot be read.
+    """
     from isoeps.datasets import read_dpimagebench_npz
 
     images, labels, captions = read_dpimagebench_npz(path, quantise=quantise)
@@ -86,6 +113,15 @@ def read_npz(path: Path, *, role: str, quantise: str = "round") -> ImageSplit:
 
 
 def parse_dataset(src: str, *, default_split: str) -> tuple[str, str]:
+    """Split ``NAME[:split]`` into the name and the split (``default_split`` when absent).
+
+    Args:
+        src: ``NAME`` or ``NAME:split``.
+        default_split: the split when ``src`` names none.
+
+    Returns:
+        ``(name, split)``.
+    """
     name, _, split = src.partition(":")
     return name, split or default_split
 
@@ -102,6 +138,22 @@ def load_source(
     """An ImageSplit from ``SRC`` (folder, .npz or ``NAME[:split]``); ``role`` names it in errors.
 
     ``quantise`` says how a float .npz becomes uint8: ``"round"`` or ``"truncate"``.
+
+    Args:
+        src: a folder, a ``.npz`` file, or ``NAME[:split]`` of a registered dataset (split
+            ``reference`` by default).
+        role: names the source in errors (as the ``--<role>`` option) and is the split name
+            of a folder or file.
+        resolution: the resolution of a registered dataset; a folder or file keeps its own.
+        n: the most images to keep; None for all.
+        seed: the seed of a registered dataset's choice.
+        quantise: see above.
+
+    Returns:
+        The split.
+
+    Raises:
+        DataError: ``src`` is none of these, or the data cannot be read.
     """
     path = Path(src).expanduser()
     if path.is_dir():

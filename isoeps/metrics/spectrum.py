@@ -44,7 +44,15 @@ def radial_profile(images: np.ndarray) -> np.ndarray:
 
 
 def spectrum_distance(fake: np.ndarray, real: np.ndarray) -> tuple[float, dict[str, list[float]]]:
-    """RMS log10 difference of the radial power spectra, and both profiles."""
+    """RMS log10 difference of the radial power spectra, and both profiles.
+
+    Args:
+        fake: uint8 ``(N, 3, H, W)`` samples.
+        real: uint8 ``(M, 3, H, W)`` reference images.
+
+    Returns:
+        ``(distance, profiles)``: the RMS difference and both log10 profiles.
+    """
     p_fake, p_real = radial_profile(fake), radial_profile(real)
     diff = np.log10(p_fake + _EPS) - np.log10(p_real + _EPS)
     return float(np.sqrt((diff**2).mean())), {
@@ -54,7 +62,18 @@ def spectrum_distance(fake: np.ndarray, real: np.ndarray) -> tuple[float, dict[s
 
 
 def default_levels(size: int, *, max_levels: int = 3) -> int:
-    """The most Haar levels (up to ``max_levels``) that divide ``size``."""
+    """The most Haar levels (up to ``max_levels``) that divide ``size``.
+
+    Args:
+        size: the image side, in pixels.
+        max_levels: the most levels returned.
+
+    Returns:
+        The number of levels; each leaves a band at least 2 pixels wide.
+
+    Raises:
+        ValueError: ``size`` is odd (or below 4).
+    """
     levels = 0
     while levels < max_levels and size % (2 ** (levels + 1)) == 0 and size >> (levels + 1) >= 2:
         levels += 1
@@ -64,7 +83,19 @@ def default_levels(size: int, *, max_levels: int = 3) -> int:
 
 
 def band_energies(images: np.ndarray, *, levels: int, device: str = "cpu") -> dict[str, float]:
-    """Mean energy of each Haar band: ``LL{L}`` and ``{H,V,D}{level}`` (level 1 = finest)."""
+    """Mean energy of each Haar band: ``LL{L}`` and ``{H,V,D}{level}`` (level 1 = finest).
+
+    Args:
+        images: uint8 ``(N, 3, H, W)``, scaled to [0, 1].
+        levels: how many Haar levels.
+        device: where the transform runs.
+
+    Returns:
+        ``{band: mean squared coefficient}``.
+
+    Raises:
+        ValueError: ``images`` is invalid, or its size is not divisible by ``2^levels``.
+    """
     import torch
 
     x = torch.tensor(check_images(images, what="wavelet input"), device=device).double() / 255.0
@@ -80,7 +111,18 @@ def band_energies(images: np.ndarray, *, levels: int, device: str = "cpu") -> di
 def wavelet_band_error(
     fake: np.ndarray, real: np.ndarray, *, levels: int, device: str = "cpu"
 ) -> tuple[float, dict[str, float]]:
-    """Mean |log10 energy ratio| over the detail bands, and the per-band log ratios."""
+    """Mean |log10 energy ratio| over the detail bands, and the per-band log ratios.
+
+    Args:
+        fake: uint8 ``(N, 3, H, W)`` samples.
+        real: uint8 ``(M, 3, H, W)`` reference images, of the same size.
+        levels: how many Haar levels.
+        device: where the transform runs.
+
+    Returns:
+        ``(error, ratios)``: the mean over detail bands, and ``{band: log10 ratio}`` for every
+        band including ``LL``.
+    """
     e_fake = band_energies(fake, levels=levels, device=device)
     e_real = band_energies(real, levels=levels, device=device)
     ratios = {

@@ -78,7 +78,16 @@ class TinyClipConfig:
 
 
 def prepare_images(images: np.ndarray, *, size: int, device: str):
-    """uint8 NCHW -> the normalised float batch the tiny model sees (train and eval alike)."""
+    """uint8 NCHW -> the normalised float batch the tiny model sees (train and eval alike).
+
+    Args:
+        images: uint8 ``(N, 3, H, W)``.
+        size: the model's input side, in pixels.
+        device: where the batch is placed.
+
+    Returns:
+        float tensor ``(N, 3, size, size)``, normalised with the model's mean and std.
+    """
     import torch
 
     batch = torch.from_numpy(images).to(device).float() / 255.0
@@ -89,7 +98,16 @@ def prepare_images(images: np.ndarray, *, size: int, device: str):
 
 
 def train_tiny_clip(eval_split: ImageSplit, *, config: TinyClipConfig, device: str = "cpu"):
-    """Train the evaluator contrastively on (image, random caption of that image) pairs."""
+    """Train the evaluator contrastively on (image, random caption of that image) pairs.
+
+    Args:
+        eval_split: the captioned split it is trained on.
+        config: the model, the optimiser, the steps and the seed.
+        device: where training runs.
+
+    Returns:
+        The open_clip model, in eval mode.
+    """
     import open_clip
     import torch
     import torch.nn.functional as F
@@ -140,7 +158,16 @@ def train_tiny_clip(eval_split: ImageSplit, *, config: TinyClipConfig, device: s
 
 
 def tiny_clip_folder(eval_split: ImageSplit, *, config: TinyClipConfig, device: str = "cpu"):
-    """The cached model folder (trained on first use) and its key."""
+    """The cached model folder (trained on first use) and its key.
+
+    Args:
+        eval_split: the captioned split the model is trained on.
+        config: the evaluator's config; part of the cache key.
+        device: where the model is trained, on a miss.
+
+    Returns:
+        ``(folder, key)``: the folder holding the open_clip weights and config, and the key.
+    """
     import torch
 
     key = content_key(

@@ -30,7 +30,17 @@ def text_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Frozen text features of fixed shape: ``pooled`` -> ``(B, 1, dim)`` and an all-True
     ``(B, 1)`` mask; ``tokens`` -> ``(B, length, dim)`` token states (truncated / zero-padded)
-    and their mask. The encoder memoises captions, which repeat a lot."""
+    and their mask. The encoder memoises captions, which repeat a lot.
+
+    Args:
+        encoder: the frozen text encoder.
+        captions: one caption per row.
+        mode: ``pooled`` or ``tokens``.
+        length: the token length L of ``tokens`` mode; unused for ``pooled``.
+
+    Returns:
+        ``(features, mask)``: float ``(B, 1 or L, dim)`` and bool ``(B, 1 or L)``.
+    """
     captions = list(captions)
     if mode == "pooled":
         pooled = encoder.encode_pooled(captions) if captions else torch.zeros(0, encoder.dim)
@@ -50,7 +60,16 @@ def drop_conditions(
     mask: torch.Tensor, rate: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
     """Blank the text mask of a ``rate`` fraction of rows (classifier-free guidance training);
-    row i's coin comes from ``rngs[i]`` (one generator repeated is one sequential stream)."""
+    row i's coin comes from ``rngs[i]`` (one generator repeated is one sequential stream).
+
+    Args:
+        mask: the bool text mask ``(B, L)``.
+        rate: the fraction of rows dropped; <= 0 drops none (and draws nothing).
+        rngs: one generator per row.
+
+    Returns:
+        The mask, with dropped rows all False.
+    """
     if rate <= 0:
         return mask
     keep = torch.from_numpy(np.array([rng.random() >= rate for rng in rngs], dtype=bool))
@@ -60,14 +79,32 @@ def drop_conditions(
 def pick_captions(
     captions: Sequence[Sequence[str]], rngs: Sequence[np.random.Generator]
 ) -> list[str]:
-    """One random caption per record, record i's drawn with ``rngs[i]``."""
+    """One random caption per record, record i's drawn with ``rngs[i]``.
+
+    Args:
+        captions: each record's captions; none empty.
+        rngs: one generator per record (as many as records).
+
+    Returns:
+        The chosen captions.
+    """
     return [list(c)[int(rng.integers(len(c)))] for c, rng in zip(captions, rngs, strict=True)]
 
 
 def fit_tokenizer(
     public: ImageSplit, *, config: TokenizerConfig, seed: int, max_images: int = 4000
 ) -> tuple[SpectralTokenizer, dict[str, float]]:
-    """Fit the tokenizer's codebooks on (a seeded subset of) the PUBLIC split."""
+    """Fit the tokenizer's codebooks on (a seeded subset of) the PUBLIC split.
+
+    Args:
+        public: the public split.
+        config: the tokenizer's config.
+        seed: the seed of the subset and of k-means.
+        max_images: the most images fitted on.
+
+    Returns:
+        ``(tokenizer, psnr)``: the fitted tokenizer and its PSNR per scale on those images.
+    """
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.permutation(len(public))[: min(max_images, len(public))])
     images = to_float(public.images[idx])
@@ -79,7 +116,16 @@ def fit_tokenizer(
 def tokenize(
     tokenizer: SpectralTokenizer, images: np.ndarray, *, chunk: int = 1024
 ) -> torch.Tensor:
-    """uint8 images -> token ids ``(N, S * n)`` of all scales."""
+    """uint8 images -> token ids ``(N, S * n)`` of all scales.
+
+    Args:
+        tokenizer: the fitted tokenizer.
+        images: uint8 ``(N, 3, H, W)``.
+        chunk: images encoded at a time.
+
+    Returns:
+        Token ids, long ``(N, S * n)``; ``(0, 0)`` for no images.
+    """
     parts = [
         tokenizer.encode(to_float(images[start : start + chunk]))
         for start in range(0, len(images), chunk)
@@ -113,7 +159,25 @@ def train_ar(
     """Non-private teacher-forced training on PUBLIC tokens; returns the loss per step.
 
     Trains on ``device`` and leaves ``model`` on the CPU, where the public models are kept.
-    Batches are drawn by a CPU generator, so the data order does not depend on the device."""
+    Batches are drawn by a CPU generator, so the data order does not depend on the device.
+
+    Args:
+        model: the AR transformer, trained in place.
+        tokens: token ids of the public images, ``(N, S * n)``.
+        captions: each public image's captions.
+        featurize: captions -> ``(text, text_mask)``.
+        steps: how many optimizer steps.
+        batch_size: images per step, drawn with replacement.
+        learning_rate: the peak learning rate of the schedule.
+        cond_dropout: the fraction of captions dropped (classifier-free guidance).
+        seed: the seed of the batches, captions and dropout.
+        logger: where progress is logged; None for no logging.
+        show_progress: show a progress bar.
+        device: where training runs.
+
+    Returns:
+        The training loss of each step.
+    """
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     model.to(device).train()
@@ -157,7 +221,22 @@ def train_sr(
 ) -> list[float]:
     """Train the SR net on PUBLIC uint8 images; returns the loss per step.
 
-    Trains on ``device`` and leaves ``net`` on the CPU (like :func:`train_ar`)."""
+    Trains on ``device`` and leaves ``net`` on the CPU (like :func:`train_ar`).
+
+    Args:
+        net: the SR net, trained in place (its band scales are set from ``images`` first).
+        images: uint8 ``(N, 3, H, W)`` public images.
+        steps: how many optimizer steps.
+        batch_size: images per step, drawn with replacement.
+        learning_rate: the peak learning rate of the schedule.
+        seed: the seed of the batches and flips.
+        logger: where progress is logged; None for no logging.
+        show_progress: show a progress bar.
+        device: where training runs.
+
+    Returns:
+        The training loss of each step.
+    """
     generator = torch.Generator().manual_seed(seed)
     net.set_band_std(to_float(images[: min(len(images), 4000)]))
     net.to(device).train()

@@ -66,7 +66,16 @@ class Attention(nn.Module):
         self, x: torch.Tensor, bias: torch.Tensor, past: tuple | None = None
     ) -> tuple[torch.Tensor, tuple]:
         """``x`` (B, T, D); ``bias`` (B, 1, T, T_total) additive. ``past`` holds cached keys
-        and values (sampling only); returns the output and the keys/values so far."""
+        and values (sampling only); returns the output and the keys/values so far.
+
+        Args:
+            x: the input ``(B, T, D)``.
+            bias: the additive attention bias ``(B, 1, T, T_total)``.
+            past: ``(keys, values)`` from earlier positions; None for none.
+
+        Returns:
+            ``(output, (keys, values))``; the output is ``(B, T, D)``.
+        """
         b, t, d = x.shape
         q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if past is not None:
@@ -90,6 +99,16 @@ class Block(nn.Module):
     def forward(
         self, x: torch.Tensor, bias: torch.Tensor, past: tuple | None = None
     ) -> tuple[torch.Tensor, tuple]:
+        """Pre-norm attention then MLP, each residual; ``past`` as in :meth:`Attention.forward`.
+
+        Args:
+            x: the input ``(B, T, D)``.
+            bias: the additive attention bias ``(B, 1, T, T_total)``.
+            past: cached ``(keys, values)``; None for none.
+
+        Returns:
+            ``(output, (keys, values))``.
+        """
         h, present = self.attn(self.norm1(x), bias, past)
         x = x + h
         return x + self.mlp(self.norm2(x)), present
@@ -144,7 +163,15 @@ class ScaleCausalTransformer(nn.Module):
 
     # -- building the sequence ------------------------------------------------------------------
     def text_prefix(self, text: torch.Tensor, text_mask: torch.Tensor) -> tuple:
-        """-> prefix ``(B, P, D)`` and its key mask ``(B, P)``."""
+        """-> prefix ``(B, P, D)`` and its key mask ``(B, P)``.
+
+        Args:
+            text: the text features ``(B, 1, dim)`` (``pooled``) or ``(B, L, dim)`` (``tokens``).
+            text_mask: their mask ``(B, 1)`` or ``(B, L)``.
+
+        Returns:
+            ``(prefix, mask)``; ``P`` is ``prefix_len`` for ``pooled``, L for ``tokens``.
+        """
         b = text.shape[0]
         if self.config.text_mode == "pooled":
             prefix = self.text_proj(text[:, 0]).reshape(b, self.config.prefix_len, -1)
@@ -175,7 +202,16 @@ class ScaleCausalTransformer(nn.Module):
         self, tokens: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor
     ) -> list[torch.Tensor]:
         """Teacher-forced logits: one ``(B, n_s, vocab_s)`` tensor per scale covered by
-        ``tokens`` (``(B, k * tokens_per_scale)``, the first k scales)."""
+        ``tokens`` (``(B, k * tokens_per_scale)``, the first k scales).
+
+        Args:
+            tokens: token ids ``(B, k * tokens_per_scale)``.
+            text: the text features.
+            text_mask: their mask.
+
+        Returns:
+            The logits, one tensor per scale.
+        """
         prefix, prefix_mask = self.text_prefix(text, text_mask)
         x = torch.cat([prefix, self.image_inputs(tokens)], dim=1)
         bias = self._bias(prefix_mask, prefix.shape[1], tokens.shape[1])
@@ -322,7 +358,15 @@ def _draw(
 
 
 def per_example_loss(model: ScaleCausalTransformer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean next-token cross-entropy per example, ``(B,)``. Pure and vmap-safe."""
+    """Mean next-token cross-entropy per example, ``(B,)``. Pure and vmap-safe.
+
+    Args:
+        model: the AR transformer.
+        batch: ``tokens``, ``text`` and ``text_mask``, as the method's ``collate`` makes.
+
+    Returns:
+        The loss of each example, averaged over its scales.
+    """
     logits = model(batch["tokens"], batch["text"], batch["text_mask"])
     per = model.config.tokens_per_scale
     losses = []

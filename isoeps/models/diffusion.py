@@ -108,7 +108,16 @@ class TextDiffusion:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def build(cls, spec: DiffusionSpec, *, device: str = "cpu", seed: int = 0) -> TextDiffusion:
-        """A freshly initialised tiny model (deterministic in ``seed``)."""
+        """A freshly initialised tiny model (deterministic in ``seed``).
+
+        Args:
+            spec: the architecture, text encoder and noise schedule.
+            device: where the model is placed (the text encoder's device).
+            seed: the seed of the initialisation.
+
+        Returns:
+            The model.
+        """
         from diffusers import UNet2DConditionModel
 
         encoder = load_text_encoder(spec.text_encoder, device=device)
@@ -149,7 +158,20 @@ class TextDiffusion:
     ) -> TextDiffusion:
         """A local diffusers Stable Diffusion folder (unet/, vae/, scheduler/, text_encoder/,
         tokenizer/). Never downloads. It runs at its native size; ``resolution`` is the size
-        of the images it returns (and private images are resized up to the native size)."""
+        of the images it returns (and private images are resized up to the native size).
+
+        Args:
+            path: the Stable Diffusion folder.
+            device: where the model is placed.
+            resolution: the side of the returned images, in pixels.
+
+        Returns:
+            The model, frozen.
+
+        Raises:
+            MissingWeightsError: the folder or one of its parts is missing.
+            ConfigError: it has no ``text_encoder/`` folder.
+        """
         from diffusers import AutoencoderKL, UNet2DConditionModel
 
         from isoeps.models.text_encoders import HFLocalTextEncoder
@@ -202,7 +224,18 @@ class TextDiffusion:
 
     @classmethod
     def load(cls, directory: Path, *, device: str = "cpu") -> TextDiffusion:
-        """Load what :meth:`save` wrote."""
+        """Load what :meth:`save` wrote.
+
+        Args:
+            directory: the folder :meth:`save` wrote.
+            device: where the model is placed.
+
+        Returns:
+            The model, in eval mode.
+
+        Raises:
+            MissingWeightsError: ``directory`` holds no saved model.
+        """
         from diffusers import UNet2DConditionModel
 
         directory = Path(directory)
@@ -229,7 +262,15 @@ class TextDiffusion:
     def condition(
         self, prompts: Sequence[str], vectors: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Text states and mask for the UNet; ``vectors`` fill the placeholder token."""
+        """Text states and mask for the UNet; ``vectors`` fill the placeholder token.
+
+        Args:
+            prompts: the prompts.
+            vectors: the placeholder's vector ``(dim,)`` or ``(B, dim)``; None to encode as is.
+
+        Returns:
+            ``(hidden, mask)``; the mask is None when the model does not use one.
+        """
         if vectors is None:
             hidden, mask = self.text_encoder.encode(list(prompts))
         else:
@@ -287,7 +328,17 @@ class TextDiffusion:
         """Denoising loss (epsilon-prediction MSE) of each example, shape ``(B,)``.
 
         ``generator`` is one stream for the batch, or one per example (example i's timestep
-        and noise then come from ``generator[i]`` alone, whatever else is in the batch)."""
+        and noise then come from ``generator[i]`` alone, whatever else is in the batch).
+
+        Args:
+            x0: clean images in model space.
+            hidden: the text states.
+            mask: the text mask, or None.
+            generator: see above.
+
+        Returns:
+            The loss of each example.
+        """
         timesteps, noise = self._training_draws(x0.shape, generator)
         timesteps, noise = timesteps.to(self.device), noise.to(self.device)
         noisy = self.scheduler.add_noise(x0, noise, timesteps)
@@ -354,7 +405,22 @@ class TextDiffusion:
         log: Callable[[str], None] = lambda message: None,
     ) -> list[float]:
         """Train the UNet on public images with one random caption each; returns the loss
-        curve. Captions are dropped to the empty caption with ``cond_drop_prob``."""
+        curve. Captions are dropped to the empty caption with ``cond_drop_prob``.
+
+        Args:
+            images: uint8 ``(N, 3, H, W)`` public images; at least one.
+            captions: each image's captions.
+            settings: steps, batch size, learning rate, warm-up, caption dropout and log period.
+            seed: the seed of the batches, captions, timesteps and noise.
+            progress: wraps the step range (e.g. a progress bar).
+            log: receives progress messages.
+
+        Returns:
+            The loss per step.
+
+        Raises:
+            ConfigError: ``images`` is empty.
+        """
         if len(images) == 0:
             raise ConfigError("public training needs at least one image")
         rng = np.random.default_rng(seed)
@@ -403,7 +469,23 @@ class TextDiffusion:
         batch_size: int = 128,
     ) -> np.ndarray:
         """One uint8 ``(len(prompts), 3, H, W)`` image per prompt (DDIM, classifier-free
-        guidance). ``token_vector`` fills the placeholder token where a prompt has one."""
+        guidance). ``token_vector`` fills the placeholder token where a prompt has one.
+
+        Args:
+            prompts: one prompt per image.
+            generator: the torch generator of the initial noise and the sampler.
+            steps: DDIM steps.
+            guidance_scale: the classifier-free guidance scale (1: none); unconditional
+                prompts use none.
+            token_vector: the placeholder token's vector, or None.
+            batch_size: images per denoising batch.
+
+        Returns:
+            See above.
+
+        Raises:
+            ConfigError: a prompt holds the placeholder and ``token_vector`` is None.
+        """
         from diffusers import DDIMScheduler
 
         prompts = list(prompts)
@@ -476,7 +558,15 @@ class TextDiffusion:
 
 def denoising_loss(unet: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Per-example epsilon-prediction MSE, shape ``(B,)``, of a batch from
-    :meth:`TextDiffusion.dp_collate`: the engine's ``LossFn`` shape."""
+    :meth:`TextDiffusion.dp_collate`: the engine's ``LossFn`` shape.
+
+    Args:
+        unet: the UNet.
+        batch: ``noisy``, ``timesteps``, ``hidden``, ``noise`` and optionally ``mask``.
+
+    Returns:
+        The loss of each example.
+    """
     prediction = unet(
         batch["noisy"],
         batch["timesteps"],

@@ -69,7 +69,15 @@ class WaveletSR(nn.Module):
             self.band_std[level - 1] = stacked.std(dim=(0, 2, 3)).clamp_min(1e-4)
 
     def predict_details(self, approx: torch.Tensor, level: int) -> torch.Tensor:
-        """``LL_level`` coefficients -> the 9 detail channels of ``level`` (coefficient units)."""
+        """``LL_level`` coefficients -> the 9 detail channels of ``level`` (coefficient units).
+
+        Args:
+            approx: ``LL_level`` coefficients ``(B, 3, h, w)``.
+            level: the Haar level, >= 1.
+
+        Returns:
+            The (horizontal, vertical, diagonal) bands stacked, ``(B, 9, h, w)``.
+        """
         pixels = approx / 2**level
         scaled = self.nets[level - 1](pixels)
         return scaled * self.band_std[level - 1][None, :, None, None]
@@ -90,7 +98,15 @@ class WaveletSR(nn.Module):
 
     @torch.no_grad()
     def upsample(self, image: torch.Tensor, *, from_level: int) -> torch.Tensor:
-        """A level-``from_level`` image in pixel units ``(B, 3, H/2^l, W/2^l)`` -> full size."""
+        """A level-``from_level`` image in pixel units ``(B, 3, H/2^l, W/2^l)`` -> full size.
+
+        Args:
+            image: the coarse image, in pixel units.
+            from_level: its Haar level l.
+
+        Returns:
+            The image ``(B, 3, H, W)``, in pixel units.
+        """
         approx = image * 2**from_level
         for level in range(from_level, 0, -1):
             details = self.predict_details(approx, level)

@@ -157,6 +157,17 @@ class TextEncoder:
         caption, e.g. one learnable token per record in batched textual inversion). Gradients
         flow to ``vectors`` only (the encoder is frozen); nothing is memoised. Captions without
         ``token`` encode exactly as in :meth:`encode`.
+
+        Args:
+            captions: the captions.
+            vectors: see above.
+            token: the placeholder token.
+
+        Returns:
+            ``(hidden, mask)``, as :meth:`encode`.
+
+        Raises:
+            ValueError: ``vectors`` has another shape.
         """
         captions = _check_captions(captions)
         if vectors.ndim == 1:
@@ -246,6 +257,17 @@ def load_text_encoder(
 
     Instances are shared per (name, device, path) within the process, so every model that
     uses the same encoder shares its weights and its memo.
+
+    Args:
+        name: the registered encoder name.
+        device: where the encoder runs.
+        path: a local weights path, for encoders that take one; None for the default.
+
+    Returns:
+        The shared encoder.
+
+    Raises:
+        UnknownNameError: no encoder is registered as ``name``.
     """
     key = (name, str(device), None if path is None else str(path))
     with _loaded_lock:

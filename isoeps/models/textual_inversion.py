@@ -53,6 +53,23 @@ def invert_tokens(
     starting point. Images are processed in chunks of ``settings.chunk_size`` to bound memory.
     ``groups`` (one label in 0..k-1 per image, every label used) makes the images of a group
     share one vector; the result is then ``(k, dim)``, row j for group j.
+
+    Args:
+        model: the frozen text-to-image model.
+        images: uint8 ``(N, 3, H, W)``.
+        prompts: one prompt per image, each with the placeholder.
+        init: see above.
+        settings: steps, learning rate and chunk size.
+        generators: one torch generator per image (its timesteps and noise).
+        progress: wraps the chunk range (e.g. a progress bar).
+        groups: see above; None for one vector per image.
+
+    Returns:
+        The learned vectors.
+
+    Raises:
+        ValueError: ``images``, ``prompts`` and ``generators`` differ in length.
+        ConfigError: a prompt lacks the placeholder, or ``settings.steps`` < 1.
     """
     prompts, generators = list(prompts), list(generators)
     if not len(prompts) == len(images) == len(generators):

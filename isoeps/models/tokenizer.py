@@ -93,7 +93,15 @@ def _unpatchify(v: torch.Tensor, channels: int, side: int, patch: int) -> torch.
 
 
 def scales_of(coefficients: list, levels: int) -> list[torch.Tensor]:
-    """pywt-order Haar coefficients -> one tensor per scale (details stacked to 9 channels)."""
+    """pywt-order Haar coefficients -> one tensor per scale (details stacked to 9 channels).
+
+    Args:
+        coefficients: the output of :func:`haar_dwt2`.
+        levels: its number of levels.
+
+    Returns:
+        ``[LL, details_coarsest, ..., details_finest]``; details are ``(B, 9, h, w)``.
+    """
     out = [coefficients[0]]
     for bands in coefficients[1 : levels + 1]:
         out.append(torch.cat(list(bands), dim=1))
@@ -155,7 +163,18 @@ class SpectralTokenizer(torch.nn.Module):
 
     # -- encode / decode ------------------------------------------------------------------
     def patch_vectors(self, images: torch.Tensor, num_scales: int | None = None) -> list:
-        """float images ``(B, 3, H, W)`` -> per-scale patch vectors ``(B, n, patch_dim)``."""
+        """float images ``(B, 3, H, W)`` -> per-scale patch vectors ``(B, n, patch_dim)``.
+
+        Args:
+            images: float images, at the tokenizer's resolution.
+            num_scales: how many scales, coarsest first; None for all.
+
+        Returns:
+            One tensor per scale.
+
+        Raises:
+            ValueError: the images are not at the tokenizer's resolution.
+        """
         if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
             raise ValueError(
                 f"tokenizer was fitted for {self.resolution}x{self.resolution} images, "
@@ -168,7 +187,15 @@ class SpectralTokenizer(torch.nn.Module):
     @torch.no_grad()
     def encode(self, images: torch.Tensor, num_scales: int | None = None) -> torch.Tensor:
         """float images -> token ids ``(B, num_scales * tokens_per_scale)``, coarse first;
-        each scale's ids index that scale's codebook."""
+        each scale's ids index that scale's codebook.
+
+        Args:
+            images: float images ``(B, 3, H, W)`` in [-1, 1], at the tokenizer's resolution.
+            num_scales: how many scales, coarsest first; None for all.
+
+        Returns:
+            Long token ids.
+        """
         vectors = self.patch_vectors(images, num_scales)
         return torch.cat([_nearest(v, self.codebook(s)) for s, v in enumerate(vectors)], dim=1)
 
@@ -203,7 +230,15 @@ class SpectralTokenizer(torch.nn.Module):
     def fit(self, images: torch.Tensor, *, seed: int) -> dict[str, float]:
         """Fit every scale's codebook by k-means on the patches of PUBLIC ``images``.
 
-        Returns reconstruction PSNR per scale (on these images) as ``psnr_scale<s>``.
+        Args:
+            images: float public images ``(B, 3, H, W)`` in [-1, 1].
+            seed: the seed of k-means.
+
+        Returns:
+            Reconstruction PSNR per scale (on these images) as ``psnr_scale<s>``.
+
+        Raises:
+            ValueError: a scale has fewer patches than ``codebook_size``.
         """
         generator = torch.Generator().manual_seed(seed)
         for scale, vectors in enumerate(self.patch_vectors(images)):
@@ -230,7 +265,15 @@ class SpectralTokenizer(torch.nn.Module):
 
 
 def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR in dB for images in [-1, 1]."""
+    """PSNR in dB for images in [-1, 1].
+
+    Args:
+        recon: the reconstruction, clamped to [-1, 1].
+        target: the original.
+
+    Returns:
+        The PSNR (peak-to-peak range 2).
+    """
     mse = float(((recon.clamp(-1, 1) - target) ** 2).mean())
     return float(10 * np.log10(4.0 / max(mse, 1e-12)))
 
@@ -249,7 +292,20 @@ def _nearest(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 def kmeans(vectors: torch.Tensor, k: int, iters: int, generator: torch.Generator) -> torch.Tensor:
     """Lloyd's k-means with k-means++-style seeding on a subsample; empty clusters are
-    re-seeded at the points worst served. Deterministic given ``generator``."""
+    re-seeded at the points worst served. Deterministic given ``generator``.
+
+    Args:
+        vectors: ``(n, d)`` points.
+        k: the number of centroids; at most n.
+        iters: Lloyd iterations.
+        generator: the generator of the seeding.
+
+    Returns:
+        The centroids ``(k, d)``.
+
+    Raises:
+        ValueError: n < k.
+    """
     n = vectors.shape[0]
     if n < k:
         raise ValueError(

@@ -15,7 +15,16 @@ Coefficients = list  # [Tensor, DetailBands, DetailBands, ...]
 
 
 def check_divisible(height: int, width: int, levels: int) -> None:
-    """Raise a clear error when an image size cannot be decomposed ``levels`` times."""
+    """Raise a clear error when an image size cannot be decomposed ``levels`` times.
+
+    Args:
+        height: the image height, in pixels.
+        width: the image width, in pixels.
+        levels: the number of decomposition levels.
+
+    Raises:
+        ValueError: ``levels`` < 1, or a side is not divisible by ``2^levels``.
+    """
     if levels < 1:
         raise ValueError(f"wavelet levels must be >= 1, got {levels}")
     factor = 2**levels
@@ -40,7 +49,15 @@ def haar_dwt2_single(x: torch.Tensor) -> tuple[torch.Tensor, DetailBands]:
 
 
 def haar_idwt2_single(approx: torch.Tensor, details: DetailBands) -> torch.Tensor:
-    """Inverse of :func:`haar_dwt2_single`."""
+    """Inverse of :func:`haar_dwt2_single`.
+
+    Args:
+        approx: the approximation band ``(..., h, w)``.
+        details: the (horizontal, vertical, diagonal) bands, each shaped as ``approx``.
+
+    Returns:
+        The image, ``(..., 2h, 2w)``.
+    """
     horizontal, vertical, diagonal = details
     a = (approx + horizontal + vertical + diagonal) / 2
     b = (approx + horizontal - vertical - diagonal) / 2
@@ -55,7 +72,19 @@ def haar_idwt2_single(approx: torch.Tensor, details: DetailBands) -> torch.Tenso
 
 
 def haar_dwt2(x: torch.Tensor, levels: int) -> Coefficients:
-    """Multi-level decomposition in pywt ``wavedec2`` order (coarsest first)."""
+    """Multi-level decomposition in pywt ``wavedec2`` order (coarsest first).
+
+    Args:
+        x: the image tensor ``(..., H, W)``.
+        levels: the number of levels; ``H`` and ``W`` must be divisible by ``2^levels``.
+
+    Returns:
+        ``[approx, details_coarsest, ..., details_finest]``; each details entry is the
+        (horizontal, vertical, diagonal) bands of its level.
+
+    Raises:
+        ValueError: ``levels`` < 1, or the size is not divisible by ``2^levels``.
+    """
     check_divisible(x.shape[-2], x.shape[-1], levels)
     details: list[DetailBands] = []
     approx = x

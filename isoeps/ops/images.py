@@ -48,7 +48,15 @@ def resize_policy(name: str) -> ResizePolicy:
 
 
 def center_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
-    """The (left, upper, right, lower) box of the largest centred square."""
+    """The (left, upper, right, lower) box of the largest centred square.
+
+    Args:
+        width: the image width, in pixels.
+        height: the image height, in pixels.
+
+    Returns:
+        ``(left, upper, right, lower)``, in pixels.
+    """
     side = min(width, height)
     left = (width - side) // 2
     upper = (height - side) // 2
@@ -56,7 +64,19 @@ def center_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def resize_pil(image: Image.Image, *, resolution: int, mode: str = DEFAULT_RESIZE) -> Image.Image:
-    """Convert to RGB, apply the named policy, and return a ``resolution``-square PIL image."""
+    """Convert to RGB, apply the named policy, and return a ``resolution``-square PIL image.
+
+    Args:
+        image: the image.
+        resolution: the output side, in pixels; >= 1.
+        mode: the resize policy's name.
+
+    Returns:
+        The RGB image, ``resolution`` x ``resolution``.
+
+    Raises:
+        ValueError: an unknown policy, or ``resolution`` < 1.
+    """
     policy = resize_policy(mode)
     if resolution < 1:
         raise ValueError(f"resolution must be >= 1, got {resolution}")

@@ -60,7 +60,15 @@ class DPSGDConfig(BaseModel):
 
 
 def describe(err: ValidationError, *, prefix: str) -> str:
-    """``prefix.field: message (got value)`` for each error, on one line."""
+    """``prefix.field: message (got value)`` for each error, on one line.
+
+    Args:
+        err: the pydantic validation error.
+        prefix: the config section the fields belong to (e.g. ``dp_sgd``).
+
+    Returns:
+        The errors joined with ``"; "``.
+    """
     parts = []
     for error in err.errors():
         where = ".".join([prefix, *map(str, error["loc"])])

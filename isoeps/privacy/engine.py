@@ -155,9 +155,24 @@ def plan_dp_sgd(
 
     ``prefix`` holds what the cell already spent (e.g. a noisy statistic released before
     DP-SGD): sigma is calibrated so that prefix + DP-SGD meets the target, and the achieved
-    epsilon covers both. ``accountants`` defaults to every registered accountant. Raises :class:`ConfigError` (a
-    ``ValueError``) for a ``public`` budget, a sample rate above 1, or a target epsilon that
-    cannot be reached with the configured steps and batch.
+    epsilon covers both.
+
+    Args:
+        config: the DP-SGD settings (clip norm, expected batch size, steps).
+        budget: the cell's budget; ``inf`` gives a plan with no sigma and infinite epsilon.
+        num_records: N, the number of private records (an integer >= 1); q = B / N.
+        accountants: the accountants whose achieved epsilon is reported; None for all
+            registered.
+        prefix: what the cell already spent, or None.
+
+    Returns:
+        q, T, C, B, the calibrated sigma (None under ``inf``) and the achieved epsilon per
+        accountant.
+
+    Raises:
+        ConfigError: (a ``ValueError``) for a ``public`` budget, ``num_records`` that is not an
+            integer >= 1, a sample rate above 1, a ``prefix`` that records non-private access,
+            or a target epsilon that cannot be reached with the configured steps and batch.
     """
     if budget.mode == "public":
         raise ConfigError("budget 'public' trains on no private data: do not call DP-SGD")
@@ -204,6 +219,14 @@ def gaussian_noise(guard: PrivateData, like: Sequence[Tensor], *, std: float) ->
 
     Secure mode: the normals come from the CSPRNG. Benchmark mode: a ``torch.Generator`` on the
     tensors' device, seeded with one draw from the (seeded) mechanism stream.
+
+    Args:
+        guard: the guard whose mechanism randomness supplies the draws.
+        like: the tensors whose shapes, device and dtype the noise takes.
+        std: the noise standard deviation (sigma C for DP-SGD).
+
+    Returns:
+        One noise tensor per tensor of ``like``, in order.
     """
     total = sum(t.numel() for t in like)
     if total == 0:
@@ -243,7 +266,20 @@ def check_standard_normal(draws: Tensor) -> None:
 
 def select_trainable(module: nn.Module, trainable: Sequence[str] | None) -> dict[str, nn.Parameter]:
     """The parameters to train: by exact name or module-name prefix; ``None`` = all that
-    require grad. Unknown names raise ``ConfigError``."""
+    require grad. Unknown names raise ``ConfigError``.
+
+    Args:
+        module: the model whose ``named_parameters()`` are searched.
+        trainable: exact parameter names or module-name prefixes (a list, not a string);
+            None for every parameter that requires grad.
+
+    Returns:
+        ``{name: parameter}`` of the selected parameters.
+
+    Raises:
+        ConfigError: ``trainable`` is a string, a name matches no parameter, or nothing is
+            selected.
+    """
     named = dict(module.named_parameters())
     if trainable is None:
         selected = {n: p for n, p in named.items() if p.requires_grad}
@@ -473,6 +509,20 @@ def train_dp_sgd(
     """The default loop over :class:`PrivateGradients`: the configured optimizer applies each
     privatised gradient. Arguments as there; logs report the step, sigma and the planned
     epsilon of the whole run, never losses.
+
+    Args:
+        guard: the private records; its mode must match ``budget``.
+        module: the model, trained in place.
+        loss_fn: ``loss_fn(module, batch)`` -> per-example losses ``(B,)``.
+        collate: ``collate(records, rngs)`` -> batched tensors.
+        config: clipping, batch, steps, backend, and the optimizer and learning rate.
+        budget: the budget sigma is calibrated for.
+        trainable: parameter names or module-name prefixes to update; None for all that
+            require grad.
+        device: where the gradients are computed.
+        logger: where progress is logged; None for the engine's logger.
+        show_progress: show a progress bar.
+        accountants: whose epsilon the plan reports; None for all registered.
 
     Returns:
         What was run: the plan (q, T, sigma, achieved epsilon), steps done, backend, time.

@@ -274,7 +274,20 @@ class LayerCapture:
     def run(self, forward: Callable[[], Tensor], *, size: int) -> list[Activations]:
         """Call ``forward()`` (per-example losses of shape ``(size,)``) with hooks on, then
         backpropagate ``losses.sum()`` to the hooked layers' outputs only (no weight
-        gradients are computed)."""
+        gradients are computed).
+
+        Args:
+            forward: computes the per-example losses of the batch.
+            size: the batch size B; every hooked layer's input and output must have it first.
+
+        Returns:
+            One :class:`Activations` per captured layer, in layer order (``x`` and ``g`` None for
+            a layer the forward pass did not reach).
+
+        Raises:
+            ValueError: a hooked layer saw a tensor whose first dimension is not ``size``, or its
+                output was modified in place after it ran.
+        """
         calls: list[list[tuple[Tensor, Tensor, int]]] = [[] for _ in self._layers]
 
         def hook(index: int):
@@ -333,7 +346,16 @@ class LayerCapture:
 
 
 def sq_norms(activations: list[Activations], *, size: int, like: Tensor) -> Tensor:
-    """Per-example squared global gradient norms over every captured layer, ``(size,)``."""
+    """Per-example squared global gradient norms over every captured layer, ``(size,)``.
+
+    Args:
+        activations: what :meth:`LayerCapture.run` captured.
+        size: the batch size B.
+        like: a tensor whose dtype and device the result takes.
+
+    Returns:
+        The squared norms, float ``(size,)``.
+    """
     total = torch.zeros(size, dtype=like.dtype, device=like.device)
     for item in activations:
         value = item.sq_norms()

@@ -166,7 +166,18 @@ class PrivateData:
         cls, dataset: Any, *, mode: str, cell_seed: int, secure: bool, ledger: Ledger
     ) -> PrivateData:
         """The harness's guard for one cell: the mechanism seed is derived from the cell seed
-        here (:func:`isoeps.privacy.rng.mechanism_seed`), and none is kept in secure mode."""
+        here (:func:`isoeps.privacy.rng.mechanism_seed`), and none is kept in secure mode.
+
+        Args:
+            dataset: the cell's private records.
+            mode: ``private`` or ``inf``, as the cell's budget.
+            cell_seed: the cell's root seed; unused in secure mode.
+            secure: draw the mechanism's randomness from the OS CSPRNG.
+            ledger: the harness's ledger, to which every release is appended.
+
+        Returns:
+            The guard.
+        """
         seed = None if secure else mechanism_seed(cell_seed)
         return cls(dataset, mode=mode, seed=seed, secure=secure, ledger=ledger)
 
@@ -206,6 +217,16 @@ class PrivateData:
         Benchmark mode: a keyed hash of (purpose, id), with a key from the mechanism seed, so
         a record's randomness depends on that record alone and reproduces across runs. Secure
         mode: fresh CSPRNG draws, stored nowhere.
+
+        Args:
+            ids: the record ids.
+            purpose: what the seeds are for; a distinct purpose gives independent seeds.
+
+        Returns:
+            uint64 ``(len(ids),)``.
+
+        Raises:
+            GuardClosedError: ``fit`` has returned.
         """
         return self._door().random.record_seeds([str(i) for i in ids], purpose=purpose)
 
@@ -254,6 +275,19 @@ class PrivateData:
         The caller promises to clip each record's contribution and to add Gaussian noise of
         std ``noise_multiplier * clip_norm`` to the sum: that is the DP-SGD engine's job
         (:class:`isoeps.privacy.engine.PrivateGradients`). Methods call the engine.
+
+        Args:
+            noise_multiplier: sigma of the caller's noise; None under ``inf`` and only there.
+            sample_rate: q, each record's inclusion probability per step.
+            steps: T, how many batches.
+            note: the ledger entry's note, and the purpose of the records' seeds.
+
+        Returns:
+            An iterator of :class:`PoissonBatch`; the ledger entry is written before the first.
+
+        Raises:
+            PrivacyError: ``noise_multiplier`` does not match the guard's mode (None under a
+                private budget, a value under ``inf``), or the guard is closed.
         """
         self._door()
         self._ledger.append(self._mechanism(noise_multiplier, sample_rate, int(steps), note=note))
@@ -314,6 +348,23 @@ class PrivateData:
 
         Under ``inf`` (``noise_multiplier=None``): the same Poisson subsample, ``NonPrivate``
         in the ledger, no clipping, no noise, the mean over the realised sample.
+
+        Args:
+            embed: maps a non-empty subsample of records to their vectors, ``(n, dim)``.
+            dim: the length of each vector.
+            sample_rate: q, each record's inclusion probability.
+            clip_norm: C, the L2 bound of each vector; finite and > 0.
+            noise_multiplier: sigma; None under ``inf`` and only there.
+            note: the ledger entry's note.
+
+        Returns:
+            The released vector with the sample count, noise std and divisor.
+
+        Raises:
+            ValueError: ``clip_norm`` is not finite and > 0, or ``embed`` returned another
+                shape.
+            PrivacyError: ``noise_multiplier`` does not match the guard's mode, or the guard is
+                closed.
         """
         _check_clip_norm(clip_norm)
         self._door()
@@ -466,6 +517,13 @@ def group_of(record_id: str, num_groups: int) -> int:
     """The group of a record: sha256 of its id, mod ``num_groups``.
 
     Stable across runs and processes (unlike ``hash``), and a function of this id alone.
+
+    Args:
+        record_id: the record's id (converted with ``str``).
+        num_groups: how many groups; >= 1.
+
+    Returns:
+        The group index, in [0, num_groups).
     """
     digest = hashlib.sha256(str(record_id).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % num_groups
@@ -474,7 +532,15 @@ def group_of(record_id: str, num_groups: int) -> int:
 def clip_rows(vectors: np.ndarray, clip_norm: float) -> np.ndarray:
     """Scale each row to L2 norm at most ``clip_norm``; a row with any non-finite entry becomes
     zero (one inf or NaN would otherwise turn the whole sum into NaN and reveal the record).
-    How many rows that was is not reported anywhere: it is a statistic of the private data."""
+    How many rows that was is not reported anywhere: it is a statistic of the private data.
+
+    Args:
+        vectors: ``(n, d)``, converted to float64.
+        clip_norm: C, the L2 bound.
+
+    Returns:
+        The clipped rows, float64 ``(n, d)``.
+    """
     vectors = np.asarray(vectors, dtype=np.float64)
     finite = np.isfinite(vectors).all(axis=1, keepdims=True)
     safe = np.where(finite, vectors, 0.0)
@@ -492,7 +558,19 @@ def aggregate_release(
 ) -> AggregateRelease:
     """Clip, sum, add N(0, (sigma C)^2), divide by the constant ``divisor``.
 
-    Under both adjacencies the noise std is sigma C (see ``SubsampledGaussian``)."""
+    Under both adjacencies the noise std is sigma C (see ``SubsampledGaussian``).
+
+    Args:
+        vectors: the sampled records' vectors, ``(n, d)``.
+        clip_norm: C, the L2 bound of each vector.
+        noise_multiplier: sigma.
+        divisor: the constant the noisy sum is divided by (e.g. ``q N``), never the
+            realised sample size.
+        random: the mechanism randomness the normals come from.
+
+    Returns:
+        The noisy mean with ``n``, the noise std sigma C and the divisor.
+    """
     total = clip_rows(vectors, clip_norm).sum(axis=0)
     noise_std = noise_multiplier * clip_norm
     noisy = total + noise_std * random.standard_normal(total.shape[0])

@@ -76,6 +76,15 @@ def batch_size(batch: Mapping[str, Any]) -> int:
 
 
 def check_losses(losses: Tensor, size: int) -> None:
+    """Check that ``loss_fn`` returned per-example losses, one per record of the batch.
+
+    Args:
+        losses: what ``loss_fn`` returned.
+        size: the batch size B.
+
+    Raises:
+        ValueError: ``losses`` is not a tensor of shape ``(size,)``.
+    """
     if not isinstance(losses, Tensor) or tuple(losses.shape) != (size,):
         shape = tuple(losses.shape) if isinstance(losses, Tensor) else type(losses)
         raise ValueError(
@@ -105,7 +114,12 @@ class PerSampleGradients(ABC):
 
     @classmethod
     def check(cls, *, module: nn.Module, params: Mapping[str, nn.Parameter]) -> None:
-        """Raise ``ValueError`` if this backend cannot handle ``module`` (cheap; no batch)."""
+        """Raise ``ValueError`` if this backend cannot handle ``module`` (cheap; no batch).
+
+        Args:
+            module: the model.
+            params: the trainable parameters, by full name.
+        """
 
     @abstractmethod
     def compute(self, batch: Batch) -> dict[str, Tensor]:
@@ -113,7 +127,15 @@ class PerSampleGradients(ABC):
 
     def clipped_sum(self, batch: Batch, *, clip_norm: float) -> dict[str, Tensor]:
         """``{name: shape}``: the sum over the batch of per-sample gradients, each example's
-        clipped to global L2 norm at most ``clip_norm`` (as :func:`clip_and_sum`)."""
+        clipped to global L2 norm at most ``clip_norm`` (as :func:`clip_and_sum`).
+
+        Args:
+            batch: a non-empty batch of tensors, as ``collate`` returns.
+            clip_norm: C, the per-example L2 bound.
+
+        Returns:
+            One summed gradient per trainable parameter name.
+        """
         return clip_and_sum(self.compute(batch), clip_norm=clip_norm)
 
     def close(self) -> None:
@@ -233,6 +255,16 @@ class BookKeepingGradients(PerSampleGradients):
 
     @classmethod
     def check(cls, *, module: nn.Module, params: Mapping[str, nn.Parameter]) -> None:
+        """Raise ``ValueError`` if :class:`LayerCapture` cannot cover ``params`` in ``module``.
+
+        Args:
+            module: the model.
+            params: the trainable parameters, by full name.
+
+        Raises:
+            ValueError: a trainable parameter is owned by an unsupported layer type or shared
+                between modules.
+        """
         LayerCapture(module=module, params=params)
 
     def _activations(self, batch: Batch) -> tuple[int, list]:
@@ -253,6 +285,18 @@ class BookKeepingGradients(PerSampleGradients):
         return {name: grads[name] for name in self._params}
 
     def clipped_sum(self, batch: Batch, *, clip_norm: float) -> dict[str, Tensor]:
+        """As :meth:`PerSampleGradients.clipped_sum`, without materialising per-sample gradients.
+
+        Book-keeping: per-example norms from the captured activations and output gradients, then
+        one weighted sum per layer. A batch with a non-finite norm takes the per-sample path.
+
+        Args:
+            batch: a non-empty batch of tensors, as ``collate`` returns.
+            clip_norm: C, the per-example L2 bound.
+
+        Returns:
+            One summed gradient per trainable parameter name.
+        """
         size, activations = self._activations(batch)
         like = next(iter(self._params.values()))
         norms = sq_norms(activations, size=size, like=like).clamp(min=0).sqrt()
@@ -278,7 +322,20 @@ BACKENDS: dict[str, type[PerSampleGradients]] = {
 def create_backend(
     name: str, *, module: nn.Module, loss_fn: LossFn, params: Mapping[str, nn.Parameter]
 ) -> PerSampleGradients:
-    """The per-sample-gradient backend called ``name`` (``functorch``, ``opacus`` or ``bk``)."""
+    """The per-sample-gradient backend called ``name`` (``functorch``, ``opacus`` or ``bk``).
+
+    Args:
+        name: the backend's name.
+        module: the model.
+        loss_fn: ``loss_fn(module, batch)`` -> per-example losses ``(B,)``.
+        params: the trainable parameters, by full name.
+
+    Returns:
+        The backend, built over ``module`` and ``params``.
+
+    Raises:
+        ValueError: ``name`` is not a known backend, or ``params`` is empty.
+    """
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {name!r}")
     return BACKENDS[name](module=module, loss_fn=loss_fn, params=params)
@@ -303,6 +360,13 @@ def clip_and_sum(grads: Mapping[str, Tensor], *, clip_norm: float) -> dict[str, 
     The factor is ``min(1, C / (norm + 1e-6))``, as in opacus, so each clipped norm is < C.
     An example whose gradient has any non-finite entry contributes zero (one inf or NaN would
     otherwise make the whole sum NaN and reveal the record); how many did is reported nowhere.
+
+    Args:
+        grads: ``{name: (B, *shape)}`` per-sample gradients.
+        clip_norm: C, the global L2 bound per example.
+
+    Returns:
+        ``{name: shape}``: the clipped sums.
     """
     norms = per_sample_norms(grads)
     finite = torch.isfinite(norms)

@@ -51,7 +51,15 @@ class MechanismRandom:
 
     def record_seeds(self, ids: Sequence[str], *, purpose: str) -> np.ndarray:
         """One uint64 seed per id: a keyed SHA-256 of (purpose, id) in benchmark mode, so it
-        depends on that record alone; fresh CSPRNG draws in secure mode."""
+        depends on that record alone; fresh CSPRNG draws in secure mode.
+
+        Args:
+            ids: the record ids.
+            purpose: what the seeds are for; part of the hashed key.
+
+        Returns:
+            uint64 ``(len(ids),)``.
+        """
         if self._record_key is None:
             return np.frombuffer(os.urandom(8 * len(ids)), dtype=np.uint64).copy()
         prefix = self._record_key + purpose.encode("utf-8") + b"\x00"
@@ -80,9 +88,25 @@ class MechanismRandom:
         return draws[:size]
 
     def poisson_mask(self, num_records: int, sample_rate: float) -> np.ndarray:
-        """Include each record independently with probability ``sample_rate``."""
+        """Include each record independently with probability ``sample_rate``.
+
+        Args:
+            num_records: N, the number of records.
+            sample_rate: q, each record's inclusion probability.
+
+        Returns:
+            A boolean mask ``(num_records,)``.
+        """
         return self.uniform(num_records) < sample_rate
 
     def integers(self, high: int, size: int) -> np.ndarray:
-        """Uniform integers in [0, high), e.g. the caption drawn for each sampled record."""
+        """Uniform integers in [0, high), e.g. the caption drawn for each sampled record.
+
+        Args:
+            high: the exclusive upper bound; >= 1.
+            size: how many integers.
+
+        Returns:
+            int64 ``(size,)``.
+        """
         return np.minimum((self.uniform(size) * high).astype(np.int64), high - 1)

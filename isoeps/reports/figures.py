@@ -193,7 +193,18 @@ def sample_grids(
 ) -> list[Path]:
     """One figure per dataset: a row per (method, budget) at the lowest seed, the same
     prompts in every column (the runner picks prompts from the cell seed alone). With
-    ``open_prompt``, the samples drawn from the open prompt (what style capture reads)."""
+    ``open_prompt``, the samples drawn from the open prompt (what style capture reads).
+
+    Args:
+        cells: ``(cell.json content, samples file)`` of each finished cell.
+        out: the folder the figures are written to.
+        spec: the report spec (method order, names, and which methods to show).
+        columns: the most samples per row.
+        open_prompt: plot the open-prompt samples, without captions.
+
+    Returns:
+        The files written (PNG and PDF per figure).
+    """
     plt = _plt()
     by_dataset: dict[str, dict[tuple[str, str], tuple[int, Path]]] = {}
     for cell, path in cells:
@@ -347,7 +358,18 @@ def _band_panel(right: Any, band_keys: list, bands: dict, spec: ReportSpec) -> N
 def memorisation_pairs(
     pairs: list[tuple[dict[str, Any], Path]], out: Path, *, count: int = 8
 ) -> list[Path]:
-    """The closest (sample, private training image) pairs. Only called with --show-private."""
+    """The closest (sample, private training image) pairs. Only called with --show-private.
+
+    One figure per cell: the samples on top, their nearest private images below.
+
+    Args:
+        pairs: ``(cell.json content, pairs file)`` of each cell that kept closest pairs.
+        out: the folder the figures are written to.
+        count: the most pairs per figure, closest first.
+
+    Returns:
+        The files written (PNG and PDF per figure).
+    """
     plt = _plt()
     written = []
     for cell, path in pairs:

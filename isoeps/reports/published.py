@@ -56,7 +56,17 @@ class PublishedTable:
         return {row["dataset"] for row in self.rows}
 
     def value(self, dataset: str, method: str, metric: str, epsilon: float) -> float | None:
-        """One published number, or None where the table has none."""
+        """One published number, or None where the table has none.
+
+        Args:
+            dataset: the dataset's name in the table.
+            method: the method's name in the table.
+            metric: the metric's name in the table.
+            epsilon: the budget (compared with ``math.isclose``).
+
+        Returns:
+            The number, or None.
+        """
         for row in self.rows:
             if (row["dataset"], row["method"], row["metric"]) == (dataset, method, metric) and (
                 math.isclose(row["epsilon"], epsilon)
@@ -153,7 +163,17 @@ def placement_markdown(frame: Any, dataset_name: str) -> str | None:
 
 def accuracy_vs_epsilon(frame: Any, dataset_name: str, out: Path, spec: ReportSpec) -> list[Path]:
     """Accuracy against ε: isoeps's methods (mean ± std over seeds) and DPImageBench's
-    published points (grey, labelled). Returns the PNG and PDF paths (none without data)."""
+    published points (grey, labelled). Returns the PNG and PDF paths (none without data).
+
+    Args:
+        frame: the tidy frame of a store.
+        dataset_name: the dataset, as named in both the frame and the published table.
+        out: the folder the figure is written to.
+        spec: the report spec (method colours).
+
+    Returns:
+        See above.
+    """
     published = load_published()
     cells = _isoeps_cells(frame, dataset_name)
     if dataset_name not in published.datasets() or not cells:

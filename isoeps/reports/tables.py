@@ -66,6 +66,17 @@ def summarise(frame: Any) -> Any:
 
 
 def caption_for(frame: Any, dataset: str) -> str:
+    """The caption of one dataset's table: seeds, privacy setting, accountants, n and backbones.
+
+    It says whether the run was secure; a mix of adjacencies is marked.
+
+    Args:
+        frame: the tidy frame the table is built from.
+        dataset: the dataset's label.
+
+    Returns:
+        The caption text.
+    """
     part = frame[frame["dataset"] == dataset]
     accountants = sorted({a for a in part["accountant"].dropna().unique()})
     adjacency = private_adjacencies(part)
@@ -200,6 +211,15 @@ def _header(table: Table, spec: ReportSpec) -> list[str]:
 
 
 def to_markdown(table: Table, spec: ReportSpec) -> str:
+    """A Markdown table: bold dataset name, a row per (method, ε), then the caption.
+
+    Args:
+        table: the built table.
+        spec: the report spec (names, decimals).
+
+    Returns:
+        The Markdown text.
+    """
     header = ["method", "ε", *_header(table, spec)]
     lines = [
         f"**{table.dataset}**",
@@ -245,7 +265,15 @@ def _latex_escape(text: str) -> str:
 
 
 def to_latex(table: Table, spec: ReportSpec) -> str:
-    """A booktabs table fragment."""
+    """A booktabs table fragment.
+
+    Args:
+        table: the built table.
+        spec: the report spec (names, decimals).
+
+    Returns:
+        The LaTeX text, a ``table`` environment with the caption.
+    """
     header = ["method", r"$\varepsilon$", *(_latex_escape(h) for h in _header(table, spec))]
     lines = [
         r"\begin{table}[t]",
@@ -281,6 +309,15 @@ def to_latex(table: Table, spec: ReportSpec) -> str:
 
 
 def to_csv(table: Table, spec: ReportSpec) -> str:
+    """The table as CSV: one line per (method, budget, metric) cell with a value.
+
+    Args:
+        table: the built table.
+        spec: unused; taken for symmetry with the other writers.
+
+    Returns:
+        The CSV text, with a header line; ``best`` is 1 for a bold cell.
+    """
     import csv
     import io
 

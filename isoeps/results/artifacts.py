@@ -95,7 +95,16 @@ def geometry_of(split: Any) -> dict[str, int] | None:
 def write_memorisation_pairs(
     folder: Path, values: list[dict[str, Any]], samples: Any, private: Any
 ) -> None:
-    """Write :data:`MEM_PAIRS` from the first metric value whose artifacts list closest pairs."""
+    """Write :data:`MEM_PAIRS` from the first metric value whose artifacts list closest pairs.
+
+    Nothing is written when no value lists any.
+
+    Args:
+        folder: the run folder.
+        values: the cell's metric values, as dicts.
+        samples: the cell's samples (their ``images``), indexed by each pair's ``sample``.
+        private: the private split, whose ids each pair's ``private_id`` is looked up in.
+    """
     for value in values:
         pairs = (value.get("artifacts") or {}).get("closest_pairs")
         if not pairs:

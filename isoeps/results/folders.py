@@ -68,7 +68,12 @@ def jsonable(value: Any) -> Any:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder, then rename."""
+    """Write ``data`` to ``path`` through a temp file in the same folder, then rename.
+
+    Args:
+        path: the target file; its folder is created.
+        data: the content.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -84,10 +89,22 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`write_bytes_atomic`.
+
+    Args:
+        path: the target file; its folder is created.
+        text: the content.
+    """
     write_bytes_atomic(path, text.encode())
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON to ``path`` atomically (inf/nan as strings).
+
+    Args:
+        path: the target file; its folder is created.
+        payload: a JSON-serialisable value, after :func:`jsonable`.
+    """
     write_text_atomic(path, json.dumps(jsonable(payload), indent=2, sort_keys=False) + "\n")
 
 
@@ -108,6 +125,15 @@ def runs_dir(store: Path) -> Path:
 
 
 def run_dir(store: Path, slug: str) -> Path:
+    """The folder of the run ``slug`` in ``store`` (not created).
+
+    Args:
+        store: the results store.
+        slug: the run folder's name.
+
+    Returns:
+        ``<store>/runs/<slug>``.
+    """
     return runs_dir(store) / slug
 
 
@@ -127,7 +153,15 @@ def status_of(folder: Path) -> dict[str, Any] | None:
 
 
 def find_run(store: Path, cell_id: str) -> Path | None:
-    """The run folder of ``cell_id`` (folder names end with the id)."""
+    """The run folder of ``cell_id`` (folder names end with the id).
+
+    Args:
+        store: the results store.
+        cell_id: the cell's id.
+
+    Returns:
+        The first match in name order; None when there is none.
+    """
     root = runs_dir(store)
     if not root.is_dir():
         return None
@@ -149,7 +183,15 @@ class LockHeldError(StoreError):
 
 
 def check_folder_path(path: Path, *, what: str = "results path") -> None:
-    """Raise :class:`StoreError` when ``path`` or a folder above it exists as a non-folder."""
+    """Raise :class:`StoreError` when ``path`` or a folder above it exists as a non-folder.
+
+    Args:
+        path: the path that is to be a folder (it need not exist).
+        what: names the path in the error.
+
+    Raises:
+        StoreError: ``path`` or its nearest existing parent is not a folder.
+    """
     path = Path(path)
     for candidate in (path, *path.parents):
         if candidate.exists():
@@ -238,7 +280,16 @@ def _exclusive(path: Path, *, command: str, busy: str) -> Iterator[None]:
 @contextlib.contextmanager
 def store_lock(store: Path, *, command: str = "isoeps run") -> Iterator[None]:
     """Hold the store's lock for a whole run: a second driver on the same store is refused
-    with an error naming this one's pid and host."""
+    with an error naming this one's pid and host.
+
+    Args:
+        store: the results store; created if missing.
+        command: the command named in the lock, for another driver's error.
+
+    Raises:
+        StoreError: ``store`` is not a folder path.
+        LockHeldError: another process holds the store's lock.
+    """
     store = Path(store)
     check_folder_path(store)
     store.mkdir(parents=True, exist_ok=True)
@@ -268,7 +319,16 @@ def check_own(folder: Path) -> None:
 def claim_run_dir(folder: Path, *, command: str = "isoeps cell") -> Iterator[None]:
     """Hold ``folder``'s lock while writing its cell (created, with its marker, if missing).
 
-    Refuses a folder isoeps did not write, and one that another process is writing."""
+    Refuses a folder isoeps did not write, and one that another process is writing.
+
+    Args:
+        folder: the run folder.
+        command: the command named in the lock, for another process's error.
+
+    Raises:
+        StoreError: ``folder`` exists without isoeps's marker.
+        LockHeldError: another process is writing ``folder``.
+    """
     folder = Path(folder)
     check_own(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,15 @@ Verify = Callable[[Path], "str | None"]
 
 
 def verdict(folder: Path, verify: Verify | None) -> tuple[bool | None, str | None]:
-    """(verified, reason) of a finished run folder; (None, None) unchecked or unfinished."""
+    """(verified, reason) of a finished run folder; (None, None) unchecked or unfinished.
+
+    Args:
+        folder: the run folder.
+        verify: ``folder -> None | reason``; None for no check.
+
+    Returns:
+        ``(True, None)`` when it verifies, ``(False, reason)`` when not.
+    """
     status = folders.status_of(folder)
     if verify is None or not status or status.get("status") != folders.FINISHED:
         return None, None
@@ -95,6 +103,15 @@ def verdict(folder: Path, verify: Verify | None) -> tuple[bool | None, str | Non
 
 
 def cell_row(folder: Path, verify: Verify | None = None) -> dict[str, Any]:
+    """The cells-table row of one run folder, any status (``incomplete`` when unfinished).
+
+    Args:
+        folder: the run folder.
+        verify: ``folder -> None | reason``; None for no check (``verified`` is then None).
+
+    Returns:
+        ``{column: value}`` for :data:`CELL_COLUMNS`.
+    """
     cell = folders.read_json(folder / folders.CELL)
     status = folders.status_of(folder) or {"status": "incomplete"}
     privacy = _maybe(folder / folders.PRIVACY)
@@ -124,7 +141,15 @@ def cell_row(folder: Path, verify: Verify | None = None) -> dict[str, Any]:
 
 
 def metric_rows(folder: Path, verify: Verify | None = None) -> list[dict[str, Any]]:
-    """The tidy rows of one finished run folder (none for a failed or unfinished one)."""
+    """The tidy rows of one finished run folder (none for a failed or unfinished one).
+
+    Args:
+        folder: the run folder.
+        verify: ``folder -> None | reason``; None for no check (``verified`` is then None).
+
+    Returns:
+        One row per metric value: the cell's columns with the value's.
+    """
     status = folders.status_of(folder)
     if not status or status.get("status") != folders.FINISHED:
         return []
@@ -193,6 +218,15 @@ def _float(value: Any) -> float | None:
 
 
 def rows_from_folders(store: Path, verify: Verify | None = None) -> list[dict[str, Any]]:
+    """The tidy rows of every finished run folder of ``store``.
+
+    Args:
+        store: the results store.
+        verify: ``folder -> None | reason``; None for no check.
+
+    Returns:
+        The rows of :func:`metric_rows`, folder after folder.
+    """
     rows: list[dict[str, Any]] = []
     for folder in folders.iter_run_dirs(store):
         rows.extend(metric_rows(folder, verify))
@@ -200,6 +234,15 @@ def rows_from_folders(store: Path, verify: Verify | None = None) -> list[dict[st
 
 
 def to_frame(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> Any:
+    """``rows`` as a pandas DataFrame with exactly ``columns``, in that order.
+
+    Args:
+        rows: ``{column: value}`` dicts; a missing column is NaN.
+        columns: the columns kept.
+
+    Returns:
+        The DataFrame.
+    """
     import pandas as pd
 
     return pd.DataFrame(rows, columns=list(columns))

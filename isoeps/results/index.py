@@ -104,7 +104,13 @@ def _sql(value: Any) -> Any:
 
 
 def update(store: Path, folder: Path, verify: Verify | None = None) -> None:
-    """Insert or replace one run folder's rows (the driver calls this after each cell)."""
+    """Insert or replace one run folder's rows (the driver calls this after each cell).
+
+    Args:
+        store: the results store.
+        folder: the run folder.
+        verify: ``folder -> None | reason``; None for no check.
+    """
     with _connect(store) as connection:
         _replace(connection, Path(folder), verify)
 
@@ -115,7 +121,16 @@ def reindex(store: Path, verify: Verify | None = None) -> int:
     With ``verify`` (``folder -> None | reason``: ``isoeps results reindex`` passes the bench
     layer's re-accounting), every finished cell's rows carry its verdict (``verified``; the
     cells table also ``verify_reason``). Takes the store's lock, so it is refused while a run
-    drives the store."""
+    drives the store.
+
+    Args:
+        store: the results store.
+        verify: see above; None for no check.
+
+    Raises:
+        LockHeldError: a run holds the store's lock.
+        StoreError: ``store`` is not a folder path.
+    """
     path = index_path(store)
     folders.check_folder_path(Path(store))
     count = 0
@@ -129,7 +144,20 @@ def reindex(store: Path, verify: Verify | None = None) -> int:
 
 
 def read(store_or_index: Path, table: str = "metrics") -> Any:
-    """The index's ``metrics`` (or ``cells``) table as a DataFrame."""
+    """The index's ``metrics`` (or ``cells``) table as a DataFrame.
+
+    Args:
+        store_or_index: a results store, or its index file.
+        table: ``metrics`` or ``cells``.
+
+    Returns:
+        The table; ``verified`` holds True, False or None.
+
+    Raises:
+        FileNotFoundError: there is no index.
+        ValueError: ``table`` is neither.
+        StoreError: the index is unreadable.
+    """
     import pandas as pd
 
     path = Path(store_or_index)

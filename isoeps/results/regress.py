@@ -55,6 +55,15 @@ class Tolerance:
 
 
 def gated(frame: Any, gates: tuple[str, ...]) -> Any:
+    """The rows of ``frame`` whose metric or metric group is in ``gates``.
+
+    Args:
+        frame: the tidy frame of a store.
+        gates: metric names or metric groups.
+
+    Returns:
+        The selected rows.
+    """
     mask = frame["metric_group"].isin(gates) | frame["metric"].isin(gates)
     return frame[mask]
 
@@ -68,7 +77,26 @@ def write_baseline(
     tolerances: dict[str, Tolerance] | None = None,
     min_seeds: int = MIN_SEEDS,
 ) -> dict[str, Any]:
-    """Write the baseline of ``frame``'s gated rows at ``seed`` (default: the lowest)."""
+    """Write the baseline of ``frame``'s gated rows at ``seed`` (default: the lowest).
+
+    A metric's tolerance is the given one, else a multiple of its standard deviation over
+    seeds.
+
+    Args:
+        frame: the tidy frame of a store.
+        path: the baseline JSON file to write.
+        gates: the metric names or groups baselined.
+        seed: the seed whose values are recorded; None for the lowest present.
+        tolerances: ``{metric: Tolerance}`` that override the seed-spread default.
+        min_seeds: the fewest seeds a metric without a given tolerance needs.
+
+    Returns:
+        The baseline written: ``created``, ``gates``, ``seed`` and ``entries``.
+
+    Raises:
+        ValueError: no gated rows, a key with no run at ``seed``, or too few seeds for the
+            default tolerance.
+    """
     tolerances = tolerances or {}
     rows = gated(frame, gates)
     if rows.empty:
@@ -124,7 +152,16 @@ def compare(
 ) -> list[dict[str, Any]]:
     """One row per baseline entry: current value, delta, allowed move and verdict
     (``ok``, ``improved``, ``regressed``, ``missing``, or ``stale`` when the method or the
-    metric changed version since the baseline was written)."""
+    metric changed version since the baseline was written).
+
+    Args:
+        frame: the tidy frame of the current store.
+        baseline: what :func:`write_baseline` wrote.
+        tolerances: ``{metric: Tolerance}`` that override the baseline's.
+
+    Returns:
+        The rows, in baseline order.
+    """
     tolerances = tolerances or {}
     out = []
     for entry in baseline["entries"]:

@@ -15,6 +15,16 @@ def load(path: str | Path, verify: Verify | None = None) -> Any:
 
     ``path`` is a store folder (read from its run folders, the truth), an ``index.sqlite``,
     or a ``.parquet``/``.csv`` export. ``verify`` (store folders only) fills ``verified``.
+
+    Args:
+        path: see above.
+        verify: ``folder -> None | reason``; None for no check.
+
+    Returns:
+        The DataFrame.
+
+    Raises:
+        FileNotFoundError: ``path`` is none of these.
     """
     path = Path(path)
     if path.is_dir():
@@ -35,7 +45,15 @@ def load(path: str | Path, verify: Verify | None = None) -> Any:
 
 
 def load_cells(store: str | Path, verify: Verify | None = None) -> Any:
-    """One row per run folder (any status): cell id, status, reason, achieved epsilon..."""
+    """One row per run folder (any status): cell id, status, reason, achieved epsilon...
+
+    Args:
+        store: the results store.
+        verify: ``folder -> None | reason``; None for no check.
+
+    Returns:
+        A DataFrame with :data:`CELL_COLUMNS`.
+    """
     return to_frame([cell_row(f, verify) for f in folders.iter_run_dirs(Path(store))], CELL_COLUMNS)
 
 
@@ -50,6 +68,17 @@ def merge(
     its reason in ``unverified``), and the target is reindexed with the same check. Returns
     counts of copied, skipped and refused folders. Takes the target store's lock, so it is
     refused while a run drives that store.
+
+    Args:
+        target: the store copied into.
+        sources: the stores copied from.
+        verify: see above; None for no check.
+
+    Returns:
+        ``copied``, ``skipped`` and ``refused`` counts and ``unverified`` reasons.
+
+    Raises:
+        LockHeldError: a run holds the target store's lock.
     """
     target = Path(target)
     with folders.store_lock(target, command="isoeps results merge"):
@@ -95,7 +124,19 @@ def _merge(target: Path, sources: list[str | Path], verify: Verify | None = None
 
 
 def export_table(store: str | Path, out: str | Path, *, fmt: str) -> Path:
-    """Write the tidy frame as ``parquet`` or ``csv``."""
+    """Write the tidy frame as ``parquet`` or ``csv``.
+
+    Args:
+        store: a store, index or export, as :func:`load` reads.
+        out: the file to write; its folder is created.
+        fmt: ``parquet`` or ``csv``.
+
+    Returns:
+        ``out``, as a ``Path``.
+
+    Raises:
+        ValueError: ``fmt`` is neither.
+    """
     frame = load(store)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +153,15 @@ def finished_samples(
     store: str | Path, *, file: str = folders.SAMPLES
 ) -> list[tuple[dict[str, Any], Path]]:
     """(cell.json content, path of ``file``) for every finished cell that kept that file:
-    the prompted samples by default, or :data:`folders.OPEN_PROMPT_SAMPLES`."""
+    the prompted samples by default, or :data:`folders.OPEN_PROMPT_SAMPLES`.
+
+    Args:
+        store: the results store.
+        file: the run folder's file to look for.
+
+    Returns:
+        ``(cell, path)`` pairs, in run folder order.
+    """
     out = []
     for folder in folders.iter_run_dirs(Path(store)):
         status = folders.status_of(folder)

@@ -24,6 +24,19 @@ class PLDAccountant(Accountant):
         self.value_discretization_interval = value_discretization_interval
 
     def epsilon(self, ledger: Ledger, *, delta: float) -> float:
+        """Epsilon at ``delta`` from Google's PLD accountant (``dp_accounting``).
+
+        Accounts add/remove and replace-one ledgers, with this instance's
+        ``value_discretization_interval``.
+
+        Args:
+            ledger: the mechanisms to compose.
+            delta: the target delta.
+
+        Returns:
+            Epsilon; ``inf`` for a ledger with a ``NonPrivate`` entry, 0.0 for one with no
+            Gaussian steps.
+        """
         import dp_accounting
         from dp_accounting.pld import PLDAccountant as _Library
 

@@ -37,6 +37,15 @@ def eps_error_for(epsilon: float) -> float:
 
 
 def check_add_remove(ledger: Ledger, backend: str) -> None:
+    """Refuse a replace-one ledger: this backend accounts add/remove adjacency only.
+
+    Args:
+        ledger: the ledger to account.
+        backend: the refusing accountant's name, for the message.
+
+    Raises:
+        AccountingInputError: the ledger's adjacency is ``replace_one``.
+    """
     if ledger.adjacency == "replace_one":
         raise AccountingInputError(
             f"accountant {backend!r} cannot account replace_one adjacency; use accountant 'pld'"
@@ -194,7 +203,21 @@ class PRVAccountant(Accountant):
         self.delta_error_ratio = delta_error_ratio
 
     def bounds(self, ledger: Ledger, *, delta: float, eps_error: float) -> tuple[float, ...]:
-        """(lower, estimate, upper) of epsilon at ``delta`` with the given ``eps_error``."""
+        """(lower, estimate, upper) of epsilon at ``delta`` with the given ``eps_error``.
+
+        Args:
+            ledger: the mechanisms to compose (add/remove adjacency).
+            delta: the target delta.
+            eps_error: the PRV accountant's allowed error in epsilon.
+
+        Returns:
+            Three floats; all ``inf`` for a ledger with a ``NonPrivate`` entry, all 0.0 for one
+            with no Gaussian steps.
+
+        Raises:
+            AccountingInputError: the ledger's adjacency is ``replace_one``.
+            AccountantFailure: the PRV library failed on this composition.
+        """
         check_add_remove(ledger, self.name)
         if not ledger.is_private:
             return (float("inf"),) * 3
@@ -222,6 +245,17 @@ class PRVAccountant(Accountant):
 
         PRV's estimate barely moves with the mesh (about 1e-3 relative at 10x), so this lands
         within a fraction of the 1% calibration window at about 1/``coarse_factor`` the cost.
+
+        Args:
+            ledger: the mechanisms to compose (add/remove adjacency).
+            delta: the target delta.
+            coarse_factor: how much larger the forecast's eps_error is than this instance's.
+
+        Returns:
+            The forecast upper bound of epsilon.
+
+        Raises:
+            AccountingInputError: this instance has no fixed ``eps_error``.
         """
         if self.eps_error is None:
             raise AccountingInputError("predict() needs a fixed eps_error")
@@ -230,6 +264,22 @@ class PRVAccountant(Accountant):
         return upper - coarse + self.eps_error if math.isfinite(upper) and upper > 0 else upper
 
     def epsilon(self, ledger: Ledger, *, delta: float) -> float:
+        """The upper bound of epsilon at ``delta`` from the PRV accountant.
+
+        With a fixed ``eps_error`` one pass; otherwise a first pass at the base eps_error, then,
+        when the lower bound is below 1, a second at the eps_error that lower bound calls for.
+
+        Args:
+            ledger: the mechanisms to compose (add/remove adjacency).
+            delta: the target delta.
+
+        Returns:
+            Epsilon (the upper bound).
+
+        Raises:
+            AccountingInputError: the ledger's adjacency is ``replace_one``.
+            AccountantFailure: the PRV library failed on this composition.
+        """
         if self.eps_error is not None:
             return self.bounds(ledger, delta=delta, eps_error=self.eps_error)[2]
         lower, _, upper = self.bounds(ledger, delta=delta, eps_error=BASE_EPS_ERROR)

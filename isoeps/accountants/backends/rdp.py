@@ -23,6 +23,21 @@ class RDPAccountant(Accountant):
         self.orders = orders
 
     def epsilon(self, ledger: Ledger, *, delta: float) -> float:
+        """Epsilon at ``delta`` from opacus's RDP analysis, over this instance's orders.
+
+        Without ``orders``, opacus's default alphas plus higher orders are used.
+
+        Args:
+            ledger: the mechanisms to compose (add/remove adjacency).
+            delta: the target delta.
+
+        Returns:
+            Epsilon; ``inf`` for a ledger with a ``NonPrivate`` entry, 0.0 for one with no
+            Gaussian steps.
+
+        Raises:
+            AccountingInputError: the ledger's adjacency is ``replace_one``.
+        """
         from opacus.accountants.analysis import rdp as analysis
         from opacus.accountants.rdp import RDPAccountant as _OpacusRDP
 

@@ -38,6 +38,18 @@ class LocalExecutor:
         self.jobs = check_jobs(jobs)
 
     def map(self, fn: Callable[[Any], Any], payloads: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(payload, result)`` as cells complete, each run by :func:`run_claimed`.
+
+        In this process (one job or payload), a ``StoreError`` is the result; in the pool, the
+        exception of a worker that died is.
+
+        Args:
+            fn: the picklable cell function.
+            payloads: one payload per cell.
+
+        Returns:
+            An iterator of ``(payload, result)``.
+        """
         payloads = list(payloads)
         if self.jobs == 1 or len(payloads) <= 1:
             for payload in payloads:
@@ -74,7 +86,18 @@ def _claim(payload: Any) -> Any:
 
 
 def run_claimed(fn: Callable[[Any], Any], payload: Any) -> Any:
-    """Run ``fn(payload)`` in a worker, holding the payload's run folder lock meanwhile."""
+    """Run ``fn(payload)`` in a worker, holding the payload's run folder lock meanwhile.
+
+    Args:
+        fn: the cell function.
+        payload: its argument; a dict with a ``folder`` has that folder claimed.
+
+    Returns:
+        What ``fn`` returns.
+
+    Raises:
+        StoreError: the folder is not isoeps's, or another process is writing it.
+    """
     with _claim(payload):
         return fn(payload)
 

@@ -27,7 +27,19 @@ Options = TypeVar("Options", bound=ExecutorOptions)
 
 
 def parse_options(executor: str, model: type[Options], options: dict[str, Any]) -> Options:
-    """``options`` validated by ``model``; a ConfigError naming each field at fault otherwise."""
+    """``options`` validated by ``model``; a ConfigError naming each field at fault otherwise.
+
+    Args:
+        executor: the executor's name, for the message.
+        model: its options model.
+        options: the suite's ``runtime.executor_options``.
+
+    Returns:
+        The validated options.
+
+    Raises:
+        ConfigError: an option does not validate.
+    """
     try:
         return model.model_validate(options)
     except ValidationError as exc:

@@ -77,6 +77,14 @@ def check_resources(
 
     ``nodes`` are the alive nodes' resources (``ray.nodes()``), ``total`` the cluster's
     (``ray.cluster_resources()``), quoted in the message.
+
+    Args:
+        request: one cell's resources, by Ray resource name.
+        nodes: see above.
+        total: see above; None to sum ``nodes``.
+
+    Raises:
+        ConfigError: no alive node, or no node has enough of a requested resource.
     """
     total = (
         total
@@ -175,7 +183,18 @@ class RayExecutor:
 
     def map(self, fn: Callable[[Any], Any], payloads: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
         """Yield ``(payload, result)`` as tasks complete; ``result`` is the exception when the
-        worker died ``max_retries + 1`` times. An interrupted driver cancels what is left."""
+        worker died ``max_retries + 1`` times. An interrupted driver cancels what is left.
+
+        Args:
+            fn: the picklable cell function, run through :func:`run_away`.
+            payloads: one payload per cell.
+
+        Returns:
+            An iterator of ``(payload, result)``.
+
+        Raises:
+            ConfigError: no node can hold a cell's request.
+        """
         payloads = list(payloads)
         if not payloads:
             return

@@ -58,6 +58,18 @@ def job_parameters(
 
     ``jobs > 1`` caps the array at that many cells at once; ``jobs == 1`` (the default)
     leaves it to the scheduler.
+
+    Args:
+        resources: one cell's resources (whole GPUs only).
+        jobs: the most cells running at once; 1 for no cap.
+        partition: the SLURM partition; None for the default.
+        extra: further keywords, applied last.
+
+    Returns:
+        The keywords.
+
+    Raises:
+        ConfigError: a fractional GPU count.
     """
     if resources.gpus != int(resources.gpus):
         raise ConfigError(f"runtime.resources.gpus={resources.gpus:g}: SLURM allocates whole GPUs")
@@ -132,7 +144,18 @@ class SlurmExecutor:
 
     def map(self, fn: Callable[[Any], Any], payloads: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
         """Yield ``(payload, result)`` as jobs finish; ``result`` is the exception when the job
-        died ``max_retries + 1`` times or raised. An interrupted driver cancels what is left."""
+        died ``max_retries + 1`` times or raised. An interrupted driver cancels what is left.
+
+        Args:
+            fn: the picklable cell function, run through :func:`run_away`.
+            payloads: one payload per cell.
+
+        Returns:
+            An iterator of ``(payload, result)``.
+
+        Raises:
+            IsoepsError: the scheduler refused the job array.
+        """
         payloads = list(payloads)
         if not payloads:
             return

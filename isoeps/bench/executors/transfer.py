@@ -25,6 +25,14 @@ def run_away(fn: Callable[[dict[str, Any]], Any], payload: dict[str, Any]) -> Re
 
     The folder keeps its name (the cell's slug), so logs and results read the same as a
     local run's.
+
+    Args:
+        fn: the cell function.
+        payload: its argument; ``folder`` names the run folder.
+
+    Returns:
+        ``(files, result)``: the local folder's files (relative path -> bytes) and what
+        ``fn`` returned.
     """
     with tempfile.TemporaryDirectory(prefix="isoeps-cell-") as tmp:
         local = Path(tmp) / Path(payload["folder"]).name
@@ -43,6 +51,16 @@ def land(payload: dict[str, Any], returned: Returned) -> Any:
     The folder is replaced as a whole; every file is written atomically and ``status.json``
     comes last, so a driver killed while landing leaves an unfinished folder that a restarted
     driver runs again (resume).
+
+    Args:
+        payload: the cell's payload; ``folder`` names the run folder.
+        returned: what :func:`run_away` returned.
+
+    Returns:
+        The result, with ``run_dir`` set to the folder when it is a dict with one.
+
+    Raises:
+        ValueError: a file's path leads outside the run folder.
     """
     files, result = returned
     folder = Path(payload["folder"])

@@ -94,7 +94,18 @@ class SyntheticSource(DatasetSource):
         shift_attributes: bool,
         shift_texture: bool,
     ) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
-        """``count`` images (uint8 N,3,H,W), attribute index arrays and caption lists."""
+        """``count`` images (uint8 N,3,H,W), attribute index arrays and caption lists.
+
+        Args:
+            rng: the chunk's generator; every draw comes from it.
+            count: how many images.
+            resolution: side length R of the square images, in pixels.
+            shift_attributes: draw attributes from the shifted distribution (public split).
+            shift_texture: draw textures from the shifted family (public split).
+
+        Returns:
+            ``(images, {attribute: indices}, captions)``, one caption list per image.
+        """
         raise NotImplementedError
 
     def attribute_schema(self) -> dict[str, list[str]]:
@@ -103,6 +114,23 @@ class SyntheticSource(DatasetSource):
     def load(
         self, split: str, *, resolution: int = 32, n: int | None = None, seed: int = 0
     ) -> ImageSplit:
+        """Render ``n`` images of ``split`` from ``seed``, in chunks of independent streams.
+
+        A chunk's stream depends on (seed, source and split, chunk index) alone, so the first
+        ``k`` items do not depend on ``n``.
+
+        Args:
+            split: one of this source's splits; it decides the attribute and texture shifts.
+            resolution: side length R of the square images, in pixels; >= 4.
+            n: how many images; None for the split's default size.
+            seed: the seed of the rendering.
+
+        Returns:
+            The split, with its attributes.
+
+        Raises:
+            ConfigError: ``split`` or ``resolution`` is not supported, or ``n`` is negative.
+        """
         self.check_split(split)
         self.check_resolution(resolution)
         count = self.default_size(split) if n is None else n

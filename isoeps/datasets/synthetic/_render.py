@@ -26,19 +26,51 @@ def col(values: np.ndarray) -> np.ndarray:
 
 
 def soft(distance: np.ndarray, resolution: int) -> np.ndarray:
-    """Coverage in [0, 1] from a signed distance (negative inside), anti-aliased over 1 pixel."""
+    """Coverage in [0, 1] from a signed distance (negative inside), anti-aliased over 1 pixel.
+
+    Args:
+        distance: signed distances, in coordinate units.
+        resolution: the image side in pixels (one pixel is ``2 / resolution`` units).
+
+    Returns:
+        float32 coverage, shaped as ``distance``.
+    """
     pixel = F(2.0 / resolution)
     return np.clip(F(0.5) - distance / pixel, F(0), F(1))
 
 
 def ellipse(u, v, cx, cy, rx, ry) -> np.ndarray:
-    """Approximate signed distance to an axis-aligned ellipse (exact for circles)."""
+    """Approximate signed distance to an axis-aligned ellipse (exact for circles).
+
+    Args:
+        u: horizontal coordinates, as :func:`coords` returns.
+        v: vertical coordinates (downwards).
+        cx: the centre's ``u``, per image ``(N, 1, 1)`` or scalar.
+        cy: the centre's ``v``.
+        rx: the horizontal semi-axis, in coordinate units.
+        ry: the vertical semi-axis.
+
+    Returns:
+        The distance field (negative inside), broadcast over the inputs.
+    """
     radius = np.sqrt(((u - cx) / rx) ** 2 + ((v - cy) / ry) ** 2)
     return (radius - F(1)) * np.minimum(rx, ry)
 
 
 def box(u, v, cx, cy, hx, hy) -> np.ndarray:
-    """Signed distance to an axis-aligned rectangle with half-sizes ``hx``, ``hy``."""
+    """Signed distance to an axis-aligned rectangle with half-sizes ``hx``, ``hy``.
+
+    Args:
+        u: horizontal coordinates, as :func:`coords` returns.
+        v: vertical coordinates (downwards).
+        cx: the centre's ``u``, per image ``(N, 1, 1)`` or scalar.
+        cy: the centre's ``v``.
+        hx: the horizontal half-size, in coordinate units.
+        hy: the vertical half-size.
+
+    Returns:
+        The distance field (negative inside), broadcast over the inputs.
+    """
     dx = np.abs(u - cx) - hx
     dy = np.abs(v - cy) - hy
     outside = np.sqrt(np.maximum(dx, 0) ** 2 + np.maximum(dy, 0) ** 2)
@@ -46,7 +78,18 @@ def box(u, v, cx, cy, hx, hy) -> np.ndarray:
 
 
 def triangle(u, v, cx, cy, r) -> np.ndarray:
-    """Signed distance (a good approximation) to an upward equilateral triangle of circumradius r."""
+    """Signed distance (a good approximation) to an upward equilateral triangle of circumradius r.
+
+    Args:
+        u: horizontal coordinates, as :func:`coords` returns.
+        v: vertical coordinates (downwards).
+        cx: the centre's ``u``, per image ``(N, 1, 1)`` or scalar.
+        cy: the centre's ``v``.
+        r: the circumradius, in coordinate units.
+
+    Returns:
+        The distance field (negative inside), broadcast over the inputs.
+    """
     x, y = u - cx, -(v - cy)
     k = F(np.sqrt(3.0))
     # Three half-planes at 120 degrees; the max of their distances is the polygon's.
@@ -57,7 +100,13 @@ def triangle(u, v, cx, cy, r) -> np.ndarray:
 
 
 def paint(canvas: np.ndarray, mask: np.ndarray, color: np.ndarray) -> None:
-    """Alpha-blend ``color`` ((N, 3) or (N, 3, H, W)) into ``canvas`` (N, 3, H, W) in place."""
+    """Alpha-blend ``color`` ((N, 3) or (N, 3, H, W)) into ``canvas`` (N, 3, H, W) in place.
+
+    Args:
+        canvas: float images ``(N, 3, H, W)``, changed in place.
+        mask: coverage in [0, 1], ``(N, H, W)``.
+        color: the colour to blend in, per image or per pixel.
+    """
     # Blend only inside the bounding box of the mask over the chunk: most parts are small.
     rows = np.flatnonzero(mask.any(axis=(0, 2)))
     cols = np.flatnonzero(mask.any(axis=(0, 1)))
@@ -71,7 +120,16 @@ def paint(canvas: np.ndarray, mask: np.ndarray, color: np.ndarray) -> None:
 
 
 def shade(color: np.ndarray, texture: np.ndarray, amount: float) -> np.ndarray:
-    """Per-pixel colour: ``color`` (N, 3) modulated by ``texture`` (N, H, W) of unit scale."""
+    """Per-pixel colour: ``color`` (N, 3) modulated by ``texture`` (N, H, W) of unit scale.
+
+    Args:
+        color: float ``(N, 3)`` base colours.
+        texture: ``(N, H, W)``, roughly unit std.
+        amount: the relative modulation depth.
+
+    Returns:
+        float ``(N, 3, H, W)``.
+    """
     return color[:, :, None, None] * (F(1) + F(amount) * texture[:, None])
 
 
@@ -88,6 +146,17 @@ def bandpass_noise(
 
     ``anisotropy`` > 1 stretches the passband along the vertical frequency axis, which gives
     horizontally elongated structures (used by the scan-line skin family).
+
+    Args:
+        rng: the generator of the white noise.
+        n: how many images.
+        resolution: the image side, in pixels.
+        center: the passband's centre frequency, in cycles per pixel.
+        width: its Gaussian width, in cycles per pixel.
+        anisotropy: see above; 1 for isotropic.
+
+    Returns:
+        float32 ``(n, resolution, resolution)``, zero mean per image.
     """
     white = rng.standard_normal((n, resolution, resolution), dtype=F)
     spectrum = np.fft.rfft2(white)
@@ -108,6 +177,15 @@ def lowpass_noise(
 
     A coarse random grid, upsampled with cubic B-spline weights: smooth, and much cheaper than
     filtering full-resolution noise.
+
+    Args:
+        rng: the generator of the coarse grid.
+        n: how many images.
+        resolution: the image side, in pixels.
+        cycles: about how many features span the image.
+
+    Returns:
+        float32 ``(n, resolution, resolution)``, zero mean per image.
     """
     knots = int(np.ceil(2 * cycles)) + 4
     coarse = rng.standard_normal((n, knots, knots), dtype=F)
@@ -134,7 +212,21 @@ def _bspline_matrix(resolution: int, knots: int) -> np.ndarray:
 
 def strands(rng, n, resolution, u, v, cx, cy, grain: np.ndarray) -> np.ndarray:
     """Hair strands radiating from a crown point: fine oriented stripes with wavy phase, plus
-    ``grain`` (a fine-noise field the caller already has)."""
+    ``grain`` (a fine-noise field the caller already has).
+
+    Args:
+        rng: the generator of the wobble and phases.
+        n: how many images.
+        resolution: the image side, in pixels.
+        u: horizontal coordinates, as :func:`coords` returns.
+        v: vertical coordinates.
+        cx: the crown's ``u``, per image ``(N, 1, 1)``.
+        cy: the crown's ``v``.
+        grain: the fine-noise field ``(n, H, W)`` added.
+
+    Returns:
+        float32 ``(n, H, W)``.
+    """
     theta = np.arctan2(v - cy, u - cx)
     count = F(0.7 * resolution * np.pi)  # about 2.5 px between strands at mid radius
     wobble = lowpass_noise(rng, n, resolution, cycles=3.0)
@@ -144,24 +236,63 @@ def strands(rng, n, resolution, u, v, cx, cy, grain: np.ndarray) -> np.ndarray:
 
 
 def curls(rng, n, resolution) -> np.ndarray:
-    """Curly hair: isotropic blobs at ~4 px, hard-thresholded into ringlets."""
+    """Curly hair: isotropic blobs at ~4 px, hard-thresholded into ringlets.
+
+    Args:
+        rng: the generator of the noise.
+        n: how many images.
+        resolution: the image side, in pixels.
+
+    Returns:
+        float32 ``(n, H, W)`` in (-1, 1).
+    """
     noise = bandpass_noise(rng, n, resolution, center=0.22, width=0.04)
     return np.tanh(F(2.5) * noise)
 
 
 def pores(rng, n, resolution) -> np.ndarray:
-    """Skin pores: isotropic near-Nyquist grain."""
+    """Skin pores: isotropic near-Nyquist grain.
+
+    Args:
+        rng: the generator of the noise.
+        n: how many images.
+        resolution: the image side, in pixels.
+
+    Returns:
+        float32 ``(n, H, W)``, unit std.
+    """
     return bandpass_noise(rng, n, resolution, center=0.38, width=0.1)
 
 
 def scanlines(rng, n, resolution) -> np.ndarray:
-    """Skin with horizontal streaks: energy concentrated on vertical frequencies."""
+    """Skin with horizontal streaks: energy concentrated on vertical frequencies.
+
+    Args:
+        rng: the generator of the noise.
+        n: how many images.
+        resolution: the image side, in pixels.
+
+    Returns:
+        float32 ``(n, H, W)``, unit std.
+    """
     return bandpass_noise(rng, n, resolution, center=0.3, width=0.06, anisotropy=4.0)
 
 
 def weave(rng, n, resolution, u, v, grain: np.ndarray) -> np.ndarray:
     """Cloth weave: a diagonal cross-hatch near 4 px period, with random phase, plus ``grain``
-    (a fine-noise field; callers pass one they already made for a surface drawn on top)."""
+    (a fine-noise field; callers pass one they already made for a surface drawn on top).
+
+    Args:
+        rng: the generator of the phases.
+        n: how many images.
+        resolution: the image side, in pixels.
+        u: horizontal coordinates, as :func:`coords` returns.
+        v: vertical coordinates.
+        grain: the fine-noise field ``(n, H, W)`` added.
+
+    Returns:
+        float32 ``(n, H, W)``.
+    """
     k = F(np.pi * resolution / 4.0)
     phase = col(rng.uniform(0, 2 * np.pi, n))
     hatch = np.sin(k * (u + v) + phase) * np.sin(k * (u - v) + phase)
@@ -169,7 +300,16 @@ def weave(rng, n, resolution, u, v, grain: np.ndarray) -> np.ndarray:
 
 
 def speckle(rng, n, resolution) -> np.ndarray:
-    """Speckle: sparse bright and dark dots on a mid-frequency mottle."""
+    """Speckle: sparse bright and dark dots on a mid-frequency mottle.
+
+    Args:
+        rng: the generator of the noise.
+        n: how many images.
+        resolution: the image side, in pixels.
+
+    Returns:
+        float32 ``(n, H, W)``.
+    """
     white = rng.standard_normal((n, resolution, resolution), dtype=F)
     dots = np.sign(white) * (np.abs(white) > F(1.8))
     return (

@@ -90,6 +90,20 @@ class SyntheticFaces(SyntheticSource):
         return {a.name: list(a.values) for a in ATTRIBUTES}
 
     def render_chunk(self, rng, *, count, resolution, shift_attributes, shift_texture):
+        """``count`` faces, their attribute indices and captions.
+
+        As :meth:`SyntheticSource.render_chunk`.
+
+        Args:
+            rng: the chunk's generator; every draw comes from it.
+            count: how many images.
+            resolution: side length R of the square images, in pixels.
+            shift_attributes: draw attributes from the shifted distribution (public split).
+            shift_texture: draw the shifted texture family (public split).
+
+        Returns:
+            ``(images, {attribute: indices}, captions)``.
+        """
         attrs = {
             a.name: rng.choice(len(a.values), size=count, p=a.probabilities(shift_attributes))
             for a in ATTRIBUTES

@@ -79,6 +79,21 @@ class SyntheticScenes(SyntheticSource):
         return schema
 
     def render_chunk(self, rng, *, count, resolution, shift_attributes, shift_texture):
+        """``count`` scenes, their attribute indices and captions.
+
+        As :meth:`SyntheticSource.render_chunk`. Attributes ``shape_i``, ``color_i`` and
+        ``size_i`` are 0 for an absent object ``i``, else the value's index plus 1.
+
+        Args:
+            rng: the chunk's generator; every draw comes from it.
+            count: how many images.
+            resolution: side length R of the square images, in pixels.
+            shift_attributes: draw attributes from the shifted distribution (public split).
+            shift_texture: draw the shifted texture family (public split).
+
+        Returns:
+            ``(images, {attribute: indices}, captions)``.
+        """
         draw = lambda a, shape: rng.choice(
             len(a.values), size=shape, p=a.probabilities(shift_attributes)
         )

@@ -350,7 +350,17 @@ class ResNeXt(nn.Module):
     def block(
         self, name: str, in_channels: int, out_channels: int, pool_stride: int = 2
     ) -> nn.Sequential:
-        """``block_depth`` bottlenecks, the first changing width and striding."""
+        """``block_depth`` bottlenecks, the first changing width and striding.
+
+        Args:
+            name: the prefix of the bottlenecks' module names.
+            in_channels: the block's input width.
+            out_channels: its output width.
+            pool_stride: the first bottleneck's stride.
+
+        Returns:
+            The block.
+        """
         block = nn.Sequential()
         for index in range(self.block_depth):
             first = index == 0

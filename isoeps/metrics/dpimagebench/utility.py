@@ -205,7 +205,16 @@ def selection_noise_scale(epsilon: float | None) -> tuple[float, str]:
 
 
 def draw_selection_noise(rng: np.random.Generator, *, epochs: int, scale: float) -> np.ndarray:
-    """One ``laplace(loc=0, scale)`` draw per epoch, in epoch order (zeros at scale 0)."""
+    """One ``laplace(loc=0, scale)`` draw per epoch, in epoch order (zeros at scale 0).
+
+    Args:
+        rng: the generator of the draws.
+        epochs: how many draws.
+        scale: the Laplace scale; 0 for no noise.
+
+    Returns:
+        float ``(epochs,)``.
+    """
     if scale == 0:
         return np.zeros(epochs)
     return np.array([rng.laplace(loc=0.0, scale=scale) for _ in range(epochs)])
@@ -409,7 +418,15 @@ class Trainer:
         self.pending = 0
 
     def train_epoch(self, images: np.ndarray, labels: np.ndarray) -> float:
-        """One pass over shuffled micro-batches; returns the mean training loss."""
+        """One pass over shuffled micro-batches; returns the mean training loss.
+
+        Args:
+            images: uint8 ``(N, 3, H, W)`` training images.
+            labels: int ``(N,)`` class indices.
+
+        Returns:
+            The loss averaged over the examples of the epoch.
+        """
         import torch
         import torch.nn.functional as F
 
@@ -433,7 +450,15 @@ class Trainer:
         return total / len(order)
 
     def count_correct(self, images: np.ndarray, labels: np.ndarray) -> int:
-        """Correct predictions of the model as it stands (eval mode, no grad)."""
+        """Correct predictions of the model as it stands (eval mode, no grad).
+
+        Args:
+            images: uint8 ``(N, 3, H, W)``.
+            labels: int ``(N,)`` class indices.
+
+        Returns:
+            How many argmax predictions equal ``labels``.
+        """
         import torch
 
         self.model.eval()
