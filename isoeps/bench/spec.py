@@ -329,6 +329,7 @@ SHIPPED_SUITES: tuple[str, ...] = (
     "quick",
     "smoke",
     "style-capture",
+    "fmnist",
     "paper-coco",
     "paper-mmceleba",
 )
