@@ -15,10 +15,31 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from isoeps.datasets.base import ImageSplit
+from isoeps.datasets.base import LUMA_601, ImageSplit
 from isoeps.datasets.source import DatasetSource, SourceConfig, take_subset
 from isoeps.errors import DataError
 from isoeps.ops.images import DEFAULT_RESIZE, chw_to_pil, pil_to_chw, resize_pil, unit_to_uint8
+
+#: DPImageBench's 3-to-1 channel weights (ITU-R 601's), as its ``evaluator.py`` applies them to
+#: channels (2, 1, 0) of a colour gen.npz when the sensitive data has one channel.
+GRAY_WEIGHTS: tuple[float, float, float] = LUMA_601
+
+
+def dpimagebench_gray(unit: np.ndarray) -> np.ndarray:
+    """Colour images in [0, 1] as DPImageBench turns them gray for a one-channel sensitive set.
+
+    Args:
+        unit: float32 ``(N, 3, H, W)`` in [0, 1].
+
+    Returns:
+        float32 ``(N, 1, H, W)``: ``0.299 c2 + 0.587 c1 + 0.114 c0`` (its channel order, kept),
+        or the first channel itself when the three are equal (the gray data isoeps stores).
+    """
+    if np.array_equal(unit[:, 0], unit[:, 1]) and np.array_equal(unit[:, 0], unit[:, 2]):
+        return np.ascontiguousarray(unit[:, :1])
+    w0, w1, w2 = GRAY_WEIGHTS
+    return w0 * unit[:, 2:3] + w1 * unit[:, 1:2] + w2 * unit[:, 0:1]
+
 
 #: How float pixels become uint8: isoeps rounds; DPImageBench's ``ToPILImage`` truncates.
 QUANTISE_MODES: tuple[str, ...] = ("round", "truncate")
@@ -107,8 +128,9 @@ def write_dpimagebench_npz(
         images: uint8 NCHW samples as isoeps stores them.
         labels: each sample's class (``y``); zeros when None (an unconditional source).
         captions: each sample's caption, stored as an extra ``captions`` array.
-        channels: 1 for a grayscale source: ``x`` gets one channel, the mean of the three
-            that isoeps stores (equal for gray data).
+        channels: 1 for a grayscale source: ``x`` gets one channel, converted as
+            DPImageBench's evaluator converts colour samples (:func:`dpimagebench_gray`), so
+            that the file evaluates there as isoeps's own ``dpimagebench-*`` metrics do here.
         padding: pixels the source padded on each side; cropped off, so that ``x`` has the
             sensitive data's own resolution, as DPImageBench's evaluator expects.
     """
@@ -127,7 +149,7 @@ def write_dpimagebench_npz(
         images = images[:, :, padding:-padding, padding:-padding]
     x = images.astype(np.float32) / np.float32(255.0)
     if channels == 1:
-        x = x.mean(axis=1, keepdims=True, dtype=np.float32)
+        x = dpimagebench_gray(x)
     arrays: dict[str, Any] = {"x": np.ascontiguousarray(x), "y": y.astype(np.int64)}
     if captions is not None:
         if len(captions) != n:

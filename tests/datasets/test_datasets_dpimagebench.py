@@ -104,3 +104,17 @@ def test_export_rejects_bad_geometry(tmp_path: Path, options, message: str) -> N
     images = np.zeros((1, 3, 8, 8), np.uint8)
     with pytest.raises(ValueError, match=message):
         write_dpimagebench_npz(tmp_path / "x.npz", images=images, **options)
+
+
+def test_export_of_colour_samples_of_a_gray_source_evaluates_as_isoeps_does(tmp_path: Path) -> None:
+    """DPImageBench reads the one-channel file through ToPILImage (truncation); that must give
+    the pixels isoeps's own dpimagebench metrics derive from the same colour samples."""
+    from isoeps.metrics.dpimagebench.preprocess import to_sensitive_channels, truncate_unit
+
+    colour = np.random.default_rng(3).integers(0, 256, (5, 3, 8, 8), dtype=np.uint8)
+    path = tmp_path / "gen.npz"
+    write_dpimagebench_npz(path, images=colour, channels=1)
+    with np.load(path) as data:
+        read_there = truncate_unit(np.clip(data["x"], 0.0, 1.0))[:, 0]
+    here, record = to_sensitive_channels(colour, gray=True)
+    assert record and np.array_equal(read_there, here[:, 0])

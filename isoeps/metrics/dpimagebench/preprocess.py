@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from isoeps.datasets.dpimagebench import dpimagebench_gray
 from isoeps.metrics.preprocess import check_images
 
 PROTOCOL = "dpimagebench"
@@ -66,11 +67,6 @@ def to_sensitive_resolution(
     }
 
 
-#: DPImageBench's 3-to-1 channel weights, as ``evaluator.py`` applies them to channels
-#: (2, 1, 0) of a colour gen.npz when the sensitive data has one channel.
-GRAY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
-
-
 def truncate_unit(x: np.ndarray) -> np.ndarray:
     """float images in [0, 1] -> uint8 as ``ToPILImage`` does: ``x.mul(255).byte()``.
 
@@ -112,8 +108,6 @@ def to_sensitive_channels(
     images = check_images(images, what=what)
     if not gray or is_grayscale(images):
         return images, {}
-    x = images.astype(np.float32) / np.float32(255.0)
-    w0, w1, w2 = GRAY_WEIGHTS
-    luma = w0 * x[:, 2:3] + w1 * x[:, 1:2] + w2 * x[:, 0:1]
+    luma = dpimagebench_gray(images.astype(np.float32) / np.float32(255.0))
     out = np.repeat(truncate_unit(np.clip(luma, 0.0, 1.0)), 3, axis=1)
     return out, {"to_sensitive_channels": {"from": 3, "to": 1, "weights": "dpimagebench"}}

@@ -51,12 +51,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from isoeps.datasets.dpimagebench import dpimagebench_gray
 from isoeps.errors import ConfigError
 from isoeps.log import get_logger, progress
 from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
 from isoeps.metrics.common import value
 from isoeps.metrics.dpimagebench.preprocess import (
-    GRAY_WEIGHTS,
     PROTOCOL,
     is_grayscale,
     sensitive_geometry,
@@ -309,9 +309,7 @@ def to_channels(images: np.ndarray, *, grayscale: bool) -> tuple[np.ndarray, str
         return images, None
     if is_grayscale(images):
         return np.ascontiguousarray(images[:, :1]), "equal channels: first channel"
-    unit = images.astype(np.float32) / np.float32(255.0)
-    w0, w1, w2 = GRAY_WEIGHTS
-    gray = w0 * unit[:, 2:3] + w1 * unit[:, 1:2] + w2 * unit[:, 0:1]
+    gray = dpimagebench_gray(images.astype(np.float32) / np.float32(255.0))
     return gray.astype(np.float32), "colour samples weighted 0.299 c2 + 0.587 c1 + 0.114 c0"
 
 
