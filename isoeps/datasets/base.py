@@ -93,6 +93,21 @@ class ImageSplit:
     def resolution(self) -> int:
         return int(self.images.shape[-1])
 
+    @property
+    def padding(self) -> int:
+        """Pixels the source added on each side to reach ``resolution`` (``info["padding"]``)."""
+        return int(self.info.get("padding", 0) or 0)
+
+    @property
+    def native_resolution(self) -> int:
+        """The side of the source's own images, without the padding."""
+        return self.resolution - 2 * self.padding
+
+    @property
+    def channels(self) -> int:
+        """1 for a gray source (stored as three equal channels, ``info["channels"]``), else 3."""
+        return int(self.info.get("channels", 3))
+
     def __getitem__(self, index: int) -> Record:
         attributes = (
             {name: int(values[index]) for name, values in self.attributes.items()}

@@ -81,14 +81,12 @@ def geometry_of(split: Any) -> dict[str, int] | None:
     """What a source did to reach the generator's image shape, from its ``info``: a gray
     source (``channels`` 1, stored as three equal channels) or a padded one (``padding``
     pixels each side around ``native_resolution``). None for a plain RGB source."""
-    info = split.info
-    channels, padding = int(info.get("channels", 3)), int(info.get("padding", 0) or 0)
-    if channels == 3 and not padding:
+    if split.channels == 3 and not split.padding:
         return None
     return {
-        "channels": channels,
-        "native_resolution": split.resolution - 2 * padding,
-        "padding": padding,
+        "channels": split.channels,
+        "native_resolution": split.native_resolution,
+        "padding": split.padding,
     }
 
 

@@ -22,14 +22,12 @@ def sensitive_geometry(split: Any) -> tuple[int, int]:
     """``(native size, padding)`` of a split: the size DPImageBench evaluates at.
 
     Args:
-        split: an :class:`~isoeps.datasets.base.ImageSplit`; ``info["padding"]`` (pixels on
-            each side, default 0) says how much of its border the source added.
+        split: an :class:`~isoeps.datasets.base.ImageSplit`.
 
     Returns:
         The side of the images without the padding, and the padding.
     """
-    padding = int(split.info.get("padding", 0) or 0)
-    return split.resolution - 2 * padding, padding
+    return split.native_resolution, split.padding
 
 
 def to_sensitive_resolution(
