@@ -55,6 +55,14 @@ class Cell(BaseModel):
     store: StoreSpec = StoreSpec()
 
     @property
+    def nominal_epsilon(self) -> float | None:
+        """The ε the budget names, as a metric reads it: the target of a private cell, ``inf``
+        for a non-private row, None for a public row (no private data, so no ε at all)."""
+        if self.budget == "inf":
+            return float("inf")
+        return self.epsilon
+
+    @property
     def slug(self) -> str:
         """A readable folder name; the id keeps it unique."""
         method = "".join(c if c.isalnum() or c in "-_=" else "_" for c in self.method_label)

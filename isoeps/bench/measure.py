@@ -94,18 +94,10 @@ def _metric_inputs(cell: Any, *, drawn: Drawn, data: Any, device: str) -> Any:
         extraction_source_ids=extraction.prompts.source_ids if extraction else None,
         open_prompt=open_samples.images if open_samples is not None else None,
         validation=getattr(data, "validation", None),
-        epsilon=cell_epsilon(cell.budget),
+        epsilon=cell.nominal_epsilon,
         seed=cell.seed,
         device=device,
     )
-
-
-def cell_epsilon(budget: str) -> float | None:
-    """The ε a cell's budget label names: a number, ``inf`` for a non-private row, None for
-    a public row (no private data trained on, so no ε at all)."""
-    if budget == "public":
-        return None
-    return float("inf") if budget == "inf" else float(budget)
 
 
 def _inputs_for(inputs: Any, needs: frozenset[str]) -> Any:

@@ -190,10 +190,13 @@ class DPAggTI(Method):
         return {"method": self.name, "version": self.version, "config": self.config.public_part()}
 
     def pretrain_public(self, public: Any) -> None:
-        if self.config.pretrained_path is not None:
-            self.model = self._load_stable_diffusion()
-            return
         from isoeps.models.diffusion import DiffusionSpec, TextDiffusion, TrainSettings
+
+        if self.config.pretrained_path is not None:
+            # Nothing to train, and every cell loads the weights from the folder itself
+            # (load_public): loading them here too would read them twice on a first run.
+            TextDiffusion.check_stable_diffusion_folder(self.config.pretrained_path)
+            return
 
         spec = DiffusionSpec(
             resolution=self.config.resolution,
@@ -223,9 +226,9 @@ class DPAggTI(Method):
     def save_public(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        if self.model is None:
-            raise ConfigError("dpagg-ti: save_public before pretrain_public")
         if self.config.pretrained_path is None:
+            if self.model is None:
+                raise ConfigError("dpagg-ti: save_public before pretrain_public")
             self.model.save(directory / "diffusion")
         payload = {"pretrained_path": self.config.pretrained_path}
         (directory / PUBLIC_FILE).write_text(json.dumps(payload))

@@ -152,6 +152,34 @@ class TextDiffusion:
             spec=spec,
         )
 
+    @staticmethod
+    def check_stable_diffusion_folder(path: str | Path) -> Path:
+        """That ``path`` is a local diffusers Stable Diffusion folder with every part, without
+        reading any weights.
+
+        Args:
+            path: the Stable Diffusion folder.
+
+        Returns:
+            The folder.
+
+        Raises:
+            MissingWeightsError: the folder or one of its parts is missing.
+            ConfigError: it has no ``text_encoder/`` folder.
+        """
+        root = Path(path)
+        if not root.is_dir():
+            raise MissingWeightsError(f"Stable Diffusion folder not found: {root}")
+        if not (root / "text_encoder").is_dir():
+            raise ConfigError(
+                f"{root} has no text_encoder/ folder: DPAgg-TI needs a text-conditional model "
+                "whose text encoder holds the learned token"
+            )
+        for sub in ("unet", "vae", "scheduler", "tokenizer"):
+            if not (root / sub).is_dir():
+                raise MissingWeightsError(f"Stable Diffusion folder {root} lacks {sub}/")
+        return root
+
     @classmethod
     def from_stable_diffusion(
         cls, path: str | Path, *, device: str = "cpu", resolution: int = 512
@@ -176,17 +204,7 @@ class TextDiffusion:
 
         from isoeps.models.text_encoders import HFLocalTextEncoder
 
-        root = Path(path)
-        if not root.is_dir():
-            raise MissingWeightsError(f"Stable Diffusion folder not found: {root}")
-        if not (root / "text_encoder").is_dir():
-            raise ConfigError(
-                f"{root} has no text_encoder/ folder: DPAgg-TI needs a text-conditional model "
-                "whose text encoder holds the learned token"
-            )
-        for sub in ("unet", "vae", "scheduler", "tokenizer"):
-            if not (root / sub).is_dir():
-                raise MissingWeightsError(f"Stable Diffusion folder {root} lacks {sub}/")
+        root = cls.check_stable_diffusion_folder(path)
         encoder = HFLocalTextEncoder(
             path=root / "text_encoder",
             tokenizer_path=root / "tokenizer",

@@ -252,3 +252,9 @@ def test_shipped_suites_expand_against_the_real_registry(name, count):
     if name == "quick":
         assert all(c.dataset.n["private"] >= 20000 for c in expanded)
         assert {c.budget for c in expanded} == {"1", "10", "inf", "public"}
+
+
+def test_each_cell_names_the_epsilon_its_metrics_read():
+    """A private cell reads its target, an ``inf`` row infinity, a public row no ε at all."""
+    by_budget = {c.budget: c.nominal_epsilon for c in cells.expand(load_suite("fmnist"))}
+    assert by_budget == {"1": 1.0, "10": 10.0, "inf": float("inf"), "public": None}
