@@ -86,7 +86,11 @@ class ARFamilyConfig(MethodConfig):
     depth: int = public_field(4, ge=1)
     heads: int = public_field(4, ge=1)
     mlp_ratio: int = public_field(4, ge=1)
-    pretrain_steps: int = public_field(1500, ge=1)
+    pretrain_steps: int = public_field(
+        1500,
+        ge=0,
+        description="public AR steps; 0 trains the AR model from scratch, on private data alone",
+    )
     pretrain_batch_size: int = public_field(64, ge=1)
     pretrain_learning_rate: float = public_field(1e-3, gt=0)
     cond_dropout: float = public_field(0.1, ge=0, lt=1, description="caption dropout (for CFG)")
@@ -222,7 +226,8 @@ class ARFamilyMethod(Method):
         self.model = model
         self.pretrain_report = {
             "tokenizer_psnr": psnr,
-            "ar_final_loss": float(np.mean(ar_losses[-20:])),
+            # None when the AR model is trained from scratch (pretrain_steps 0)
+            "ar_final_loss": float(np.mean(ar_losses[-20:])) if ar_losses else None,
             "sr_final_loss": float(np.mean(sr_losses[-20:])),
             "public_images": len(public),
         }

@@ -67,3 +67,29 @@ def test_full_finetune_trains_every_scale_from_the_shared_public_model(tmp_path)
 def test_full_finetune_has_no_stage_two_fields() -> None:
     with pytest.raises(ValueError, match="coarse_scales"):
         DPSGDFullFinetune({"coarse_scales": 1}, ctx=_ctx())
+
+
+def test_from_scratch_the_ar_model_starts_at_its_seeded_init(tmp_path) -> None:
+    """``pretrain_steps: 0``: no public AR training (the tokenizer and SR net stay public);
+    the model DP-SGD finetunes is the seeded random init, the same for every cell."""
+    public = load_split("synthetic-faces", "public", resolution=32, n=100, seed=0)
+    private = load_split("synthetic-faces", "private", resolution=32, n=150, seed=0)
+    scratch = {**TINY, "pretrain_steps": 0}
+    method = DPSGDFullFinetune(scratch, ctx=_ctx())
+    method.pretrain_public(public)
+    assert method.pretrain_report["ar_final_loss"] is None
+    torch.manual_seed(method.config.pretrain_seed)  # as pretrain_public seeds the init
+    init = method._build_model(method.tokenizer).state_dict()
+    for key, value in method.public_model.state_dict().items():
+        assert torch.equal(value, init[key]), key
+    pretrained = DPSGDFullFinetune(TINY, ctx=_ctx())
+    pretrained.pretrain_public(public)
+    assert not torch.equal(
+        pretrained.public_model.state_dict()["head.0.weight"], init["head.0.weight"]
+    )
+
+    delta = default_delta(len(private))
+    guard = PrivateData(private, seed=2)
+    method.fit(guard, PrivacyBudget.private(2.0, delta))
+    assert epsilon(guard.ledger, delta=delta, accountant="prv") <= 2.0
+    assert not torch.equal(method.model.state_dict()["head.0.weight"], init["head.0.weight"])
