@@ -191,15 +191,20 @@ def run_cell_payload(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def share_cpu_threads(jobs: int) -> None:
-    """Give each of ``jobs`` parallel cells its share of the cores. Torch's default (every
-    core per process) oversubscribes the CPU with parallel cells, which was measured here to
-    slow CPU cells down by an order of magnitude."""
-    if jobs > 1:
-        import os
+    """Give each of ``jobs`` parallel cells its share of the CPUs this process may use (its
+    affinity and cgroup quota, :mod:`isoeps.cpus`; ``OMP_NUM_THREADS`` if the user set it).
+    Torch's default counts every core of the machine, which oversubscribes a container or a
+    shared allocation and, with parallel cells, was measured here to slow CPU cells down by an
+    order of magnitude.
 
-        import torch
+    Args:
+        jobs: how many cells run side by side.
+    """
+    import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    from isoeps.cpus import threads_per_process
+
+    torch.set_num_threads(threads_per_process(processes=jobs))
 
 
 def _record_worker_death(payload: dict[str, Any], error: BaseException) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import isoeps
 from isoeps.cli import _common
+from isoeps.cpus import quiet_openmp
 from isoeps.errors import IsoepsError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REGRESSION = 0, 1, 2, 3
@@ -70,6 +71,9 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before any command imports torch: idle OpenMP threads sleep instead of spinning on a
+    # shared CPU (isoeps.cpus).
+    quiet_openmp()
     parser, commands = _build()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:

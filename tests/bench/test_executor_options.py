@@ -77,18 +77,21 @@ def test_local_executor_rejects_zero_jobs():
         )
 
 
-def test_parallel_cells_share_the_cores():
-    import os
-
+def test_parallel_cells_share_the_cores(monkeypatch):
     import torch
 
     from isoeps.bench.runner import share_cpu_threads
+    from isoeps.cpus import available_cpus
 
     before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     try:
         share_cpu_threads(2)
-        assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
-        share_cpu_threads(1)  # one cell at a time keeps torch's own choice
-        assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
+        assert torch.get_num_threads() == max(1, available_cpus() // 2)
+        share_cpu_threads(1)
+        assert torch.get_num_threads() == available_cpus()
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice wins
+        share_cpu_threads(1)
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
