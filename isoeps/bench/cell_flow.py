@@ -27,6 +27,8 @@ from isoeps.results import artifacts, folders
 #: and budget of a seed sees the same prompts (and the sample grids line up).
 PROMPT_PURPOSE = "evaluation"
 
+log = get_logger(__name__)
+
 
 class RefusedCell(PrivacyError):
     """The re-accounted epsilon exceeds the cell's target: the cell is not stored."""
@@ -76,6 +78,7 @@ def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     env = environment.collect(device=runtime.device)
     folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
     fitted = _fit(cell, folder, runtime)
+    log.info("phase: sampling (%d images)", cell.n_samples)
     started = time.time()
     drawn = _draw(cell, fitted)
     fitted.timings["sample_s"] = time.time() - started
@@ -83,6 +86,7 @@ def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
 
     from isoeps.bench.measure import measure
 
+    log.info("phase: metrics (%s)", ", ".join(cell.metrics))
     values = measure(cell, drawn=drawn, data=fitted.data, device=runtime.device)
     env.update(data_fingerprints=fitted.data.fingerprints(), timings=fitted.timings)
     folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
@@ -117,9 +121,11 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
     )
     method = build_method(cell, ctx=ctx)
     method.check_budget(budget)
+    log.info("phase: public models")
     started = time.time()
     public_key = prepare_public(method, data.public)
     timings = {"public_s": time.time() - started}
+    log.info("phase: fit (budget %s)", cell.budget)
     started = time.time()
     journal = Ledger()  # the harness's record of every release; the method sees copies only
     guard = None

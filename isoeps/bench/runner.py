@@ -123,6 +123,7 @@ def run_cell(
     folder: Path,
     runtime: RuntimeSpec | None = None,
     overrides: list[str] | None = None,
+    position: str = "",
 ) -> CellOutcome:
     """Run one cell into ``folder``. A failure is recorded there, not raised.
 
@@ -131,6 +132,7 @@ def run_cell(
         folder: its run folder; a fresh one is prepared.
         runtime: the device and execution settings; None for the defaults.
         overrides: the dotlist overrides the suite was loaded with, recorded in the folder.
+        position: where the cell stands in its run, e.g. ``"3/18"``, for the log.
 
     Returns:
         The outcome: status (finished, refused or failed), folder, reason and wall time.
@@ -145,7 +147,7 @@ def run_cell(
     )
     started = time.time()
     with _cell_log(folder / folders.LOG):
-        log.info("cell %s: %s", cell.cell_id, cell.slug)
+        log.info("cell %s%s: %s", f"{position} " if position else "", cell.cell_id, cell.slug)
         try:
             execute(cell, folder, runtime)
             status, reason, trace = folders.FINISHED, None, None
@@ -186,6 +188,7 @@ def run_cell_payload(payload: dict[str, Any]) -> dict[str, Any]:
         folder=Path(payload["folder"]),
         runtime=runtime,
         overrides=payload.get("overrides"),
+        position=payload.get("position", ""),
     )
     return outcome.__dict__
 
@@ -323,8 +326,9 @@ def run_suite(
             "runtime": runtime.model_dump(mode="json"),
             "overrides": overrides or [],
             "verbosity": verbosity,
+            "position": f"{i}/{len(todo)}",
         }
-        for c in todo
+        for i, c in enumerate(todo, start=1)
     ]
     from isoeps.bench.trackers import create_trackers
 
@@ -372,6 +376,7 @@ def _collect(
     from isoeps.results import index
 
     ran = []
+    started = time.time()
     bar = progress(total=len(payloads), desc="cells", unit="cell")
     try:
         for payload, result in executor.map(run_cell_payload, payloads):
@@ -381,6 +386,7 @@ def _collect(
             index.update(store, Path(outcome.run_dir))
             ran.append(outcome)
             bar.update(1)
+            log.info(progress_line(ran, total=len(payloads), elapsed=time.time() - started))
             for tracker in trackers:
                 tracker.log_cell(Path(outcome.run_dir))
             if on_outcome:
@@ -390,6 +396,37 @@ def _collect(
         for tracker in trackers:
             tracker.close()
     return ran
+
+
+def progress_line(done: list[CellOutcome], *, total: int, elapsed: float) -> str:
+    """How far the run is, for the log: cells done of the total, by status, and an ETA.
+
+    Args:
+        done: the outcomes so far.
+        total: the cells this run executes.
+        elapsed: seconds since the run's first cell started.
+
+    Returns:
+        e.g. ``"cells 3/18 done (3 finished), 21 min elapsed, about 1 h 45 min left"``; the
+        ETA is the elapsed time per cell so far times the cells left (cells run side by side
+        with ``--jobs`` are counted in it).
+    """
+    counts: dict[str, int] = {}
+    for outcome in done:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    line = f"cells {len(done)}/{total} done ({statuses}), {_duration(elapsed)} elapsed"
+    left = total - len(done)
+    if done and left:
+        line += f", about {_duration(elapsed / len(done) * left)} left"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
 def _failed_cells(cells: list[Cell], store: Path) -> list[dict[str, Any]]:

@@ -66,6 +66,13 @@ def test_cells_write_complete_run_folders_and_resume(tiny_suite):
     other = np.load(public / "samples.npz")
     assert list(other["prompts"]) == list(samples["prompts"])
 
+    # each cell's log says where it stands in the run and which phase it is in
+    log_text = (private / "log.txt").read_text()
+    assert f"cell 1/3 {expanded[0].cell_id}" in log_text
+    phases = ["public models", "fit (budget 1)", "sampling (8 images)", "metrics ("]
+    positions = [log_text.index(f"phase: {phase}") for phase in phases]
+    assert positions == sorted(positions)
+
     frame = load(store)
     assert len(frame) == 3 and frame["higher_is_better"].eq(False).all()
     indexed = read(store / folders.INDEX, table="cells").set_index("budget")
@@ -232,3 +239,15 @@ def test_the_two_ar_methods_share_one_public_family():
     assert len(families) == 2  # the AR family (both AR methods) and dpagg-ti
     first = interleave_families(quick)[:2]
     assert {c.method_name for c in first} == {"wavelet-two-stage", "dpagg-ti"}
+
+
+def test_the_progress_line_counts_statuses_and_estimates_what_is_left():
+    from isoeps.bench.runner import CellOutcome, progress_line
+
+    done = [CellOutcome("a", "finished", "x", None, 1.0), CellOutcome("b", "failed", "y", "e", 1.0)]
+    line = progress_line(done, total=6, elapsed=20 * 60)
+    assert line == "cells 2/6 done (1 failed, 1 finished), 20 min elapsed, about 40 min left"
+    assert progress_line(done, total=2, elapsed=30) == (
+        "cells 2/2 done (1 failed, 1 finished), 30 s elapsed"
+    )
+    assert "1 h 30 min left" in progress_line(done[:1], total=4, elapsed=30 * 60)
