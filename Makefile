@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup fashion-mnist demo test lint-imports clean
+.PHONY: setup fashion-mnist demo test test-slow lint-imports clean
 
 $(STAMP): pyproject.toml constraints/ci-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,12 @@ fashion-mnist:
 demo: setup
 	$(BIN)/isoeps run
 
+# The tests, without the end-to-end ones marked slow (minutes each; CI runs them next).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
 
 lint-imports: setup
 	$(BIN)/lint-imports
