@@ -94,6 +94,22 @@ def content_key(payload: Any, *, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex): the content key of weights read from disk.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its 64-character hex digest.
+    """
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @contextlib.contextmanager
 def file_lock(path: Path, *, timeout: float = -1) -> Iterator[None]:
     """Hold an inter-process lock on ``path`` + ``.lock``.

