@@ -30,6 +30,7 @@ from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
 from isoeps.log import get_logger
 from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
+from isoeps.metrics.bootstrap import wilson_interval
 from isoeps.metrics.classifier import (
     ClassifierConfig,
     accuracies,
@@ -50,6 +51,11 @@ log = get_logger(__name__)
 EVAL_CLASSIFIER_STEPS = 1500
 #: An attribute whose held-out accuracy is within this of its majority-class rate is flagged.
 WEAK_MARGIN = 0.05
+#: ``details["ci_note"]`` of ``attr_consistency``'s Wilson interval.
+CONSISTENCY_CI_NOTE = (
+    "Wilson over the n samples (a mean over attributes counts each sample once: conservative); "
+    "the eval classifier is fixed, so its own errors are not in the interval"
+)
 
 
 def frequencies(labels: np.ndarray, classes: int) -> np.ndarray:
@@ -228,13 +234,15 @@ def _consistency(
         raise ConfigError(
             f"fake_attributes {sorted(asked)} share no attribute with the classifier's {sorted(predicted)}"
         )
+    accuracy = float(np.mean(list(per.values())))
     return value(
         "attr_consistency",
-        np.mean(list(per.values())),
+        accuracy,
         higher_is_better=True,
         n=n,
-        details={**common, "per_attribute": per},
+        details={**common, "per_attribute": per, "ci_note": CONSISTENCY_CI_NOTE},
         reads_private=False,
+        ci=wilson_interval(proportion=accuracy, n=n),
     )
 
 

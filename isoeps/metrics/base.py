@@ -65,6 +65,11 @@ class MetricValue:
     ``artifacts`` holds what the run folder keeps beside the value (``closest_pairs``:
     ``[{"sample": j, "private_id": id, "d_train": d}, ...]`` becomes ``mem_pairs.npz``).
     ``details`` is free-form provenance for readers.
+
+    ``ci_low``/``ci_high`` bound the value's own confidence interval, computed on the features
+    already computed (no new network pass); ``details["ci"]`` then says how:
+    ``{"level": 0.95, "method": ..., "resampled": "fake" | None, "resamples": int | None,
+    "seed": int | None}`` (:mod:`isoeps.metrics.bootstrap`). None where the statistic has none.
     """
 
     name: str
@@ -74,6 +79,8 @@ class MetricValue:
     backbone: str | None = None
     backbone_sha256: str | None = None
     std: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
     reads_private: bool | None = None
     resize_mode: str | None = None

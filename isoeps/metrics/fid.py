@@ -14,6 +14,14 @@ import warnings
 import numpy as np
 
 from isoeps.metrics.base import MetricInputs, MetricValue
+from isoeps.metrics.bootstrap import (
+    MIN_SAMPLES,
+    Interval,
+    ci_seed,
+    half_samples,
+    resampled_fid,
+    resampled_interval,
+)
 from isoeps.metrics.common import FeatureMetric, value
 from isoeps.metrics.features import check_features
 
@@ -114,6 +122,36 @@ def fid_from_features(fake: np.ndarray, real: np.ndarray) -> tuple[float, dict[s
     return max(frechet_distance(mu1, sigma1, mu2, sigma2), 0.0), details
 
 
+def fid_interval(
+    *,
+    fake: np.ndarray,
+    real: np.ndarray,
+    fid: float,
+    resamples: int,
+    seed: int,
+    device: str = "cpu",
+) -> Interval | None:
+    """The FID's half-sampling interval over the samples (the real set fixed).
+
+    Args:
+        fake: ``(N, D)`` sample features.
+        real: ``(M, D)`` reference features.
+        fid: the FID of the full sets.
+        resamples: how many half-samples; 0 for none.
+        seed: the metric inputs' seed; the half-samples' seed is derived from it.
+        device: torch device of the resampled FIDs.
+
+    Returns:
+        The interval; None with no resamples or fewer than ``MIN_SAMPLES`` samples.
+    """
+    if resamples == 0 or len(fake) < MIN_SAMPLES:
+        return None
+    seed = ci_seed(seed=seed, purpose="fid")
+    counts = half_samples(n=len(fake), resamples=resamples, seed=seed)
+    replicates = resampled_fid(fake=fake, real=real, counts=counts, device=device)
+    return resampled_interval(replicates=replicates, value=fid, seed=seed, bounds=(0.0, None))
+
+
 class FIDMetric(FeatureMetric):
     """FID of the samples against the reference split (default backbone: Inception)."""
 
@@ -122,6 +160,14 @@ class FIDMetric(FeatureMetric):
     def evaluate(self, inputs: MetricInputs) -> list[MetricValue]:
         backbone, fake, real = self.features(inputs)
         number, details = fid_from_features(fake, real)
+        ci = fid_interval(
+            fake=fake,
+            real=real,
+            fid=number,
+            resamples=self.options.ci_resamples,
+            seed=inputs.seed,
+            device=self.options.device or inputs.device,
+        )
         return [
             value(
                 "fid",
@@ -130,5 +176,6 @@ class FIDMetric(FeatureMetric):
                 n=len(fake),
                 backbone=backbone,
                 details=details,
+                ci=ci,
             )
         ]

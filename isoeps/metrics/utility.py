@@ -3,7 +3,8 @@
 A fresh classifier (``classifier.py``) is trained on the samples, labelled by the attributes
 their prompts asked for, then tested on the real reference images with their true attributes.
 The value is the mean accuracy over attributes; per-attribute accuracies and the majority-class
-baseline of the test set are in details.
+baseline of the test set are in details. Its Wilson interval counts the test images
+(:data:`TEST_SET_CI_NOTE`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import Field, field_validator
 
 from isoeps.errors import ConfigError
 from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
+from isoeps.metrics.bootstrap import wilson_interval
 from isoeps.metrics.classifier import (
     ClassifierConfig,
     accuracies,
@@ -26,6 +28,13 @@ from isoeps.metrics.classifier import (
 )
 from isoeps.metrics.common import value
 from isoeps.metrics.preprocess import check_images
+
+#: ``details["ci_note"]`` of a test accuracy's Wilson interval.
+TEST_SET_CI_NOTE = (
+    "Wilson over the n_test test images (a mean over attributes or classifiers counts each "
+    "image once: conservative); it covers the test set's sampling, not the classifier's "
+    "training randomness, which the spread over seeds shows"
+)
 
 
 class UtilityMetric(Metric):
@@ -75,10 +84,11 @@ class UtilityMetric(Metric):
             reference.attributes,
         )
         majority = majority_rates({name: reference.attributes[name] for name in names})
+        accuracy = float(np.mean(list(per.values())))
         return [
             value(
                 "utility_accuracy",
-                np.mean(list(per.values())),
+                accuracy,
                 higher_is_better=True,
                 n=len(fake),
                 details={
@@ -86,6 +96,8 @@ class UtilityMetric(Metric):
                     "majority_baseline": majority,
                     "n_test": len(reference),
                     "classifier_config": asdict(self.options.classifier),
+                    "ci_note": TEST_SET_CI_NOTE,
                 },
+                ci=wilson_interval(proportion=accuracy, n=len(reference)),
             )
         ]

@@ -116,7 +116,7 @@ def test_an_unknown_metric_option_lists_the_known_ones(tmp_path):
         cells.expand(load_suite(path))
     assert str(info.value) == (
         "metrics.kid.num_subset: unknown field; known fields: backbone, device, batch_size, "
-        "weights, num_subsets, subset_size"
+        "weights, ci_resamples, num_subsets, subset_size"
     )
 
 

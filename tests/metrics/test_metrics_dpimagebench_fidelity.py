@@ -141,6 +141,7 @@ def test_fid_agrees_with_cleanfid_legacy_pytorch_reference(backbone) -> None:
     assert row.details["protocol"] == PROTOCOL and row.reads_private is True
     assert row.resize_mode == inception.RESIZE_MODE
     assert row.details["resolution"] == {"samples": {}, "reference": {}}
+    assert row.ci_low <= row.value <= row.ci_high and row.details["ci"]["resampled"] == "fake"
 
 
 def test_fid_math_matches_pytorch_fid_where_sqrtm_is_finite() -> None:
@@ -254,6 +255,9 @@ def test_pr_metric_provenance_crop_and_cached_train_features(
         assert row.details["protocol"] == PROTOCOL and row.reads_private is True
         assert row.details["k"] == 3 and row.details["n_real"] == 12
         assert row.details["resolution"] == {"samples": crop, "reference": crop}
+    precision, recall = rows["dpib_precision"], rows["dpib_recall"]
+    assert precision.ci_low <= precision.value <= precision.ci_high
+    assert recall.ci_low is None and recall.details["ci_note"].startswith("no interval")
     prepared, _ = fidelity.protocol_split(private)
     assert prepared.resolution == 28 and prepared.split == f"private+{PROTOCOL}"
     key = feature_cache.reference_key(backbone, prepared)

@@ -10,6 +10,7 @@ import pytest
 from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
 from isoeps.metrics.base import MetricInputs
+from isoeps.metrics.bootstrap import wilson_interval
 from isoeps.metrics.dpimagebench import utility as dpib
 from isoeps.metrics.dpimagebench.classifiers import build_classifier
 
@@ -180,6 +181,11 @@ def test_metric_trains_selects_and_records_deviations() -> None:
     assert values["dpib_acc_mean"].value == resnet.value
     assert values["dpib_acc_mean"].details["deviations"] == d["deviations"]
     assert d["n_train"] == resnet.n == 48
+    # The Wilson interval counts the test images, not the training samples.
+    wilson = wilson_interval(proportion=resnet.value, n=d["n_test"])
+    assert (resnet.ci_low, resnet.ci_high) == (wilson.low, wilson.high)
+    assert d["ci"]["method"] == "wilson" and d["ci_note"].startswith("Wilson over the n_test")
+    assert values["dpib_acc_mean"].ci_low == resnet.ci_low
 
 
 def _fake_training(seen: dict):

@@ -9,6 +9,7 @@ from metrics_fixtures import shape_split
 from isoeps.errors import ConfigError
 from isoeps.metrics.attributes import EVAL_CLASSIFIER_STEPS, AttributeMetric, total_variation
 from isoeps.metrics.base import MetricInputs
+from isoeps.metrics.bootstrap import wilson_interval
 from isoeps.metrics.memorisation import MemorisationMetric
 from isoeps.metrics.utility import UtilityMetric
 
@@ -157,6 +158,10 @@ def test_attribute_and_utility_metrics() -> None:
     assert min(held_out.values()) > 0.8, held_out
     assert values["attr_consistency"].details["classifier_weak_attributes"] == []
     assert values["attr_consistency"].value > 0.8
+    consistency = values["attr_consistency"]
+    wilson = wilson_interval(proportion=consistency.value, n=80)
+    assert (consistency.ci_low, consistency.ci_high) == (wilson.low, wilson.high)
+    assert values["attr_tv"].ci_low is None  # a distance, not a proportion
     assert values["attr_tv"].value < 0.15
     # Only the style-capture value reads the private split (so only it is marked not DP).
     assert values["attr_tv"].reads_private is True
@@ -177,6 +182,8 @@ def test_attribute_and_utility_metrics() -> None:
     inputs = MetricInputs(fake=good.images, **common)
     utility = UtilityMetric(classifier=CLF).evaluate(inputs)[0]
     assert utility.value > max(utility.details["majority_baseline"].values())
+    wilson = wilson_interval(proportion=utility.value, n=len(reference))
+    assert (utility.ci_low, utility.ci_high) == (wilson.low, wilson.high)
     with pytest.raises(ConfigError, match="fake_attributes"):
         UtilityMetric(classifier=CLF).evaluate(
             MetricInputs(fake=good.images, fake_captions=[], reference=reference)

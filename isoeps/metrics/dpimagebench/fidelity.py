@@ -33,7 +33,8 @@ from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
 from isoeps.metrics.backbones import Backbone, load_backbone
 from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
-from isoeps.metrics.common import value
+from isoeps.metrics.bootstrap import Interval
+from isoeps.metrics.common import CI_RESAMPLES, value
 from isoeps.metrics.dpimagebench.preprocess import (
     PROTOCOL,
     is_grayscale,
@@ -42,8 +43,8 @@ from isoeps.metrics.dpimagebench.preprocess import (
     to_sensitive_resolution,
 )
 from isoeps.metrics.features import check_features, image_features, split_features
-from isoeps.metrics.fid import fid_from_features
-from isoeps.metrics.prdc import prdc
+from isoeps.metrics.fid import fid_from_features, fid_interval
+from isoeps.metrics.prdc import RECALL_NO_CI, PRDCParts, full_scores, prdc_intervals, prdc_parts
 
 #: fld's FID keeps at most this many generated features (DPImageBench generates 60,000).
 #: Prefix of every value name: ``dpib_fid`` and ``fid`` are two protocols' numbers.
@@ -76,6 +77,12 @@ class DPImageBenchOptions(MetricOptions):
     device: str | None = None
     batch_size: int = Field(default=64, ge=1)
     weights: str | None = None
+    ci_resamples: int = Field(
+        default=CI_RESAMPLES,
+        ge=0,
+        description="half-samples behind each value's confidence interval (0: none); "
+        "DPImageBench reports none",
+    )
     max_reference: int | None = Field(
         default=None,
         ge=2,
@@ -173,6 +180,38 @@ def dpimagebench_fid(fake: np.ndarray, train: np.ndarray) -> tuple[float, dict[s
     return fid_from_features(fake, train)
 
 
+def dpimagebench_pr_parts(
+    train: np.ndarray,
+    gen: np.ndarray,
+    *,
+    num_neighbors: int = PR_NUM_NEIGHBORS,
+    chunk_size: int = 1024,
+    device: str = "cpu",
+) -> PRDCParts:
+    """The per-sample parts of :func:`dpimagebench_precision_recall`, from which its values
+    and their intervals are sums.
+
+    Args:
+        train: the sensitive train split's features (fld's ``train_feat``).
+        gen: all sample features.
+        num_neighbors: fld's ``num_neighbors`` (the point itself counts as the 1st).
+        chunk_size: rows of distances held at once.
+        device: torch device.
+
+    Returns:
+        The parts, with ``k = num_neighbors - 1`` (k counts other points only).
+
+    Raises:
+        ConfigError: ``num_neighbors < 2``.
+    """
+    if num_neighbors < 2:
+        raise ConfigError(
+            f"num_neighbors must be >= 2 (the point itself is the 1st), got {num_neighbors}"
+        )
+    k = num_neighbors - 1
+    return prdc_parts(train, gen, k_pr=k, k_dc=k, chunk_size=chunk_size, device=device)
+
+
 def dpimagebench_precision_recall(
     train: np.ndarray,
     gen: np.ndarray,
@@ -201,13 +240,14 @@ def dpimagebench_precision_recall(
 
     Returns:
         ``{"precision", "recall"}``.
+
+    Raises:
+        ConfigError: ``num_neighbors < 2``.
     """
-    if num_neighbors < 2:
-        raise ConfigError(
-            f"num_neighbors must be >= 2 (the point itself is the 1st), got {num_neighbors}"
-        )
-    k = num_neighbors - 1
-    scores = prdc(train, gen, k_pr=k, k_dc=k, chunk_size=chunk_size, device=device)
+    parts = dpimagebench_pr_parts(
+        train, gen, num_neighbors=num_neighbors, chunk_size=chunk_size, device=device
+    )
+    scores = full_scores(parts)
     return {"precision": scores["precision"], "recall": scores["recall"]}
 
 
@@ -274,17 +314,18 @@ class _ProtocolMetric(Metric):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Features of the train split at its native size (cached), and what was done."""
         private = self.private(inputs)
-        limit = self.options.max_reference
-        if limit is not None and limit < len(private):
+        total, limit = len(private), self.options.max_reference
+        subset = limit is not None and limit < total
+        if subset:
             # Seed 0, not the cell's seed: every cell compares against one reference subset.
-            chosen = np.random.default_rng(0).choice(len(private), size=limit, replace=False)
+            chosen = np.random.default_rng(0).choice(total, size=limit, replace=False)
             private = private.take(np.sort(chosen))
         prepared, record = protocol_split(private)
-        if limit is not None and limit < len(self.private(inputs)):
+        if subset:
             record = {
                 **record,
                 "protocol_exact": False,
-                "deviation": f"reference: {limit} of the {len(self.private(inputs))} train "
+                "deviation": f"reference: {limit} of the {total} train "
                 "records (CPU-sized); DPImageBench uses all of them",
             }
         features = split_features(backbone, prepared, batch_size=self.options.batch_size)
@@ -299,6 +340,7 @@ class _ProtocolMetric(Metric):
         backbone: Backbone,
         details: dict[str, Any],
         std: float | None = None,
+        ci: Interval | None = None,
     ) -> MetricValue:
         """A value named ``dpib_<name>`` (apart from isoeps's own ``fid``, ``precision``...
         in every table), stamped with the protocol, the backbone and its resize mode."""
@@ -317,6 +359,7 @@ class _ProtocolMetric(Metric):
             std=std,
             details=details,
             reads_private=reads_private,
+            ci=ci,
         )
 
 
@@ -347,7 +390,15 @@ class DPImageBenchFID(_ProtocolMetric):
             reference=f"{private.split} (sensitive train)",
             resolution={"samples": sample_record, "reference": train_record},
         )
-        return [self.stamp("fid", number, n=len(kept), backbone=backbone, details=details)]
+        ci = fid_interval(
+            fake=kept,
+            real=train,
+            fid=number,
+            resamples=self.options.ci_resamples,
+            seed=inputs.seed,
+            device=self.options.device or inputs.device,
+        )
+        return [self.stamp("fid", number, n=len(kept), backbone=backbone, details=details, ci=ci)]
 
 
 class DPImageBenchPR(_ProtocolMetric):
@@ -368,12 +419,17 @@ class DPImageBenchPR(_ProtocolMetric):
         fake, sample_record = self.sample_features(inputs, backbone=backbone, sensitive=private)
         train, train_record = self.train_features(inputs, backbone=backbone)
         device = self.options.device or inputs.device
-        scores = dpimagebench_precision_recall(
+        parts = dpimagebench_pr_parts(
             train,
             fake,
             num_neighbors=self.options.num_neighbors,
             chunk_size=self.options.chunk_size,
             device=device,
+        )
+        full = full_scores(parts)
+        scores = {name: full[name] for name in ("precision", "recall")}
+        intervals = prdc_intervals(
+            parts, scores=scores, resamples=self.options.ci_resamples, seed=inputs.seed
         )
         details = {
             "num_neighbors": self.options.num_neighbors,
@@ -384,8 +440,16 @@ class DPImageBenchPR(_ProtocolMetric):
             "reference": f"{private.split} (sensitive train)",
             "resolution": {"samples": sample_record, "reference": train_record},
         }
+        notes = {"recall": {"ci_note": RECALL_NO_CI}}
         return [
-            self.stamp(name, number, n=len(fake), backbone=backbone, details=dict(details))
+            self.stamp(
+                name,
+                number,
+                n=len(fake),
+                backbone=backbone,
+                details={**details, **notes.get(name, {})},
+                ci=intervals[name],
+            )
             for name, number in scores.items()
         ]
 

@@ -55,6 +55,7 @@ from isoeps.datasets.dpimagebench import dpimagebench_gray
 from isoeps.errors import ConfigError
 from isoeps.log import get_logger, progress
 from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
+from isoeps.metrics.bootstrap import wilson_interval
 from isoeps.metrics.common import value
 from isoeps.metrics.dpimagebench.preprocess import (
     PROTOCOL,
@@ -63,6 +64,7 @@ from isoeps.metrics.dpimagebench.preprocess import (
     to_sensitive_resolution,
 )
 from isoeps.metrics.preprocess import check_images
+from isoeps.metrics.utility import TEST_SET_CI_NOTE
 
 log = get_logger(__name__)
 
@@ -691,6 +693,8 @@ class DPImageBenchUtilityMetric(Metric):
     def _values(
         self, per: dict[str, dict[str, Any]], common: dict[str, Any], *, n: int
     ) -> list[MetricValue]:
+        n_test = common["n_test"]
+        common = {**common, "ci_note": TEST_SET_CI_NOTE}
         values = [
             value(
                 VALUE_NAMES[name],
@@ -699,6 +703,7 @@ class DPImageBenchUtilityMetric(Metric):
                 n=n,
                 details={**common, "kind": "utility_accuracy", "classifier": name, **result},
                 reads_private=True,
+                ci=wilson_interval(proportion=result["selected_test_accuracy"], n=n_test),
             )
             for name, result in per.items()
         ]
@@ -724,6 +729,7 @@ class DPImageBenchUtilityMetric(Metric):
                     "noiseless_val_selected_accuracy": mean("noiseless_val_selected_accuracy"),
                 },
                 reads_private=True,
+                ci=wilson_interval(proportion=mean("selected_test_accuracy"), n=n_test),
             )
         )
         return values
