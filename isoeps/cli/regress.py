@@ -1,4 +1,8 @@
-"""``isoeps regress --baseline FILE``: gate the store on KID and attribute metrics."""
+"""``isoeps regress --baseline FILE``: gate the store on KID and attribute metrics.
+
+A regression is a change outside the baseline value's own CI where the baseline records one,
+else outside its tolerance (``--by tolerance`` uses the tolerances only; ``--tolerance``
+overrides a metric's gate)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,11 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
         "regress",
         parents=[parent],
         help="compare the store with a committed baseline",
-        description="Exit 0 when every gated metric is within tolerance, 3 on a regression.",
+        description=(
+            "Exit 0 when every gated metric is within its gate, 3 on a regression. The gate "
+            "is the baseline value's own 95%% CI where the baseline records one, else its "
+            "tolerance (3 stds over >= 5 seeds, or given)."
+        ),
     )
     parser.add_argument("--baseline", required=True, help="the baseline JSON file")
     parser.add_argument("--results", default="results", help="the store folder")
@@ -19,7 +27,14 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
         action="append",
         default=[],
         metavar="metric=abs:X|rel:X",
-        help="override a metric's tolerance (repeatable)",
+        help="gate a metric on this tolerance instead (repeatable)",
+    )
+    parser.add_argument(
+        "--by",
+        choices=("ci", "tolerance"),
+        default="ci",
+        help="ci: an entry's CI where it has one, else its tolerance (default); tolerance: "
+        "the recorded tolerances only",
     )
     parser.add_argument(
         "--write-baseline",
@@ -59,7 +74,7 @@ def _regress(args: argparse.Namespace) -> int:
             f"at seed {baseline['seed']}",
         )
         return 0
-    rows = compare(frame, load_baseline(args.baseline), tolerances=tolerances)
+    rows = compare(frame, load_baseline(args.baseline), tolerances=tolerances, by=args.by)
     failed = [r for r in rows if r["verdict"] in FAILING]
     emit(args, {"rows": rows, "regressed": len(failed)}, format_comparison(rows))
     return 3 if failed else 0

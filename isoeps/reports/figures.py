@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import numpy as np
 
 from isoeps.reports.spec import ReportSpec
 from isoeps.reports.tables import budget_order
+from isoeps.results import stats
+from isoeps.results.compare import seed_values, value_ci
 
 
 def _plt() -> Any:
@@ -38,8 +41,14 @@ def _colour(spec: ReportSpec, method: str, index: int) -> str:
     return spec.colours.get(method, f"C{index % 10}")
 
 
-#: Line style of each method's reference rows, drawn as horizontal lines in its colour.
+#: Line style of each method's reference rows, drawn as horizontal bands in its colour.
 REFERENCE_STYLES = {"inf": "--", "public": ":"}
+#: The opacity of a CI band.
+BAND_ALPHA = 0.18
+#: What a method's bands are, as its legend entry says: t-CI over seeds, or with one seed the
+#: value's own CI, or none.
+BAND_T, BAND_VALUE, BAND_NONE = "t", "value", "none"
+_BAND_LABELS = {BAND_VALUE: " (n=1: its own CI)", BAND_NONE: " (n=1: no CI band)"}
 
 
 #: Marks a method whose epsilon is replace-one (not comparable with add/remove epsilons).
@@ -55,13 +64,19 @@ def replace_one_methods(frame: Any) -> set[str]:
 
 
 def _method_legend(
-    spec: ReportSpec, methods: list[str], replace_one: set[str] | None = None
+    spec: ReportSpec,
+    methods: list[str],
+    replace_one: set[str] | None = None,
+    bands: dict[str, set[str]] | None = None,
 ) -> list[Any]:
-    """One entry per method (its colour; replace-one methods marked) and one per reference
-    row style (in grey)."""
+    """One entry per method (its colour; replace-one methods marked; a method drawn without
+    a t-CI band somewhere says which band it has), one per reference row style (in grey) and
+    one for the bands."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     replace_one = replace_one or set()
+    bands = bands or {}
     handles = [
         Line2D(
             [],
@@ -69,7 +84,8 @@ def _method_legend(
             color=_colour(spec, method, k),
             marker="s" if method in replace_one else "o",
             label=spec.name(method)
-            + (f" {REPLACE_ONE_MARK} replace-one ε" if method in replace_one else ""),
+            + (f" {REPLACE_ONE_MARK} replace-one ε" if method in replace_one else "")
+            + "".join(_BAND_LABELS[b] for b in sorted(bands.get(method, ())) if b != BAND_T),
         )
         for k, method in enumerate(methods)
     ]
@@ -80,17 +96,36 @@ def _method_legend(
             color="grey",
             linestyle=style,
             linewidth=1,
-            label=f"{budget} row (method's colour)",
+            label=f"{budget} row and its band (method's colour)",
         )
         for budget, style in REFERENCE_STYLES.items()
     ]
+    handles.append(
+        Patch(color="grey", alpha=BAND_ALPHA, label="95% CI band (t over seeds unless noted)")
+    )
     return handles
+
+
+def _interval(rows: Any) -> tuple[float, float, float, str]:
+    """(mean, low, high, band kind) of one point's rows: the t-CI over seeds; with one seed
+    the value's own CI if it has one, else no band (NaN bounds)."""
+    values = list(seed_values(rows).values())
+    if not values:
+        return math.nan, math.nan, math.nan, BAND_NONE
+    interval = stats.t_interval(values)
+    if interval.half_width is not None:
+        return interval.mean, interval.low, interval.high, BAND_T
+    own = value_ci(rows)
+    if own is not None:
+        return interval.mean, own[0], own[1], BAND_VALUE
+    return interval.mean, math.nan, math.nan, BAND_NONE
 
 
 def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
     """One figure per dataset: a panel per metric, a line per method over private epsilon with
-    std-over-seeds error bars; the method's ``public`` (dotted) and ``inf`` (dashed) rows are
-    horizontal lines in its colour.
+    its 95% CI band (t over seeds; with one seed the value's own CI, or no band, as the legend
+    says); the method's ``public`` (dotted) and ``inf`` (dashed) rows are horizontal lines
+    with their own bands, in its colour.
 
     Args:
         frame: the tidy frame of the rows to draw.
@@ -114,17 +149,20 @@ def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
         cols = min(3, len(metrics))
         rows = -(-len(metrics) // cols)
         figure, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+        bands: dict[str, set[str]] = {}
         for axis, metric in zip(axes.flat, metrics):
             sel = part[part["metric"] == metric]
-            _metric_panel(axis, sel, metric, methods, spec, replace_one)
+            for method, kinds in _metric_panel(axis, sel, metric, methods, spec, replace_one):
+                bands.setdefault(method, set()).update(kinds)
         spare = list(axes.flat)[len(metrics) :]
         for axis in spare:
             axis.axis("off")
         _legend_and_title(
             figure,
             spare,
-            _method_legend(spec, methods, replace_one),
-            f"{dataset}: metrics vs ε (mean ± std over seeds)",
+            _method_legend(spec, methods, replace_one, bands),
+            f"{dataset}: metrics vs ε (mean and 95% CI band: t over seeds; one seed: the "
+            "value's own CI where it has one)",
         )
         written += _save(figure, out / f"metrics_vs_eps_{_slug(dataset)}")
     return written
@@ -132,28 +170,35 @@ def metric_vs_epsilon(frame: Any, out: Path, spec: ReportSpec) -> list[Path]:
 
 def _metric_panel(
     axis: Any, sel: Any, metric: str, methods: list[str], spec: ReportSpec, replace_one: set[str]
-) -> None:
-    """One metric's panel: each method's private rows over epsilon with error bars, and its
-    reference rows as horizontal lines."""
+) -> list[tuple[str, set[str]]]:
+    """One metric's panel: each method's private rows over epsilon with their CI band, and
+    its reference rows as horizontal lines with theirs. Returns each method's band kinds."""
     higher = bool(sel["higher_is_better"].iloc[0])
+    kinds = []
     for k, method in enumerate(methods):
         mine = sel[sel["method"] == method]
         colour = _colour(spec, method, k)
         private = mine[~mine["budget"].isin(["inf", "public"])]
+        drawn = set()
         if len(private):
-            stats = private.groupby("epsilon")["value"].agg(["mean", "std"]).sort_index()
-            axis.errorbar(
-                stats.index,
-                stats["mean"],
-                yerr=stats["std"].fillna(0),
-                marker="s" if method in replace_one else "o",
-                capsize=3,
-                color=colour,
-            )
+            points = [(e, *_interval(g)) for e, g in private.groupby("epsilon", sort=True)]
+            eps, mean, low, high, kind = zip(*points)
+            axis.plot(eps, mean, marker="s" if method in replace_one else "o", color=colour)
+            if len(eps) > 1:
+                axis.fill_between(eps, low, high, color=colour, alpha=BAND_ALPHA, linewidth=0)
+            else:  # a band needs two points: one ε gets an error bar
+                yerr = [[mean[0] - low[0]], [high[0] - mean[0]]]
+                axis.errorbar(eps, mean, yerr=yerr, color=colour, capsize=3, linestyle="none")
+            drawn.update(kind)
         for budget, style in REFERENCE_STYLES.items():
-            ref = mine[mine["budget"] == budget]["value"]
+            ref = mine[mine["budget"] == budget]
             if len(ref):
-                axis.axhline(ref.mean(), linestyle=style, color=colour, linewidth=1)
+                mean, low, high, kind = _interval(ref)
+                axis.axhline(mean, linestyle=style, color=colour, linewidth=1)
+                if not math.isnan(low):
+                    axis.axhspan(low, high, color=colour, alpha=BAND_ALPHA / 2, linewidth=0)
+                drawn.add(kind)
+        kinds.append((method, drawn))
     axis.set_xscale("log")
     axis.set_xlabel(
         "ε (per-image, add/remove"
@@ -161,6 +206,7 @@ def _metric_panel(
     )
     axis.set_ylabel(f"{spec.name(metric)} ({'higher' if higher else 'lower'} is better)")
     axis.set_title(spec.name(metric), fontsize=9)
+    return kinds
 
 
 def _legend_and_title(figure: Any, spare: list[Any], handles: list[Any], title: str) -> None:

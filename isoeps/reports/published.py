@@ -2,8 +2,8 @@
 
 The rows live in ``published/dpimagebench-565f8d7.json`` (DPImageBench's README, section 7, at
 commit 565f8d7), transcribed by a script from that README, not typed by hand. isoeps's rows
-are the means ± std over seeds of the values that its ``dpimagebench-*`` metrics store; each
-table and figure labels the published rows "published by DPImageBench, not re-run here".
+are the means ± the half-width of their 95% t-CI over seeds (n seeds in parentheses) of the
+values that its ``dpimagebench-*`` metrics store; each table and figure labels the published rows "published by DPImageBench, not re-run here".
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 from isoeps.reports.figures import _colour, _plt, _save
 from isoeps.reports.spec import ReportSpec
+from isoeps.reports.tables import interval_text
+from isoeps.results import stats
 
 PUBLISHED_FILE = Path(__file__).with_name("published") / "dpimagebench-565f8d7.json"
 
@@ -109,14 +111,10 @@ def _isoeps_cells(frame: Any, dataset_name: str) -> dict[tuple[str, str, str], t
     return out
 
 
-def _mean_std(values: tuple[float, ...] | None, decimals: int) -> str:
+def _mean_ci(values: tuple[float, ...] | None, decimals: int) -> str:
     if not values:
         return "–"
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return f"{mean:.{decimals}f} (n=1)"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+    return interval_text(stats.t_interval(values), decimals=decimals)
 
 
 def _decimals(metric: str) -> int:
@@ -124,7 +122,7 @@ def _decimals(metric: str) -> int:
 
 
 def placement_markdown(frame: Any, dataset_name: str) -> str | None:
-    """isoeps's rows (mean ± std over seeds) above DPImageBench's published rows.
+    """isoeps's rows (mean ± 95% t-CI half-width over seeds, n) above DPImageBench's published rows.
 
     Args:
         frame: the tidy frame (:func:`isoeps.results.load`).
@@ -145,12 +143,10 @@ def placement_markdown(frame: Any, dataset_name: str) -> str | None:
         budgets = dict.fromkeys(budget for m, budget, _ in cells if m == method)
         for budget in ("inf", "public"):
             if budget in budgets:
-                texts = [
-                    _mean_std(cells.get((method, budget, m)), _decimals(m)) for m, _ in COLUMNS
-                ]
+                texts = [_mean_ci(cells.get((method, budget, m)), _decimals(m)) for m, _ in COLUMNS]
                 note = "non-private reference" if budget == "inf" else "public data only"
                 lines.append(f"| {method} | isoeps, {note} (every column) | {' | '.join(texts)} |")
-        texts = [_mean_std(cells.get((method, f"{e:g}", m)), _decimals(m)) for m, e in COLUMNS]
+        texts = [_mean_ci(cells.get((method, f"{e:g}", m)), _decimals(m)) for m, e in COLUMNS]
         lines.append(f"| **{method}** | isoeps, this run | {' | '.join(texts)} |")
     for method in published.methods(dataset_name):
         texts = []
@@ -162,7 +158,7 @@ def placement_markdown(frame: Any, dataset_name: str) -> str | None:
 
 
 def accuracy_vs_epsilon(frame: Any, dataset_name: str, out: Path, spec: ReportSpec) -> list[Path]:
-    """Accuracy against ε: isoeps's methods (mean ± std over seeds) and DPImageBench's
+    """Accuracy against ε: isoeps's methods (mean and 95% t-CI over seeds) and DPImageBench's
     published points (grey, labelled). Returns the PNG and PDF paths (none without data).
 
     Args:
@@ -183,23 +179,19 @@ def accuracy_vs_epsilon(frame: Any, dataset_name: str, out: Path, spec: ReportSp
     _published_points(axis, published, dataset_name)
     methods = list(dict.fromkeys(method for method, _, _ in cells))
     for k, method in enumerate(methods):
-        xs, means, stds = [], [], []
+        xs, means, half_widths = [], [], []
         for epsilon in (1.0, 10.0):
             values = cells.get((method, f"{epsilon:g}", "accuracy"))
             if values:
-                mean = sum(values) / len(values)
+                interval = stats.t_interval(values)
                 xs.append(epsilon)
-                means.append(mean)
-                stds.append(
-                    math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-                    if len(values) > 1
-                    else 0.0
-                )
+                means.append(interval.mean)
+                half_widths.append(interval.half_width or 0.0)  # one seed: no bar
         if xs:
             axis.errorbar(
                 xs,
                 means,
-                yerr=stds,
+                yerr=half_widths,
                 marker="s",
                 capsize=3,
                 lw=1.5,

@@ -169,9 +169,9 @@ def _published_lines(frame: Any, spec: ReportSpec, out: Path) -> list[str]:
                 f"own numbers (README section 7, commit {published.load_published().commit}; its "
                 "full "
                 "protocol: 60,000 samples, three classifiers for 50 epochs). isoeps's rows are the "
-                "mean ± std over seeds of its `dpimagebench-*` values; a CPU-sized setting lists "
-                "its deviations from that protocol in every value (`protocol_exact`, "
-                "`deviations`), so compare with care. Accuracy in percent."
+                "mean ± 95% t-CI half-width over seeds (n) of its `dpimagebench-*` values; a "
+                "CPU-sized setting lists its deviations from that protocol in every value "
+                "(`protocol_exact`, `deviations`), so compare with care. Accuracy in percent."
             ),
             "",
             table,

@@ -1,8 +1,10 @@
 """The tidy view of a store: one row per (cell, metric) with provenance.
 
 Rows come from finished run folders (the truth). Columns are listed in :data:`COLUMNS`;
-``higher_is_better`` travels with each row so that reports never import the metrics, and
-``adjacency`` with each epsilon (replace-one and add/remove epsilons are not comparable).
+``ci_low``/``ci_high`` are the value's own CI when its metric records one (None otherwise,
+and in stores written before values had them); ``higher_is_better`` travels with each row so
+that reports never import the metrics, and ``adjacency`` with each epsilon (replace-one and
+add/remove epsilons are not comparable).
 
 ``verified`` is the verdict of a re-accounting of the run's ledger, passed in as ``verify``
 (a callable ``folder -> None | reason``, from the bench layer: this package accounts nothing):
@@ -41,6 +43,8 @@ COLUMNS: tuple[str, ...] = (
     "metric_version",
     "value",
     "std",
+    "ci_low",
+    "ci_high",
     "higher_is_better",
     "n",
     "backbone",
@@ -193,6 +197,9 @@ def metric_rows(folder: Path, verify: Verify | None = None) -> list[dict[str, An
                 ),
                 "value": _float(value["value"]),
                 "std": _float(value.get("std")),
+                # the value's own CI (bootstrap over samples, KID's subsets, binomial), if any
+                "ci_low": _float(value.get("ci_low")),
+                "ci_high": _float(value.get("ci_high")),
                 "higher_is_better": bool(value["higher_is_better"]),
                 "n": value.get("n"),
                 "backbone": value.get("backbone"),
@@ -246,3 +253,21 @@ def to_frame(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> 
     import pandas as pd
 
     return pd.DataFrame(rows, columns=list(columns))
+
+
+def with_columns(frame: Any, columns: tuple[str, ...] = COLUMNS) -> Any:
+    """``frame`` with every one of ``columns`` (an index or export written before a column
+    existed lacks it: it reads as None), in that order first.
+
+    Args:
+        frame: a DataFrame read from an index or an export.
+        columns: the columns it must have.
+
+    Returns:
+        The DataFrame, missing columns filled with None.
+    """
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        frame = frame.assign(**dict.fromkeys(missing))
+    extra = [c for c in frame.columns if c not in columns]
+    return frame[[*columns, *extra]]

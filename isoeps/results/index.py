@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from isoeps.results import folders
-from isoeps.results.frame import CELL_COLUMNS, COLUMNS, Verify, cell_row, metric_rows
+from isoeps.results.frame import (
+    CELL_COLUMNS,
+    COLUMNS,
+    Verify,
+    cell_row,
+    metric_rows,
+    with_columns,
+)
 
 
 def index_path(store: Path) -> Path:
@@ -151,7 +158,8 @@ def read(store_or_index: Path, table: str = "metrics") -> Any:
         table: ``metrics`` or ``cells``.
 
     Returns:
-        The table; ``verified`` holds True, False or None.
+        The table with all its columns (one the index predates is None); ``verified`` holds
+        True, False or None.
 
     Raises:
         FileNotFoundError: there is no index.
@@ -178,6 +186,8 @@ def read(store_or_index: Path, table: str = "metrics") -> Any:
         raise
     finally:
         connection.close()
+    # an index written before a column existed (and not updated since) reads it as None
+    frame = with_columns(frame, COLUMNS if table == "metrics" else CELL_COLUMNS)
     if "higher_is_better" in frame:
         frame["higher_is_better"] = frame["higher_is_better"].astype(bool)
     for column in ("not_dp", "secure"):

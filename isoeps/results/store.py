@@ -7,14 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from isoeps.results import folders, index
-from isoeps.results.frame import CELL_COLUMNS, Verify, cell_row, rows_from_folders, to_frame
+from isoeps.results.frame import (
+    CELL_COLUMNS,
+    Verify,
+    cell_row,
+    rows_from_folders,
+    to_frame,
+    with_columns,
+)
 
 
 def load(path: str | Path, verify: Verify | None = None) -> Any:
     """The tidy DataFrame of a store: one row per (cell, metric), finished cells only.
 
     ``path`` is a store folder (read from its run folders, the truth), an ``index.sqlite``,
-    or a ``.parquet``/``.csv`` export. ``verify`` (store folders only) fills ``verified``.
+    or a ``.parquet``/``.csv`` export (a column added since it was written reads as None).
+    ``verify`` (store folders only) fills ``verified``.
 
     Args:
         path: see above.
@@ -36,11 +44,11 @@ def load(path: str | Path, verify: Verify | None = None) -> Any:
     if path.suffix == ".parquet":
         import pandas as pd
 
-        return pd.read_parquet(path)
+        return with_columns(pd.read_parquet(path))
     if path.suffix == ".csv":
         import pandas as pd
 
-        return pd.read_csv(path)
+        return with_columns(pd.read_csv(path))
     raise FileNotFoundError(f"not a results store, index, parquet or csv file: {path}")
 
 

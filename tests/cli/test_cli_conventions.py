@@ -23,6 +23,7 @@ def _parse(*argv: str) -> argparse.Namespace:
         ["run", "smoke", "--results", "R"],
         ["report", "--results", "R"],
         ["regress", "--baseline", "b.json", "--results", "R"],
+        ["compare", "a", "b", "--metric", "kid", "--results", "R"],
         ["results", "reindex", "--results", "R"],
         ["results", "merge", "other", "--results", "R"],
         ["results", "export", "--format", "csv", "--results", "R"],

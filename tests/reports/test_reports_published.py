@@ -46,12 +46,13 @@ def _frame() -> pd.DataFrame:
     )
 
 
-def test_placement_table_has_isoeps_rows_with_std_and_the_published_rows() -> None:
+def test_placement_table_has_isoeps_rows_with_ci_and_the_published_rows() -> None:
     text = placement_markdown(_frame(), "fashion-mnist")
     lines = text.splitlines()
     ours = next(line for line in lines if "isoeps, this run" in line)
-    assert "52.0 ± 2.0" in ours and "72.0 ± 2.0" in ours and "41.0 ± 1.0" in ours
-    assert any("non-private reference" in line and "90.0 ± 0.0" in line for line in lines)
+    # mean ± t_{0.975,2} · s / √3 (n): s = 2 points of accuracy, 1 of FID
+    assert "52.0 ± 5.0 (3)" in ours and "72.0 ± 5.0 (3)" in ours and "41.0 ± 2.5 (3)" in ours
+    assert any("non-private reference" in line and "90.0 ± 0.0 (3)" in line for line in lines)
     published = [line for line in lines if "published by DPImageBench, not re-run here" in line]
     assert len(published) == 13
     dpdm = next(line for line in published if line.startswith("| DPDM |"))
@@ -100,6 +101,6 @@ def test_the_report_places_isoeps_among_the_published_rows(tmp_path) -> None:
     index = write_report(frame, tmp_path, title="t").read_text()
     assert "## Among the field: fashion-mnist" in index
     assert "published by DPImageBench, not re-run here" in index
-    assert "| **wts** | isoeps, this run | 52.0 ± 2.0 | 72.0 ± 2.0 |" in index
+    assert "| **wts** | isoeps, this run | 52.0 ± 5.0 (3) | 72.0 ± 5.0 (3) |" in index
     assert "figures/accuracy_vs_eps_published_fashion-mnist.png" in index
     assert (tmp_path / "figures" / "accuracy_vs_eps_published_fashion-mnist.png").is_file()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -75,7 +77,8 @@ def test_rows_grouped_by_method_with_public_and_inf_and_bold_per_budget():
     assert "kid" in bold[("base", "10")] and "kid" not in bold[("wav", "10")]
     assert "attr_acc" in bold[("base", "1")]  # higher is better
     markdown = to_markdown(table, ReportSpec())
-    assert "| wav | 1 | **0.205 ± 0.007** |" in markdown
+    # every seed's difference is the same, so the paired test resolves it despite the CIs
+    assert "| wav | 1 | **0.205 ± 0.064 (2)** |" in markdown
     for phrase in (
         "Per-image DP",
         "prv",
@@ -111,7 +114,7 @@ def test_spec_orders_renames_and_sets_decimals():
     (table,) = build_tables(frame(), spec)
     markdown = to_markdown(table, spec)
     assert [(r["method"], r["budget"]) for r in table.rows] == [("base", "1"), ("base", "inf")]
-    assert "| DP-SGD (all scales) | 1 | 0.3 ± 0.0 |" in markdown and "KID" in markdown
+    assert "| DP-SGD (all scales) | 1 | 0.3 ± 0.1 (2) |" in markdown and "KID" in markdown
     assert "attr_acc" not in markdown
 
 
@@ -134,8 +137,6 @@ def test_bad_report_spec_names_the_field(tmp_path):
 
 
 def test_spectra_figure_from_metric_details(tmp_path):
-    import json
-
     from isoeps.reports.figures import spectra
 
     rows = frame().head(4).copy()
@@ -147,3 +148,151 @@ def test_spectra_figure_from_metric_details(tmp_path):
     ] * 2
     paths = spectra(rows, tmp_path, ReportSpec())
     assert sorted(p.name for p in paths) == ["spectra_faces.pdf", "spectra_faces.png"]
+
+
+def tidy(
+    values: dict[tuple[str, str], list[float]],
+    *,
+    metric: str = "kid",
+    higher: bool = False,
+    ci: dict[tuple[str, str], tuple[float, float]] | None = None,
+) -> pd.DataFrame:
+    """A tidy frame of one metric: (method, budget) -> its values at seeds 0, 1, ..."""
+    rows = []
+    for (method, budget), seeds in values.items():
+        for seed, value in enumerate(seeds):
+            row = {c: None for c in COLUMNS}
+            low, high = (ci or {}).get((method, budget), (None, None))
+            row.update(
+                cell_id=f"{method}{budget}{seed}{metric}",
+                dataset="faces",
+                method=method,
+                method_name=method,
+                budget=budget,
+                epsilon=float(budget),
+                delta=1e-5,
+                accountant="prv",
+                adjacency="add_remove",
+                seed=seed,
+                n_samples=10,
+                metric=metric,
+                metric_group=metric,
+                value=value,
+                ci_low=low,
+                ci_high=high,
+                higher_is_better=higher,
+                n=10,
+                not_dp=False,
+                secure=False,
+                details="{}",
+            )
+            rows.append(row)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _marks(table) -> dict[str, tuple[set, set]]:
+    return {r["method"]: (r["bold"], r["tied"]) for r in table.rows}
+
+
+def test_overlapping_cis_bold_neither_and_mark_both_tied():
+    (table,) = build_tables(
+        tidy({("wav", "1"): [0.20, 0.26, 0.18], ("base", "1"): [0.22, 0.21, 0.24]}), ReportSpec()
+    )
+    wav, base = (r["cells"]["kid"] for r in table.rows)
+    assert wav.interval.low < base.interval.high and base.interval.low < wav.interval.high
+    assert _marks(table) == {"wav": (set(), {"kid"}), "base": (set(), {"kid"})}
+    markdown = to_markdown(table, ReportSpec())
+    assert "| wav | 1 | 0.213 ± 0.103 (3) ≈ |" in markdown
+    assert "| base | 1 | 0.223 ± 0.038 (3) ≈ |" in markdown
+    assert "≈: the two best are not distinguishable" in table.caption
+    (note,) = table.notes
+    assert note.startswith("ε=1, kid: wav − base = -0.010, 95% CI [")
+    assert "paired t-test, n=3" in note and "no ordering is implied" in note
+    assert "paired seeds (now 3) would resolve" in note
+    assert r"$\approx$" in to_latex(table, ReportSpec())
+    assert to_csv(table, ReportSpec()).splitlines()[1].endswith(",0,1,add_remove")
+
+
+def test_a_clear_winner_is_bold_and_higher_is_better_is_respected():
+    lower = tidy({("wav", "1"): [0.10, 0.12, 0.11], ("base", "1"): [0.30, 0.33, 0.31]})
+    (table,) = build_tables(lower, ReportSpec())
+    assert _marks(table) == {"wav": ({"kid"}, set()), "base": (set(), set())}
+    assert "| wav | 1 | **0.110 ± 0.025 (3)** |" in to_markdown(table, ReportSpec())
+    higher = tidy(
+        {("wav", "1"): [0.10, 0.12, 0.11], ("base", "1"): [0.30, 0.33, 0.31]},
+        metric="acc",
+        higher=True,
+    )
+    (table,) = build_tables(higher, ReportSpec())
+    assert _marks(table) == {"wav": (set(), set()), "base": ({"acc"}, set())}
+
+
+def test_holm_across_the_table_can_undo_a_single_significance():
+    from scipy import stats
+
+    base = [0.30, 0.30, 0.30]
+    wav = [0.20, 0.17, 0.23]  # differences 0.10, 0.13, 0.07
+    assert stats.ttest_rel(wav, base).pvalue < 0.05
+    one = tidy({("wav", "1"): wav, ("base", "1"): base})
+    (table,) = build_tables(one, ReportSpec())
+    assert _marks(table)["wav"] == ({"kid"}, set())
+    both = pd.concat([one, tidy({("wav", "1"): wav, ("base", "1"): base}, metric="kid2")])
+    (table,) = build_tables(both, ReportSpec())
+    assert _marks(table) == {"wav": (set(), {"kid", "kid2"}), "base": (set(), {"kid", "kid2"})}
+    assert all(
+        "Holm p=0.057 over 2" in n and "not after the Holm correction" in n for n in table.notes
+    )
+
+
+def test_only_the_best_two_are_compared():
+    values = {
+        ("wav", "1"): [0.10, 0.12, 0.11],
+        ("base", "1"): [0.30, 0.33, 0.31],
+        ("agg", "1"): [0.50, 0.51, 0.56],
+    }
+    (table,) = build_tables(tidy(values), ReportSpec())
+    assert _marks(table) == {"wav": ({"kid"}, set()), "base": (set(), set()), "agg": (set(), set())}
+    assert [n.split(" = ")[0] for n in table.notes] == ["ε=1, kid: wav − base"]
+
+
+def test_one_seed_shows_the_value_and_its_own_ci_or_says_there_is_none():
+    values = {("wav", "1"): [0.20], ("base", "1"): [0.40], ("agg", "10"): [0.3], ("b", "10"): [0.5]}
+    ci = {("wav", "1"): (0.18, 0.22), ("base", "1"): (0.37, 0.43)}
+    data = tidy(values, ci=ci)
+    own = {"level": 0.95, "method": "bootstrap", "resampled": "fake", "resamples": 200, "seed": 0}
+    data.loc[data["method"] == "wav", "details"] = json.dumps({"ci": own})
+    (table,) = build_tables(data, ReportSpec())
+    assert "(bootstrap, resampling fake, 200 resamples, seed 0)" in table.caption
+    markdown = to_markdown(table, ReportSpec())
+    assert "| wav | 1 | **0.200 [0.180, 0.220] (n=1)** |" in markdown
+    assert "| agg | 10 | 0.300 (n=1, no CI) ≈ |" in markdown
+    assert "one seed (n=1): no CI across seeds" in table.caption
+    assert "sampling noise only, not training randomness" in table.caption
+    per_value, untested = table.notes
+    assert "per-value CIs combined (one seed: sampling noise only)" in per_value
+    assert "no test possible; run more seeds" in untested
+    assert "0.18,0.22," in to_csv(table, ReportSpec())
+
+
+def test_figure_bands_say_what_they_are(tmp_path):
+    from isoeps.reports.figures import _interval, _method_legend, metric_vs_epsilon
+
+    one = tidy({("wav", "1"): [0.20], ("base", "1"): [0.40]}, ci={("wav", "1"): (0.18, 0.22)})
+    assert _interval(one[one["method"] == "wav"]) == (0.2, 0.18, 0.22, "value")
+    assert _interval(one[one["method"] == "base"])[3] == "none"
+    three = tidy({("wav", "1"): [0.1, 0.2, 0.3]})
+    mean, low, high, kind = _interval(three)
+    half_width = pytest.approx(0.1 * 4.302653 / 3**0.5)
+    assert kind == "t" and high - mean == half_width and mean - low == half_width
+    labels = [
+        h.get_label()
+        for h in _method_legend(
+            ReportSpec(), ["wav", "base"], bands={"wav": {"value"}, "base": {"none"}}
+        )
+    ]
+    assert labels[:2] == ["wav (n=1: its own CI)", "base (n=1: no CI band)"]
+    assert "inf row and its band (method's colour)" in labels
+    written = metric_vs_epsilon(
+        pd.concat([one, three.assign(budget="10", epsilon=10.0)]), tmp_path, ReportSpec()
+    )
+    assert [p.suffix for p in written] == [".png", ".pdf"]

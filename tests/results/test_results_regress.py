@@ -90,3 +90,56 @@ def test_cli_regress_exit_codes(tmp_path):
     assert "regressed" in result.stdout and "d/m/1/kid" in result.stdout
     as_json = regress("--baseline", baseline, "--results", planted, "--json")
     assert json.loads(as_json.stdout)["regressed"] == 1
+
+
+def test_a_baseline_with_a_per_value_ci_gates_on_it(tmp_path):
+    store = tmp_path / "one"
+    make_run(store, "a", value=1.0, ci=(0.9, 1.2))  # one seed: no spread, but a CI
+    baseline = write_baseline(load(store), tmp_path / "b.json")
+    (entry,) = baseline["entries"]
+    assert entry["ci"] == {"low": 0.9, "high": 1.2} and "tolerance" not in entry
+
+    def verdict(value: float, **options) -> tuple[str, str]:
+        current = tmp_path / f"c{value}"
+        make_run(current, "a", value=value)
+        (row,) = compare(load(current), baseline, **options)
+        return row["gate"], row["verdict"]
+
+    assert verdict(1.15) == ("ci", "ok")
+    assert verdict(1.25) == ("ci", "regressed")  # kid: lower is better
+    assert verdict(0.85) == ("ci", "improved")
+    assert verdict(1.25, tolerances={"kid": Tolerance("abs", 0.5)}) == ("given", "ok")
+    with pytest.raises(ValueError, match="records a CI and no tolerance"):
+        verdict(1.0, by="tolerance")
+
+
+def test_a_baseline_without_cis_falls_back_on_its_tolerances(tmp_path):
+    """The committed smoke baseline predates per-value CIs: every entry gates on its tolerance,
+    even when the current values carry CIs."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from isoeps.results import COLUMNS
+    from isoeps.results.regress import KEY, load_baseline
+
+    baseline = load_baseline(Path(__file__).parents[2] / "benchmarks" / "baselines" / "smoke.json")
+    assert baseline["entries"] and not any("ci" in e for e in baseline["entries"])
+
+    def frame(shift: float) -> pd.DataFrame:
+        rows = []
+        for entry in baseline["entries"]:
+            row = dict.fromkeys(COLUMNS)
+            row.update({k: entry[k] for k in (*KEY, "seed", "higher_is_better")})
+            row.update(metric_version=entry.get("metric_version"))
+            row.update(method_version=entry.get("method_version"))
+            value = entry["value"] + (-shift if entry["higher_is_better"] else shift)
+            row.update(value=value, ci_low=value - 1e-9, ci_high=value + 1e-9)
+            rows.append(row)
+        return pd.DataFrame(rows, columns=list(COLUMNS))
+
+    same = compare(frame(0.0), baseline)
+    assert {r["gate"] for r in same} == {"tolerance"} and {r["verdict"] for r in same} == {"ok"}
+    worse = compare(frame(10.0), baseline)
+    assert {r["verdict"] for r in worse} == {"regressed"}
+    assert compare(frame(0.0), baseline, by="tolerance") == same

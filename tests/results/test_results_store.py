@@ -21,6 +21,7 @@ def make_run(
     method: str = "m",
     budget: str = "1",
     value: float = 1.0,
+    ci: tuple[float, float] | None = None,
 ) -> Path:
     folder = folders.run_dir(store, f"d.{method}.eps-{budget}.s{seed}.{cell_id}")
     cell = {
@@ -56,6 +57,7 @@ def make_run(
                     "backbone": "inception",
                     "backbone_sha256": "7ff4",
                     "not_dp": False,
+                    **({} if ci is None else {"ci_low": ci[0], "ci_high": ci[1]}),
                 },
                 {
                     "name": "mem_ratio",
@@ -119,3 +121,25 @@ def test_load_rejects_non_store(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a results store"):
         load(tmp_path)
     shutil.rmtree(tmp_path)
+
+
+def test_per_value_cis_are_carried_and_old_stores_read_them_as_none(tmp_path):
+    import sqlite3
+
+    store = tmp_path / "s"
+    make_run(store, "aaa", ci=(0.8, 1.2))
+    kid = load(store).set_index("metric").loc["kid"]
+    assert (kid["ci_low"], kid["ci_high"]) == (0.8, 1.2)
+    reindex(store)
+    assert read(store).set_index("metric").loc["kid", "ci_high"] == 1.2
+    # an index and an export written before the columns existed
+    connection = sqlite3.connect(store / folders.INDEX)
+    for column in ("ci_low", "ci_high"):
+        connection.execute(f"ALTER TABLE metrics DROP COLUMN {column}")
+    connection.commit()
+    connection.close()
+    old = read(store)
+    assert list(old.columns) == list(COLUMNS) and old["ci_low"].isna().all()
+    csv = tmp_path / "old.csv"
+    load(store).drop(columns=["ci_low", "ci_high"]).to_csv(csv, index=False)
+    assert list(load(csv).columns) == list(COLUMNS) and load(csv)["ci_high"].isna().all()
