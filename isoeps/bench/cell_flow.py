@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def build_method(cell: Cell, *, ctx: Any = None) -> Any:
 
 
 @dataclass
-class _Fitted:
+class Fitted:
     """What a fitted cell carries into sampling and measurement."""
 
     method: Any
@@ -77,10 +78,10 @@ def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     registry.import_modules(cell.imports)
     env = environment.collect(device=runtime.device)
     folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
-    fitted = _fit(cell, folder, runtime)
+    fitted = fit_cell(cell, folder, runtime)
     log.info("phase: sampling (%d images)", cell.n_samples)
     started = time.time()
-    drawn = _draw(cell, fitted)
+    drawn = draw_samples(cell, fitted)
     fitted.timings["sample_s"] = time.time() - started
     _refuse_late_access(cell, folder, fitted)
 
@@ -104,8 +105,30 @@ def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     artifacts.write_memorisation_pairs(folder, values, drawn.samples, fitted.data.private)
 
 
-def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
-    """Public model from the cache, then ``fit`` through a guard the harness closes after."""
+def fit_cell(
+    cell: Cell,
+    folder: Path,
+    runtime: RuntimeSpec,
+    *,
+    extend_private: Callable[[Any], Any] | None = None,
+) -> Fitted:
+    """Public model from the cache, then ``fit`` through a guard the harness closes after.
+
+    Writes ``fit.json``, ``ledger.json`` and ``privacy.json`` into ``folder``.
+
+    Args:
+        cell: the cell.
+        folder: where its records go.
+        runtime: the device.
+        extend_private: maps the loaded private split to the one the cell trains on (the
+            audit adds its canaries here, before delta, the guard and the ledger see it).
+
+    Returns:
+        The fitted method with its data, budget, journal and privacy record.
+
+    Raises:
+        RefusedCell: the re-accounted ledger is over the target, or shows raw access.
+    """
     from isoeps.accountants import Ledger, PrivacyBudget, cell_delta
     from isoeps.bench.data import load_cell_data
     from isoeps.bench.public import prepare_public
@@ -114,6 +137,8 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
     from isoeps.privacy.public_only import NoPrivateData
 
     data = load_cell_data(cell.dataset, validation=needs_validation(cell))
+    if extend_private is not None:
+        data.private = extend_private(data.private)
     delta = cell_delta(cell.delta_rule, len(data.private))  # stored for inf/public rows too
     budget = PrivacyBudget.parse(cell.budget, delta=delta)
     ctx = MethodContext(
@@ -145,7 +170,7 @@ def _fit(cell: Cell, folder: Path, runtime: RuntimeSpec) -> _Fitted:
             guard.close()  # any later access raises and is recorded in the journal
     timings["fit_s"] = time.time() - started
     folders.write_json_atomic(folder / folders.FIT, _fit_record(report, budget.mode))
-    fitted = _Fitted(method, ctx, data, budget, delta, journal if guard else None, {}, timings)
+    fitted = Fitted(method, ctx, data, budget, delta, journal if guard else None, {}, timings)
     fitted.privacy = _account(cell, folder, fitted, public_key=public_key)
     return fitted
 
@@ -169,9 +194,20 @@ def _fit_record(report: Any, mode: str) -> dict[str, Any]:
     return {**report.to_dict(), "reported": True}
 
 
-def _draw(cell: Cell, fitted: _Fitted) -> Drawn:
+def draw_samples(cell: Cell, fitted: Fitted) -> Drawn:
     """Prompted samples, then open-prompt samples, then extraction samples (last: the only
-    draw that sees private captions)."""
+    draw that sees private captions).
+
+    Args:
+        cell: the cell, whose counts say how many of each.
+        fitted: what :func:`fit_cell` returned.
+
+    Returns:
+        The samples with their prompts.
+
+    Raises:
+        ValueError: the method returned the wrong number or size of images.
+    """
     method, data = fitted.method, fitted.data
     seed = fitted.ctx.seed_for(PROMPT_PURPOSE)
     prompts = prompts_for(data.reference, n=cell.n_samples, seed=seed)
@@ -191,7 +227,7 @@ def _draw(cell: Cell, fitted: _Fitted) -> Drawn:
     return Drawn(samples=samples, prompts=prompts, extraction=extraction, open_samples=open_samples)
 
 
-def _refuse_late_access(cell: Cell, folder: Path, fitted: _Fitted) -> None:
+def _refuse_late_access(cell: Cell, folder: Path, fitted: Fitted) -> None:
     """A journal that grew after ``fit`` means sampling reached private data: refuse."""
     journal = fitted.journal
     if journal is None or len(journal) == fitted.privacy["ledger_entries"]:
@@ -201,7 +237,7 @@ def _refuse_late_access(cell: Cell, folder: Path, fitted: _Fitted) -> None:
     raise RefusedCell("the method reached private data after fit returned")
 
 
-def _account(cell: Cell, folder: Path, fitted: _Fitted, *, public_key: str) -> dict[str, Any]:
+def _account(cell: Cell, folder: Path, fitted: Fitted, *, public_key: str) -> dict[str, Any]:
     """Re-account the harness's journal, write ledger.json and privacy.json, refuse a cell
     over its target (or with raw access, or with nothing recorded in a private cell)."""
     journal = fitted.journal
