@@ -114,6 +114,23 @@ def half_samples(*, n: int, resamples: int, seed: int) -> np.ndarray:
     return counts
 
 
+def optional_half_samples(*, n: int, resamples: int, seed: int) -> np.ndarray | None:
+    """:func:`half_samples`, or None where no interval is asked for (``resamples == 0``) or
+    possible (fewer than :data:`MIN_SAMPLES` rows): the one rule every interval here follows.
+
+    Args:
+        n: the number of rows (samples).
+        resamples: how many halves; 0 for none.
+        seed: the seed of the draws (:func:`ci_seed`).
+
+    Returns:
+        int64 ``(resamples, n)`` counts, or None.
+    """
+    if resamples == 0 or n < MIN_SAMPLES:
+        return None
+    return half_samples(n=n, resamples=resamples, seed=seed)
+
+
 def centred_percentile(
     *,
     replicates: np.ndarray,
@@ -188,9 +205,9 @@ def half_sampling_mean(
         The interval; None with no resamples or fewer than :data:`MIN_SAMPLES` scores.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    if resamples == 0 or len(scores) < MIN_SAMPLES:
+    counts = optional_half_samples(n=len(scores), resamples=resamples, seed=seed)
+    if counts is None:
         return None
-    counts = half_samples(n=len(scores), resamples=resamples, seed=seed)
     replicates = counts @ scores / counts.sum(axis=1)
     return resampled_interval(
         replicates=replicates, value=float(scores.mean()), seed=seed, bounds=bounds

@@ -15,10 +15,9 @@ import numpy as np
 
 from isoeps.metrics.base import MetricInputs, MetricValue
 from isoeps.metrics.bootstrap import (
-    MIN_SAMPLES,
     Interval,
     ci_seed,
-    half_samples,
+    optional_half_samples,
     resampled_fid,
     resampled_interval,
 )
@@ -144,10 +143,10 @@ def fid_interval(
     Returns:
         The interval; None with no resamples or fewer than ``MIN_SAMPLES`` samples.
     """
-    if resamples == 0 or len(fake) < MIN_SAMPLES:
-        return None
     seed = ci_seed(seed=seed, purpose="fid")
-    counts = half_samples(n=len(fake), resamples=resamples, seed=seed)
+    counts = optional_half_samples(n=len(fake), resamples=resamples, seed=seed)
+    if counts is None:
+        return None
     replicates = resampled_fid(fake=fake, real=real, counts=counts, device=device)
     return resampled_interval(replicates=replicates, value=fid, seed=seed, bounds=(0.0, None))
 

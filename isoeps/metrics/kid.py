@@ -23,10 +23,9 @@ from pydantic import Field
 
 from isoeps.metrics.base import MetricInputs, MetricValue
 from isoeps.metrics.bootstrap import (
-    MIN_SAMPLES,
     Interval,
     ci_seed,
-    half_samples,
+    optional_half_samples,
     resampled_interval,
 )
 from isoeps.metrics.common import FeatureMetric, FeatureOptions, value
@@ -128,10 +127,10 @@ def kid_interval(
     Returns:
         The interval; None with no resamples or fewer than ``MIN_SAMPLES`` samples.
     """
-    if resamples == 0 or len(fake) < MIN_SAMPLES:
-        return None
     seed = ci_seed(seed=seed, purpose="kid")
-    counts = half_samples(n=len(fake), resamples=resamples, seed=seed)
+    counts = optional_half_samples(n=len(fake), resamples=resamples, seed=seed)
+    if counts is None:
+        return None
     replicates = kid_resampled(fake, real, counts=counts)
     return resampled_interval(replicates=replicates, value=kid, seed=seed)
 

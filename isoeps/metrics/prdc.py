@@ -27,10 +27,9 @@ from pydantic import Field
 
 from isoeps.metrics.base import MetricInputs, MetricValue
 from isoeps.metrics.bootstrap import (
-    MIN_SAMPLES,
     Interval,
     ci_seed,
-    half_samples,
+    optional_half_samples,
     resampled_interval,
 )
 from isoeps.metrics.common import FeatureMetric, FeatureOptions, value
@@ -299,10 +298,11 @@ def prdc_intervals(
     """
     n = len(parts.precise)
     out: dict[str, Interval | None] = dict.fromkeys(scores)
-    if resamples == 0 or n < MIN_SAMPLES:
-        return out
     seed = ci_seed(seed=seed, purpose="prdc")
-    replicates = prdc_scores(parts, counts=half_samples(n=n, resamples=resamples, seed=seed))
+    counts = optional_half_samples(n=n, resamples=resamples, seed=seed)
+    if counts is None:
+        return out
+    replicates = prdc_scores(parts, counts=counts)
     for name in ("precision", "density", "coverage"):
         if name in scores:
             out[name] = resampled_interval(
