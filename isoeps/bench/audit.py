@@ -205,7 +205,7 @@ def run_audit(cell: Any, folder: Path, runtime: Any, *, settings: AuditSettings)
         AuditError: bad settings, a ``public`` cell, or m larger than the private split.
         RefusedCell: the audited run's ledger is refused, or it reached private data late.
     """
-    from isoeps.bench.cell_flow import RefusedCell, fit_cell
+    from isoeps.bench.cell_flow import fit_cell, refuse_late_access
 
     settings.check()
     if cell.budget == "public":
@@ -221,8 +221,7 @@ def run_audit(cell: Any, folder: Path, runtime: Any, *, settings: AuditSettings)
     )
     canaries, coins = secret["canaries"], secret["coins"]
     scores = _score(fitted.method, canaries, settings)
-    if len(fitted.journal) != fitted.privacy["ledger_entries"]:
-        raise RefusedCell("the method reached private data after fit returned")
+    refuse_late_access(cell, folder, fitted)
     correct, guesses = count_correct(scores=scores, coins=coins, k=settings.k)
     outcome = _outcome(cell, fitted, settings, correct, int(coins.sum()), started)
     _write(folder, outcome, settings, coins=coins, scores=scores, guesses=guesses)

@@ -83,7 +83,7 @@ def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     started = time.time()
     drawn = draw_samples(cell, fitted)
     fitted.timings["sample_s"] = time.time() - started
-    _refuse_late_access(cell, folder, fitted)
+    refuse_late_access(cell, folder, fitted)
 
     from isoeps.bench.measure import measure
 
@@ -227,8 +227,18 @@ def draw_samples(cell: Cell, fitted: Fitted) -> Drawn:
     return Drawn(samples=samples, prompts=prompts, extraction=extraction, open_samples=open_samples)
 
 
-def _refuse_late_access(cell: Cell, folder: Path, fitted: Fitted) -> None:
-    """A journal that grew after ``fit`` means sampling reached private data: refuse."""
+def refuse_late_access(cell: Cell, folder: Path, fitted: Fitted) -> None:
+    """A journal that grew after ``fit`` means sampling reached private data: re-account the
+    grown journal into ``folder`` and refuse.
+
+    Args:
+        cell: the cell.
+        folder: its run folder (``ledger.json`` and ``privacy.json`` are rewritten).
+        fitted: what :func:`fit_cell` returned, after sampling.
+
+    Raises:
+        RefusedCell: the journal grew.
+    """
     journal = fitted.journal
     if journal is None or len(journal) == fitted.privacy["ledger_entries"]:
         return
