@@ -120,18 +120,23 @@ def run(suite: str, out: Path, overrides: list[str]) -> None:
             print(f"{suite} eps {cell.budget} seed {cell.seed} {upsampler}: done", flush=True)
 
 
-def _finest_band(row: dict) -> float | None:
-    """Mean |log10 energy ratio| of the finest Haar band (H1, V1, D1) against the reference."""
+def _band_errors(row: dict) -> dict[str, float]:
+    """Per Haar level l: mean |log10 energy ratio| of its detail bands (Hl, Vl, Dl) against
+    the reference, as ``band_error_l<l>``; level 1 is the finest."""
     details = row["values"].get("wavelet_band_error", {}).get("details") or {}
     ratios = details.get("log10_energy_ratio") or {}
-    finest = [abs(ratios[b]) for b in ("H1", "V1", "D1") if b in ratios]
-    return sum(finest) / len(finest) if finest else None
+    errors = {}
+    for level in range(1, int(details.get("levels") or 0) + 1):
+        bands = [abs(ratios[f"{b}{level}"]) for b in "HVD" if f"{b}{level}" in ratios]
+        if bands:
+            errors[f"band_error_l{level}"] = sum(bands) / len(bands)
+    return errors
 
 
 def _numbers(row: dict) -> dict[str, float]:
     """The values of one line worth tabulating, the finest band and the stage-2 time added."""
     numbers = {name: v["value"] for name, v in row["values"].items()}
-    numbers["finest_band_error"] = _finest_band(row)
+    numbers.update(_band_errors(row))
     # The whole draw's time includes one-off costs of the first backend after a fit (caption
     # embeddings): stage 2 alone is what differs between backends.
     numbers["stage2_cpu_s_per_1000"] = row["stage2_cpu_s_per_1000"]
