@@ -1,4 +1,4 @@
-"""The black-box one-run privacy audit of one cell (Steinke, Nasr and Jagielski, arXiv:2305.08846).
+"""The one-run privacy audit of one cell (Steinke, Nasr and Jagielski, arXiv:2305.08846).
 
 An audited cell is a run of its own, never the unaudited cell's: m canaries, distinctive
 out-of-distribution images with distinctive captions, are each added to the private split by
@@ -15,6 +15,12 @@ members, the k lowest non-members, and :func:`isoeps.accountants.one_run_audit.
 epsilon_lower_bound` turns the number of right guesses into epsilon_lower at confidence
 1 - beta, at the cell's delta. The coins are written to ``audit.json`` only after ``fit`` has
 returned and the guard is closed.
+
+That is the black-box audit, for any method. The white-box audit (DP-SGD methods) inserts the
+same canary records with the same coins, but the engine replaces each included canary's
+gradient by a Dirac gradient on a coordinate of its own (:mod:`isoeps.privacy.
+gradient_canaries`, after Nasr et al., arXiv:2302.07956), and the score is that coordinate of
+the privatised update, summed over steps: it sees the noise scale directly.
 """
 
 from __future__ import annotations
@@ -29,13 +35,23 @@ import numpy as np
 from isoeps.accountants.one_run_audit import count_correct
 from isoeps.errors import ConfigError
 
-#: The run-folder file of an audit: settings, coins, scores, guesses and the bound.
-AUDIT_FILE = "audit.json"
+#: The audit kinds: samples scored against canary images, or Dirac gradient canaries.
+KINDS = ("black-box", "white-box")
+#: A canary record's id is this prefix and its index.
+CANARY_ID_PREFIX = "audit-canary-"
 #: The canaries' patterns are public (only the coins are secret): one fixed seed for all cells.
 _CANARY_PATTERN_SEED = 20230514
 #: Side of the square blocks of a canary's pattern, in pixels: blocks survive a method's
 #: downsampling (a wavelet coarse scale) better than single pixels would.
 _CANARY_BLOCK = 2
+
+
+#: What a canary's membership score is, by audit kind (stored with every audit).
+SCORES = {
+    "black-box": "pixels: RMS difference on [0, 1], nearest sample from the canary's caption",
+    "white-box": "gradient: the canary's Dirac coordinate of the privatised gradient sum, "
+    "summed over DP-SGD steps",
+}
 
 
 class AuditError(ConfigError):
@@ -52,6 +68,8 @@ class AuditSettings:
         beta: one minus the confidence of the bound, in (0, 1).
         samples_per_canary: samples drawn from each canary's caption.
         open_samples: samples from the open prompt, compared with every canary.
+        kind: ``black-box`` (any method: its samples against the canary images) or
+            ``white-box`` (DP-SGD methods: Dirac gradient canaries in the engine).
     """
 
     m: int
@@ -59,6 +77,7 @@ class AuditSettings:
     beta: float = 0.05
     samples_per_canary: int = 1
     open_samples: int = 0
+    kind: str = "black-box"
 
     def check(self) -> None:
         """Raise :class:`AuditError` for settings the bound cannot take."""
@@ -73,6 +92,8 @@ class AuditSettings:
             raise AuditError(f"audit beta must lie in (0, 1), got {self.beta!r}")
         if self.samples_per_canary < 1 or self.open_samples < 0:
             raise AuditError("audit samples_per_canary must be >= 1 and open_samples >= 0")
+        if self.kind not in KINDS:
+            raise AuditError(f"audit kind must be one of {list(KINDS)}, got {self.kind!r}")
 
 
 def make_canaries(*, m: int, resolution: int, like: Any) -> Any:
@@ -99,7 +120,7 @@ def make_canaries(*, m: int, resolution: int, like: Any) -> Any:
     return ImageSplit(
         dataset=like.dataset,
         split=like.split,
-        ids=[f"audit-canary-{i}" for i in range(m)],
+        ids=[f"{CANARY_ID_PREFIX}{i}" for i in range(m)],
         images=images,
         captions=[[f"zqx canary glyph {i:05d} in static"] for i in range(m)],
         attributes={n: np.zeros(m, dtype=v.dtype) for n, v in attributes.items()}
@@ -189,20 +210,26 @@ class AuditOutcome:
 
 
 def run_audit(cell: Any, folder: Path, runtime: Any, *, settings: AuditSettings) -> AuditOutcome:
-    """Audit ``cell`` as a separate run in ``folder``: canaries in, fit, sample, score, bound.
+    """Audit ``cell`` as a separate run in ``folder``: canaries in, fit, score, bound.
+
+    Black-box: the method samples from every canary's caption after ``fit`` and each canary is
+    scored by the distance to its nearest sample. White-box: the DP-SGD engine puts each
+    included canary's Dirac gradient in place of its record's gradient, and the score is the
+    canary's coordinate of the privatised update (:mod:`isoeps.privacy.gradient_canaries`).
 
     Args:
         cell: the cell to audit (a private or ``inf`` budget).
         folder: the audited run's folder (created; its ``fit.json``, ``ledger.json`` and
             ``privacy.json`` are this run's, not the unaudited cell's).
         runtime: the device and execution settings.
-        settings: m, k, beta and the samples to draw.
+        settings: kind, m, k, beta and the samples to draw.
 
     Returns:
         The bound beside the target and the re-accounted epsilon.
 
     Raises:
-        AuditError: bad settings, a ``public`` cell, or m larger than the private split.
+        AuditError: bad settings, a ``public`` cell, m larger than the private split, or a
+            white-box audit of a method whose fit took no DP-SGD step through the engine.
         RefusedCell: the audited run's ledger is refused, or it reached private data late.
     """
     from isoeps.bench.cell_flow import fit_cell, refuse_late_access
@@ -216,16 +243,44 @@ def run_audit(cell: Any, folder: Path, runtime: Any, *, settings: AuditSettings)
     started = time.time()
     secret: dict[str, Any] = {}  # the coins: in the harness's frame, never in the method's
     folder.mkdir(parents=True, exist_ok=True)
+    gradient_canaries = _gradient_canaries(cell, settings)
     fitted = fit_cell(
-        cell, folder, runtime, extend_private=lambda private: _add(cell, settings, private, secret)
+        cell,
+        folder,
+        runtime,
+        extend_private=lambda private: _add(cell, settings, private, secret),
+        gradient_canaries=gradient_canaries,
     )
     canaries, coins = secret["canaries"], secret["coins"]
-    scores = _score(fitted.method, canaries, settings)
+    if gradient_canaries is None:
+        scores = _score(fitted.method, canaries, settings)
+    else:
+        scores = _white_box_scores(cell, gradient_canaries)
     refuse_late_access(cell, folder, fitted)
     correct, guesses = count_correct(scores=scores, coins=coins, k=settings.k)
     outcome = _outcome(cell, fitted, settings, correct, int(coins.sum()), started)
     _write(folder, outcome, settings, coins=coins, scores=scores, guesses=guesses)
     return outcome
+
+
+def _gradient_canaries(cell: Any, settings: AuditSettings) -> Any:
+    """The white-box audit's canaries for all m ids (coin-free), or None for black-box."""
+    if settings.kind != "white-box":
+        return None
+    from isoeps.privacy.gradient_canaries import GradientCanaries
+
+    ids = [f"{CANARY_ID_PREFIX}{i}" for i in range(settings.m)]
+    return GradientCanaries(ids=ids, seed=_CANARY_PATTERN_SEED + int(cell.seed))
+
+
+def _white_box_scores(cell: Any, gradient_canaries: Any) -> np.ndarray:
+    if gradient_canaries.steps == 0:
+        raise AuditError(
+            f"white-box audit of {cell.cell_id}: method {cell.method_name!r} took no DP-SGD "
+            "step through the engine (it releases through other mechanisms), so no gradient "
+            "canary was seen; audit it black-box"
+        )
+    return gradient_canaries.scores
 
 
 def _add(cell: Any, settings: AuditSettings, private: Any, secret: dict[str, Any]) -> Any:
@@ -283,7 +338,7 @@ def _outcome(
         beta=settings.beta,
         correct=correct,
         included=included,
-        distance="pixels: RMS difference on [0, 1], nearest sample from the canary's caption",
+        distance=SCORES[settings.kind],
         wall_time_s=time.time() - started,
     )
 
@@ -300,11 +355,11 @@ def _write(
     from isoeps.results import folders
 
     folders.write_json_atomic(
-        folder / AUDIT_FILE,
+        folder / folders.AUDIT,
         {
             **outcome.to_dict(),
             "settings": asdict(settings),
-            "kind": "black-box",
+            "kind": settings.kind,
             "reference": "Steinke, Nasr, Jagielski 2023, arXiv:2305.08846, Theorem 3",
             "coins": [bool(c) for c in coins],
             "scores": [float(s) for s in scores],

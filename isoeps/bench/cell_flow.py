@@ -111,6 +111,7 @@ def fit_cell(
     runtime: RuntimeSpec,
     *,
     extend_private: Callable[[Any], Any] | None = None,
+    gradient_canaries: Any = None,
 ) -> Fitted:
     """Public model from the cache, then ``fit`` through a guard the harness closes after.
 
@@ -122,6 +123,7 @@ def fit_cell(
         runtime: the device.
         extend_private: maps the loaded private split to the one the cell trains on (the
             audit adds its canaries here, before delta, the guard and the ledger see it).
+        gradient_canaries: the white-box audit's Dirac canaries, handed to the guard.
 
     Returns:
         The fitted method with its data, budget, journal and privacy record.
@@ -161,6 +163,7 @@ def fit_cell(
             cell_seed=cell.seed,
             secure=cell.secure,
             ledger=journal,
+            gradient_canaries=gradient_canaries,
         )
     try:
         door = NoPrivateData(method=cell.method_name) if guard is None else guard

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from isoeps import registry
-from isoeps.bench.spec import DatasetSpec, StoreSpec, SuiteSpec
+from isoeps.bench.spec import DatasetSpec, StoreSpec, SuiteSpec, budget_label
 from isoeps.cache import content_key
 from isoeps.errors import ConfigError, UnknownNameError
 
@@ -70,10 +70,6 @@ class Cell(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         return cell_identity(self)
-
-
-def budget_label(value: float | str) -> str:
-    return value if isinstance(value, str) else f"{float(value):g}"
 
 
 def dataset_identity(spec: DatasetSpec) -> dict[str, Any]:

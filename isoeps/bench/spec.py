@@ -235,6 +235,87 @@ class RuntimeSpec(_EnvText):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
 
 
+def normalise_budgets(value: Any) -> list[Any]:
+    """A budget list from YAML or a dotlist: floats > 0, ``inf`` and ``public``.
+
+    Args:
+        value: one budget or a list of them (numbers, number strings, ``inf``, ``public``).
+
+    Returns:
+        The list, each epsilon a float.
+
+    Raises:
+        ValueError: an empty list, or a budget that is none of these.
+    """
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    out = []
+    for item in value:
+        if isinstance(item, float) and math.isinf(item) and item > 0:
+            item = "inf"
+        if isinstance(item, str) and item.strip().lower() in ("inf", "infinity", "public"):
+            item = "inf" if item.strip().lower() != "public" else "public"
+        elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
+            try:
+                item = float(item)
+            except ValueError:
+                raise ValueError(
+                    f"budget must be a number > 0, 'inf' or 'public', got {item!r}"
+                ) from None
+            if math.isnan(item) or item <= 0:
+                raise ValueError(f"epsilon must be > 0, got {item!r}")
+        out.append(item)
+    if not out:
+        raise ValueError("budgets is empty")
+    return out
+
+
+def budget_label(budget: Any) -> str:
+    """A budget's text (``1``, ``10``, ``inf``): how two spellings of one budget compare."""
+    return budget if isinstance(budget, str) else f"{float(budget):g}"
+
+
+class AuditSpec(_Strict):
+    """A suite's ``audit:`` block: after its cells, ``isoeps run`` audits the chosen ones.
+
+    Each audited cell is run again, separately, with canaries (:mod:`isoeps.bench.audit`);
+    the bound goes to ``<store>/audits/`` and the index, and the report's "audited ε (lower
+    bound)" column. ``isoeps audit`` takes its defaults from here.
+    """
+
+    m: int = Field(default=200, gt=0, description="canaries, each included by a fair coin")
+    k: int = Field(default=50, gt=0, description="guesses each side (top and bottom k)")
+    beta: float = Field(default=0.05, gt=0, lt=1, description="one minus the confidence")
+    samples_per_canary: int = Field(default=1, gt=0, description="samples per canary caption")
+    open_samples: int = Field(default=0, ge=0, description="open-prompt samples (black-box)")
+    kinds: list[Literal["black-box", "white-box"]] = Field(
+        default_factory=lambda: ["black-box"],
+        description="black-box (samples, every method) and/or white-box (DP-SGD gradients)",
+    )
+    budgets: list[BudgetValue] | None = Field(
+        default=None, description="the budgets to audit (default: every one but 'public')"
+    )
+    methods: list[str] | None = Field(default=None, description="method labels (default: all)")
+    seeds: list[int] | None = Field(default=None, description="seeds (default: all)")
+
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _budgets(cls, value: Any) -> Any:
+        budgets = None if value is None else normalise_budgets(value)
+        if budgets and "public" in budgets:
+            raise ValueError("a 'public' cell trains on no private data: there is nothing to audit")
+        return budgets
+
+    @model_validator(mode="after")
+    def _guesses(self) -> AuditSpec:
+        if 2 * self.k > self.m:
+            raise ValueError(
+                f"k={self.k} must be at most m/2 = {self.m / 2:g} (top k and bottom k of the m "
+                "canaries are guessed; no canary is guessed twice)"
+            )
+        return self
+
+
 class SuiteSpec(_Strict):
     name: str
     description: str = ""
@@ -262,31 +343,27 @@ class SuiteSpec(_Strict):
     cross_check_accountants: list[str] = Field(default_factory=lambda: ["pld", "rdp"])
     store: StoreSpec = Field(default_factory=StoreSpec)
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    audit: AuditSpec | None = Field(
+        default=None, description="audit cells with canaries after the run (isoeps.bench.audit)"
+    )
 
     @field_validator("budgets", mode="before")
     @classmethod
     def _budgets(cls, value: Any) -> Any:
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        out = []
-        for item in value:
-            if isinstance(item, float) and math.isinf(item) and item > 0:
-                item = "inf"
-            if isinstance(item, str) and item.strip().lower() in ("inf", "infinity", "public"):
-                item = "inf" if item.strip().lower() != "public" else "public"
-            elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
-                try:
-                    item = float(item)
-                except ValueError:
-                    raise ValueError(
-                        f"budget must be a number > 0, 'inf' or 'public', got {item!r}"
-                    ) from None
-                if math.isnan(item) or item <= 0:
-                    raise ValueError(f"epsilon must be > 0, got {item!r}")
-            out.append(item)
-        if not out:
-            raise ValueError("budgets is empty")
-        return out
+        return normalise_budgets(value)
+
+    @model_validator(mode="after")
+    def _audited_cells_exist(self) -> SuiteSpec:
+        if self.audit is None:
+            return self
+        budgets = {budget_label(b) for b in self.budgets}
+        for budget in self.audit.budgets or []:
+            if budget_label(budget) not in budgets:
+                raise ValueError(f"audit.budgets: {budget!r} is not one of the suite's budgets")
+        for label in self.audit.methods or []:
+            if label not in self.methods:
+                raise ValueError(f"audit.methods: {label!r} is not a method label of the suite")
+        return self
 
     @field_validator("metrics", mode="before")
     @classmethod

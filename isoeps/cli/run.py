@@ -130,6 +130,7 @@ def _drive(args: argparse.Namespace, spec, overrides: list[str], cells: list, st
         on_outcome=_progress_line,
         verbosity=args.verbose - args.quiet,
     )
+    audits = _run_audits(spec, cells, store, force=args.force)
     report_dir = None if args.no_report else _write_suite_report(spec, cells, store)
     payload = {
         "suite": spec.name,
@@ -138,7 +139,12 @@ def _drive(args: argparse.Namespace, spec, overrides: list[str], cells: list, st
         "ran": len(summary.ran),
         "skipped": summary.skipped,
         "failed": summary.failed,
-    }
+        "audits": [
+            {"slug": a.cell.slug, "kind": a.kind, "error": a.error,
+             "epsilon_lower": (a.result or {}).get("epsilon_lower")}
+            for a in audits
+        ],
+    }  # fmt: skip
     text = (
         f"suite {spec.name}: {len(summary.ran)} ran, {summary.skipped} skipped (finished), "
         f"{summary.failed_count} failed; store {store}"
@@ -150,7 +156,39 @@ def _drive(args: argparse.Namespace, spec, overrides: list[str], cells: list, st
             print(f"failed: {failure['slug']}: {failure['reason']}", file=sys.stderr)
         print(f"{summary.failed_count} cell(s) failed", file=sys.stderr)
         return 1
-    return 0
+    return _audit_verdict(audits)
+
+
+def _run_audits(spec, cells: list, store, *, force: bool) -> list:
+    """The suite's ``audit:`` block, after its cells: each selected cell audited in a separate
+    run (:mod:`isoeps.bench.audit_runs`), one line on stderr per audit."""
+    import sys
+
+    from isoeps.bench.audit_runs import audit_line, run_audits
+
+    if spec.audit is None:
+        return []
+    return run_audits(
+        cells,
+        store=store,
+        runtime=spec.runtime,
+        audit=spec.audit,
+        force=force,
+        on_run=lambda run: print(f"[audit] {audit_line(run)}", file=sys.stderr),
+    )
+
+
+def _audit_verdict(audits: list) -> int:
+    """1, with the reasons on stderr, when an audit failed or its bound exceeds its target."""
+    import sys
+
+    from isoeps.bench.audit_runs import violations
+
+    bad = [a for a in audits if a.result is None] + violations(audits)
+    for run in bad:
+        why = run.error or "epsilon_lower exceeds the target epsilon: a privacy bug"
+        print(f"audit: {run.cell.slug} ({run.kind}): {why}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def _progress_line(outcome) -> None:

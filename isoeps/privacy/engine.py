@@ -329,6 +329,13 @@ def _chunks(records: Any, seeds: np.ndarray, size: int, chunk: int) -> Iterator[
             yield records[start:stop], seeds[start:stop]
 
 
+def _subset(records: Any, positions: np.ndarray) -> Any:
+    """The records at ``positions`` of a batch (``take`` when the records have it)."""
+    if hasattr(records, "take"):
+        return records.take(positions)
+    return [records[int(i)] for i in positions]
+
+
 def _to_device(batch: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
     return {key: value.to(device) for key, value in batch.items()}
 
@@ -480,16 +487,38 @@ class PrivateGradients:
                 plan=plan,
                 device=self.device,
             )
+            canaries = guard.gradient_canaries
+            if canaries is not None:
+                canaries.bind(self.params)
             try:
                 for batch in batches:
-                    total = step_gradient(batch)
+                    total = self._step_sum(step_gradient, batch, canaries)
                     if plan.is_private:
                         noise = gaussian_noise(guard, list(total.values()), std=plan.noise_std)
                         for value, draw in zip(total.values(), noise):
                             value.add_(draw)
+                    if canaries is not None:
+                        canaries.observe(total)
                     yield {name: value.div_(divisor) for name, value in total.items()}
             finally:
                 step_gradient.close()
+
+    def _step_sum(
+        self, step_gradient: _StepGradient, batch: PoissonBatch, canaries: Any
+    ) -> dict[str, Tensor]:
+        """The batch's clipped gradient sum; under a white-box audit each canary record's
+        gradient is replaced by its Dirac canary (see :mod:`isoeps.privacy.gradient_canaries`)."""
+        if canaries is None:
+            return step_gradient(batch)
+        ordinary, found = canaries.split(batch.ids)
+        if len(found):
+            batch = PoissonBatch(
+                step=batch.step, records=_subset(batch.records, ordinary), size=len(ordinary),
+                seeds=batch.seeds[ordinary], ids=tuple(batch.ids[i] for i in ordinary),
+            )  # fmt: skip
+        total = step_gradient(batch)
+        canaries.add(total, found, clip_norm=self._config.clip_norm)
+        return total
 
 
 def train_dp_sgd(

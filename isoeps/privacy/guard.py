@@ -46,13 +46,16 @@ import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from isoeps.accountants import Ledger, Mechanism, NonPrivate, SubsampledGaussian
 from isoeps.errors import PrivacyError
 from isoeps.privacy.rng import MechanismRandom, mechanism_seed
+
+if TYPE_CHECKING:
+    from isoeps.privacy.gradient_canaries import GradientCanaries
 
 #: Budget modes a guard runs (a ``public`` cell gets no guard).
 MODES: tuple[str, ...] = ("private", "inf")
@@ -74,6 +77,8 @@ class PoissonBatch:
     records: Any
     size: int
     seeds: np.ndarray
+    #: The records' ids, in batch order.
+    ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,11 @@ class PrivateData:
             (:func:`isoeps.privacy.rng.mechanism_seed`).
         secure: draw masks, noise and per-record randomness from the OS CSPRNG.
         ledger: the ledger to append to; the caller keeps it (the harness re-accounts it).
+        gradient_canaries: the white-box audit's Dirac canaries, which the DP-SGD engine
+            puts in place of the canary records' gradients (None: not audited white-box).
     """
 
-    __slots__ = ("_door", "_ledger", "_mode", "_num_records", "_secure")
+    __slots__ = ("_canaries", "_door", "_ledger", "_mode", "_num_records", "_secure")
 
     def __init__(
         self,
@@ -150,6 +157,7 @@ class PrivateData:
         seed: int | None,
         secure: bool = False,
         ledger: Ledger | None = None,
+        gradient_canaries: GradientCanaries | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"PrivateData mode must be one of {MODES}, got {mode!r}")
@@ -159,11 +167,19 @@ class PrivateData:
         object.__setattr__(self, "_ledger", ledger)
         object.__setattr__(self, "_num_records", len(dataset))
         object.__setattr__(self, "_secure", bool(secure))
+        object.__setattr__(self, "_canaries", gradient_canaries)
         object.__setattr__(self, "_door", _door(dataset, random, ledger))
 
     @classmethod
     def for_cell(
-        cls, dataset: Any, *, mode: str, cell_seed: int, secure: bool, ledger: Ledger
+        cls,
+        dataset: Any,
+        *,
+        mode: str,
+        cell_seed: int,
+        secure: bool,
+        ledger: Ledger,
+        gradient_canaries: GradientCanaries | None = None,
     ) -> PrivateData:
         """The harness's guard for one cell: the mechanism seed is derived from the cell seed
         here (:func:`isoeps.privacy.rng.mechanism_seed`), and none is kept in secure mode.
@@ -174,12 +190,16 @@ class PrivateData:
             cell_seed: the cell's root seed; unused in secure mode.
             secure: draw the mechanism's randomness from the OS CSPRNG.
             ledger: the harness's ledger, to which every release is appended.
+            gradient_canaries: the white-box audit's canaries, or None.
 
         Returns:
             The guard.
         """
         seed = None if secure else mechanism_seed(cell_seed)
-        return cls(dataset, mode=mode, seed=seed, secure=secure, ledger=ledger)
+        return cls(
+            dataset, mode=mode, seed=seed, secure=secure, ledger=ledger,
+            gradient_canaries=gradient_canaries,
+        )  # fmt: skip
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"PrivateData is read-only: cannot set {name!r}")
@@ -192,6 +212,11 @@ class PrivateData:
     @property
     def secure(self) -> bool:
         return self._secure
+
+    @property
+    def gradient_canaries(self) -> GradientCanaries | None:
+        """The white-box audit's Dirac canaries (for the DP-SGD engine), or None."""
+        return self._canaries
 
     @property
     def mode(self) -> str:
@@ -323,10 +348,12 @@ class PrivateData:
         for step in range(steps):
             mask = self._door().random.poisson_mask(self._num_records, sample_rate)
             indices = np.flatnonzero(mask)
-            seeds = self.record_seeds(self._ids_at(indices), purpose=f"{purpose}/{step}")
+            ids = self._ids_at(indices)
+            seeds = self.record_seeds(ids, purpose=f"{purpose}/{step}")
             yield PoissonBatch(
-                step=step, records=self._take(indices), size=len(indices), seeds=seeds
-            )
+                step=step, records=self._take(indices), size=len(indices), seeds=seeds,
+                ids=tuple(ids),
+            )  # fmt: skip
 
     def aggregate(
         self,

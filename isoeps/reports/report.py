@@ -10,6 +10,7 @@ from isoeps.reports import figures, published, tables
 from isoeps.reports.spec import ReportSpec, load_report_spec
 from isoeps.results import folders
 from isoeps.results.artifacts import MEM_PAIRS
+from isoeps.results.audits import load_audits
 from isoeps.results.folders import write_text_atomic
 
 
@@ -62,7 +63,7 @@ def write_report(
     lines += _unverified_lines(bad)
     if store is not None:
         lines += _cell_status_lines(store, ids)
-    lines += _table_lines(frame, spec, out)
+    lines += _table_lines(frame, spec, out, audits=None if store is None else load_audits(store))
     lines += _published_lines(frame, spec, out)
     lines += _figure_lines(
         frame, spec, out, store=store, ids=ids, show_private=show_private, inf_samples=inf_samples
@@ -130,10 +131,10 @@ def _cell_status_lines(store: str | Path, ids: set[str]) -> list[str]:
     return lines
 
 
-def _table_lines(frame: Any, spec: ReportSpec, out: Path) -> list[str]:
+def _table_lines(frame: Any, spec: ReportSpec, out: Path, *, audits: Any) -> list[str]:
     """Write every table as Markdown, LaTeX and CSV; the section that shows and links them."""
     lines = ["## Tables", ""]
-    for table in tables.build_tables(frame, spec):
+    for table in tables.build_tables(frame, spec, audits=audits):
         stem = out / "tables" / figures._slug(table.dataset)
         markdown = tables.to_markdown(table, spec)
         write_text_atomic(stem.with_suffix(".md"), markdown)

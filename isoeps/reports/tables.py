@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from isoeps.reports import audit_column
 from isoeps.reports.spec import ReportSpec
 from isoeps.results import stats
 from isoeps.results.compare import ci_methods, seed_values, value_ci
@@ -64,6 +65,14 @@ class Table:
     not_dp: set[str]
     #: One line per comparison of a best value with its runner-up (and what it would take).
     notes: list[str] = field(default_factory=list)
+    #: The audited bounds by row (:func:`isoeps.reports.audit_column.audit_bounds`); when
+    #: any, the table has an "audited ε (lower bound)" column.
+    audits: dict[tuple, dict] = field(default_factory=dict)
+
+    def audit_text(self, row: dict[str, Any]) -> str:
+        """The row's entry of the audited-ε column."""
+        key = audit_column.row_key(row["method"], row["budget"], row.get("adjacency"))
+        return audit_column.bound_text(self.audits.get(key))
 
 
 def budget_order(budget: str) -> tuple[int, float]:
@@ -173,12 +182,14 @@ def _uncertainty_text(part: Any) -> str:
     )
 
 
-def build_tables(frame: Any, spec: ReportSpec) -> list[Table]:
+def build_tables(frame: Any, spec: ReportSpec, *, audits: Any = None) -> list[Table]:
     """One table per dataset.
 
     Args:
         frame: the tidy frame of the rows to tabulate.
         spec: which metrics, methods and budgets to show, in which order.
+        audits: the store's audited runs (:func:`isoeps.results.audits.load_audits`); those
+            of the frame's cells fill an "audited ε (lower bound)" column. None: no column.
 
     Returns:
         The tables, in the order the datasets first appear in ``frame``.
@@ -197,7 +208,11 @@ def build_tables(frame: Any, spec: ReportSpec) -> list[Table]:
         notes = _mark_leaders(rows, metrics, higher, spec)
         not_dp = set(frame[(frame["dataset"] == dataset) & frame["not_dp"]]["metric"])
         caption = caption_for(frame, dataset)
-        tables.append(Table(dataset, metrics, rows, caption, not_dp, notes))
+        ids = set(frame[frame["dataset"] == dataset]["cell_id"])
+        bounds = audit_column.audit_bounds(audits, dataset=dataset, cell_ids=ids)
+        if bounds:
+            caption = f"{caption} {audit_column.caption_note(bounds)}"
+        tables.append(Table(dataset, metrics, rows, caption, not_dp, notes, bounds))
     return tables
 
 
@@ -363,6 +378,8 @@ def to_markdown(table: Table, spec: ReportSpec) -> str:
         The Markdown text.
     """
     header = ["method", "ε", *_header(table, spec)]
+    if table.audits:
+        header.append(audit_column.HEADER)
     lines = [
         f"**{table.dataset}**",
         "",
@@ -371,6 +388,8 @@ def to_markdown(table: Table, spec: ReportSpec) -> str:
     ]
     for row in table.rows:
         cells = [_marked(row, metric, spec, "±", "**{}**") for metric in table.metrics]
+        if table.audits:
+            cells.append(table.audit_text(row))
         lines.append(
             f"| {spec.name(row['method'])} | {_budget_text(row)} | " + " | ".join(cells) + " |"
         )
@@ -427,10 +446,13 @@ def to_latex(table: Table, spec: ReportSpec) -> str:
         The LaTeX text, a ``table`` environment with the caption.
     """
     header = ["method", r"$\varepsilon$", *(_latex_escape(h) for h in _header(table, spec))]
+    if table.audits:
+        header.append(_latex_escape(audit_column.HEADER))
+    columns = len(header) - 2
     lines = [
         r"\begin{table}[t]",
         r"\centering",
-        r"\begin{tabular}{ll" + "r" * len(table.metrics) + "}",
+        r"\begin{tabular}{ll" + "r" * columns + "}",
         r"\toprule",
         " & ".join(header) + r" \\",
         r"\midrule",
@@ -444,6 +466,8 @@ def to_latex(table: Table, spec: ReportSpec) -> str:
             _marked(row, metric, spec, r"$\pm$", r"\textbf{{{}}}").replace(TIED_MARK, r"$\approx$")
             for metric in table.metrics
         ]
+        if table.audits:
+            cells.append(_latex_escape(table.audit_text(row)))
         lines.append(
             " & ".join(
                 [_latex_escape(spec.name(row["method"])), _latex_escape(_budget_text(row)), *cells]
@@ -460,6 +484,22 @@ def to_latex(table: Table, spec: ReportSpec) -> str:
     return "\n".join(lines)
 
 
+_CSV_HEADER = (
+    "dataset", "method", "budget", "metric", "mean", "ci_half_width", "std", "seeds",
+    "value_ci_low", "value_ci_high", "best", "tied", "adjacency",
+)  # fmt: skip
+
+
+def _audit_csv_rows(table: Table, row: dict[str, Any]) -> list[list[Any]]:
+    """One CSV line per audit kind of ``row``: the largest bound over its audited seeds."""
+    key = audit_column.row_key(row["method"], row["budget"], row.get("adjacency"))
+    return [
+        [table.dataset, row["method"], row["budget"], f"audited_epsilon_lower.{kind}", bound]
+        + ["", "", seeds, "", "", 0, 0, row.get("adjacency", "")]
+        for kind, (bound, seeds, _) in sorted(table.audits.get(key, {}).items())
+    ]
+
+
 def to_csv(table: Table, spec: ReportSpec) -> str:
     """The table as CSV: one line per (method, budget, metric) cell with a value.
 
@@ -470,30 +510,16 @@ def to_csv(table: Table, spec: ReportSpec) -> str:
     Returns:
         The CSV text, with a header line; ``ci_half_width`` is the 95% t-CI's over seeds
         (blank for one seed), ``value_ci_*`` a one-seed value's own CI, ``best`` is 1 for a
-        bold cell and ``tied`` for one marked tied.
+        bold cell and ``tied`` for one marked tied. An audited row adds one line per audit
+        kind, metric ``audited_epsilon_lower.<kind>``, whose ``mean`` is the largest bound
+        over its ``seeds``.
     """
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "dataset",
-            "method",
-            "budget",
-            "metric",
-            "mean",
-            "ci_half_width",
-            "std",
-            "seeds",
-            "value_ci_low",
-            "value_ci_high",
-            "best",
-            "tied",
-            "adjacency",
-        ]
-    )
+    writer.writerow(_CSV_HEADER)
     for row in table.rows:
         for metric in table.metrics:
             cell = row["cells"].get(metric)
@@ -517,6 +543,7 @@ def to_csv(table: Table, spec: ReportSpec) -> str:
                     row.get("adjacency", ""),
                 ]
             )
+        writer.writerows(_audit_csv_rows(table, row))
     return buffer.getvalue()
 
 

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 RUNS = "runs"
+#: Audited runs (``isoeps audit``, a suite's ``audit:`` block): separate runs with canaries,
+#: kept apart from ``runs/`` so that no table ever reads an audited run's metrics.
+AUDITS = "audits"
 INDEX = "index.sqlite"
 
 CELL = "cell.json"
@@ -43,6 +46,8 @@ SAMPLES = "samples.npz"
 EXTRACTION = "extraction.npz"
 OPEN_PROMPT_SAMPLES = "open_prompt_samples.npz"
 GRID = "grid.png"
+#: An audited run's settings, coins, scores and bound (:mod:`isoeps.bench.audit`).
+AUDIT = "audit.json"
 LOG = "log.txt"
 STATUS = "status.json"
 #: Marks a run folder as written by isoeps (only such folders are ever cleared); it is also the
@@ -135,6 +140,31 @@ def run_dir(store: Path, slug: str) -> Path:
         ``<store>/runs/<slug>``.
     """
     return runs_dir(store) / slug
+
+
+def audit_dir(store: Path, slug: str, *, kind: str) -> Path:
+    """The folder of cell ``slug``'s audited run of ``kind`` (not created).
+
+    Args:
+        store: the results store.
+        slug: the audited cell's run-folder name.
+        kind: ``black-box`` or ``white-box``.
+
+    Returns:
+        ``<store>/audits/<kind>/<slug>``.
+    """
+    return Path(store) / AUDITS / kind / slug
+
+
+def iter_audit_dirs(store: Path) -> Iterator[Path]:
+    """Every finished audited run of a store (its ``audit.json`` written), sorted by path."""
+    root = Path(store) / AUDITS
+    if root.is_dir():
+        yield from sorted(
+            p
+            for p in root.glob("*/*")
+            if p.is_dir() and (p / AUDIT).is_file() and (p / CELL).is_file()
+        )
 
 
 def iter_run_dirs(store: Path) -> Iterator[Path]:

@@ -1,4 +1,5 @@
-"""The SQLite index: one row per (cell, metric) plus one per cell, rebuilt from run folders.
+"""The SQLite index: one row per (cell, metric), one per cell and one per audited run (the
+``audits`` table), rebuilt from run folders.
 
 Only the driver process writes it (SQLite locks badly on NFS and Lustre); workers write run
 folders only. The index is a cache of the folders: :func:`reindex` rebuilds it at any time.
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from isoeps.results import folders
+from isoeps.results.audits import AUDIT_COLUMNS, audit_row
 from isoeps.results.frame import (
     CELL_COLUMNS,
     COLUMNS,
@@ -75,6 +77,10 @@ def check(store: Path) -> None:
         connection.close()
 
 
+#: Each table's columns.
+_TABLES = {"metrics": COLUMNS, "cells": CELL_COLUMNS, "audits": AUDIT_COLUMNS}
+
+
 def _ensure_schema(connection: sqlite3.Connection) -> None:
     metric_cols = ", ".join(f'"{c}"' for c in COLUMNS)
     cell_cols = ", ".join(f'"{c}"' for c in CELL_COLUMNS)
@@ -82,7 +88,11 @@ def _ensure_schema(connection: sqlite3.Connection) -> None:
         f"CREATE TABLE IF NOT EXISTS metrics ({metric_cols}, PRIMARY KEY (cell_id, metric))"
     )
     connection.execute(f"CREATE TABLE IF NOT EXISTS cells ({cell_cols}, PRIMARY KEY (cell_id))")
-    for table, columns in (("metrics", COLUMNS), ("cells", CELL_COLUMNS)):
+    audit_cols = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS)
+    connection.execute(
+        f"CREATE TABLE IF NOT EXISTS audits ({audit_cols}, PRIMARY KEY (cell_id, kind))"
+    )
+    for table, columns in _TABLES.items():
         # an index written before a column was added: add it (NULL until the cell is re-indexed)
         have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         for column in columns:
@@ -122,8 +132,25 @@ def update(store: Path, folder: Path, verify: Verify | None = None) -> None:
         _replace(connection, Path(folder), verify)
 
 
+def update_audit(store: Path, folder: Path) -> None:
+    """Insert or replace one audited run's row (the driver calls this after each audit).
+
+    Args:
+        store: the results store.
+        folder: the audited run folder.
+    """
+    with _connect(store) as connection:
+        _replace_audit(connection, Path(folder))
+
+
+def _replace_audit(connection: sqlite3.Connection, folder: Path) -> None:
+    row = audit_row(folder)
+    connection.execute(_insert("audits", AUDIT_COLUMNS), [_sql(row[c]) for c in AUDIT_COLUMNS])
+
+
 def reindex(store: Path, verify: Verify | None = None) -> int:
-    """Rebuild the index from the run folders. Returns the number of cells indexed.
+    """Rebuild the index from the run folders and the audited runs. Returns the number of cells
+    indexed (audited runs not counted).
 
     With ``verify`` (``folder -> None | reason``: ``isoeps results reindex`` passes the bench
     layer's re-accounting), every finished cell's rows carry its verdict (``verified``; the
@@ -147,15 +174,17 @@ def reindex(store: Path, verify: Verify | None = None) -> int:
             for folder in folders.iter_run_dirs(store):
                 _replace(connection, folder, verify)
                 count += 1
+            for folder in folders.iter_audit_dirs(store):
+                _replace_audit(connection, folder)
     return count
 
 
 def read(store_or_index: Path, table: str = "metrics") -> Any:
-    """The index's ``metrics`` (or ``cells``) table as a DataFrame.
+    """The index's ``metrics`` (or ``cells``, or ``audits``) table as a DataFrame.
 
     Args:
         store_or_index: a results store, or its index file.
-        table: ``metrics`` or ``cells``.
+        table: ``metrics``, ``cells`` or ``audits``.
 
     Returns:
         The table with all its columns (one the index predates is None); ``verified`` holds
@@ -173,8 +202,8 @@ def read(store_or_index: Path, table: str = "metrics") -> Any:
         path = index_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no index at {path}; run `isoeps results reindex`")
-    if table not in ("metrics", "cells"):
-        raise ValueError(f"table must be 'metrics' or 'cells', got {table!r}")
+    if table not in _TABLES:
+        raise ValueError(f"table must be one of {sorted(_TABLES)}, got {table!r}")
     connection = sqlite3.connect(path)
     try:
         frame = pd.read_sql_query(f"SELECT * FROM {table}", connection)
@@ -187,7 +216,7 @@ def read(store_or_index: Path, table: str = "metrics") -> Any:
     finally:
         connection.close()
     # an index written before a column existed (and not updated since) reads it as None
-    frame = with_columns(frame, COLUMNS if table == "metrics" else CELL_COLUMNS)
+    frame = with_columns(frame, _TABLES[table])
     if "higher_is_better" in frame:
         frame["higher_is_better"] = frame["higher_is_better"].astype(bool)
     for column in ("not_dp", "secure"):

@@ -45,6 +45,10 @@ class Memorise(Method):
     def fit(self, private, budget) -> FitReport:
         from isoeps.accountants import calibrate
 
+        if budget.mode == "public":  # nothing private to keep: samples are blank images
+            self.images = np.zeros((1, *self.shape), dtype=np.uint8)
+            self.by_caption = {}
+            return FitReport(mode="public", steps=0)
         kept: list[Any] = []
         sigma = calibrate(budget.epsilon, budget.delta, 1.0, 1)
         private.aggregate(

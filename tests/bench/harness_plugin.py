@@ -39,6 +39,7 @@ SIZES = {"public": 24, "private": 64, "reference": 16, "eval": 16}
 
 class TinyConfig(SourceConfig):
     brightness: int = 0
+    private_size: int = SIZES["private"]
 
 
 class TinySource(DatasetSource):
@@ -47,8 +48,9 @@ class TinySource(DatasetSource):
     Config = TinyConfig
 
     def load(self, split: str, *, resolution: int = 8, n: int | None = None, seed: int = 0):
+        size = self.config.private_size if split == "private" else SIZES[split]
         split_data = tiny_split(
-            split, n=n or SIZES[split], resolution=resolution, seed=seed, dataset=self.name
+            split, n=n or size, resolution=resolution, seed=seed, dataset=self.name
         )
         if self.config.brightness:
             split_data.images[:] = np.clip(

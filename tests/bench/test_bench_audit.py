@@ -13,7 +13,6 @@ import pytest
 
 from isoeps.bench import cells
 from isoeps.bench.audit import (
-    AUDIT_FILE,
     AuditError,
     AuditSettings,
     count_correct,
@@ -22,6 +21,7 @@ from isoeps.bench.audit import (
     run_audit,
 )
 from isoeps.bench.spec import merge_config, validate
+from isoeps.results import folders
 from isoeps.testing import tiny_split
 
 PRIVATE = 200  # records of the private split (test-tiny's default is 64)
@@ -71,7 +71,7 @@ def test_memorising_method_is_caught(tmp_path: Path) -> None:
     print(f"test-memorise eps=1: eps_lower={outcome.epsilon_lower:.3f}")
     assert outcome.epsilon_lower > outcome.target_epsilon == 1.0
     assert outcome.epsilon_achieved <= 1.0  # the ledger itself looks fine
-    record = json.loads((tmp_path / "run" / AUDIT_FILE).read_text())
+    record = json.loads((tmp_path / "run" / folders.AUDIT).read_text())
     assert record["epsilon_lower"] == outcome.epsilon_lower
     assert len(record["coins"]) == 200 and 0 < sum(record["coins"]) < 200
     privacy = json.loads((tmp_path / "run" / "privacy.json").read_text())
@@ -92,7 +92,7 @@ def test_coins_come_from_the_cell_seed_and_not_from_the_data(tmp_path: Path) -> 
     settings = AuditSettings(m=20, k=5)
     run_audit(cell, tmp_path / "a", runtime, settings=settings)
     run_audit(cell, tmp_path / "b", runtime, settings=settings)
-    coins = [json.loads((tmp_path / d / AUDIT_FILE).read_text())["coins"] for d in "ab"]
+    coins = [json.loads((tmp_path / d / folders.AUDIT).read_text())["coins"] for d in "ab"]
     assert coins[0] == coins[1]
 
 
@@ -121,37 +121,3 @@ def test_a_public_cell_has_nothing_to_audit(tmp_path: Path) -> None:
     cell, runtime = _cell("test-mean-image", "public")
     with pytest.raises(AuditError, match="nothing to audit"):
         run_audit(cell, tmp_path / "run", runtime, settings=AuditSettings(m=10, k=2))
-
-
-def _suite_file(tmp_path: Path, method: str, budgets: list) -> Path:
-    text = harness_plugin.suite_yaml(
-        imports=["harness_plugin", "audit_plugin"],
-        datasets={"tiny": {"name": "test-tiny", "resolution": 8, "n": {"private": PRIVATE}}},
-        methods={"m": {"method": method, "config": {}}},
-        budgets=budgets,
-        delta=1e-5,
-        metrics={},
-    )
-    path = tmp_path / "suite.yaml"
-    path.write_text(text)
-    return path
-
-
-def test_cli_audit_reports_and_fails_a_violation(tmp_path: Path, capsys) -> None:
-    from isoeps.cli.main import main
-
-    suite = _suite_file(tmp_path, "test-memorise", [1, "public"])
-    out = tmp_path / "audits"
-    code = main(["audit", str(suite), "--m", "100", "--k", "25", "--out", str(out), "--json"])
-    rows = json.loads(capsys.readouterr().out)["audits"]
-    assert code == 1  # the memorising method's epsilon_lower exceeds its target
-    assert len(rows) == 1 and rows[0]["epsilon_lower"] > 1  # the public cell is skipped
-    assert (out / rows[0]["slug"] / AUDIT_FILE).is_file()
-
-
-def test_cli_audit_of_only_public_cells_says_nothing_to_audit(tmp_path: Path, capsys) -> None:
-    from isoeps.cli.main import main
-
-    suite = _suite_file(tmp_path, "test-memorise", ["public"])
-    assert main(["audit", str(suite), "--out", str(tmp_path / "o")]) == 2
-    assert "nothing to audit" in capsys.readouterr().err

@@ -296,3 +296,59 @@ def test_figure_bands_say_what_they_are(tmp_path):
         pd.concat([one, three.assign(budget="10", epsilon=10.0)]), tmp_path, ReportSpec()
     )
     assert [p.suffix for p in written] == [".png", ".pdf"]
+
+
+def _audits(rows: list[tuple[str, str, int, float]], kind: str = "black-box") -> pd.DataFrame:
+    from isoeps.results.audits import AUDIT_COLUMNS
+
+    out = []
+    for method, budget, seed, bound in rows:
+        row = {c: None for c in AUDIT_COLUMNS}
+        row.update(
+            cell_id=f"{method}{budget}{seed}",
+            kind=kind,
+            dataset="faces",
+            method=method,
+            budget=budget,
+            seed=seed,
+            adjacency="add_remove",
+            epsilon_lower=bound,
+            beta=0.05,
+        )
+        out.append(row)
+    return pd.DataFrame(out, columns=list(AUDIT_COLUMNS))
+
+
+def test_audited_rows_get_the_largest_bound_over_seeds_and_the_rest_a_dash():
+    audits = _audits([("wav", "1", 0, 0.12), ("wav", "1", 1, 0.31), ("base", "10", 0, 0.5)])
+    audits.loc[len(audits)] = {
+        **audits.iloc[0].to_dict(),
+        "cell_id": "elsewhere",
+        "seed": 7,
+        "epsilon_lower": 9.0,
+    }  # fmt: skip  (not a cell of the frame)
+    (table,) = build_tables(frame(), ReportSpec(), audits=audits)
+    markdown = to_markdown(table, ReportSpec())
+    assert "audited ε (lower bound)" in markdown.splitlines()[2]
+    wav_1 = next(line for line in markdown.splitlines() if line.startswith("| wav | 1 |"))
+    assert wav_1.endswith("| 0.31 (max of 2) |")  # not 9.0: that run audits no shown cell
+    base_10 = next(line for line in markdown.splitlines() if line.startswith("| base | 10 |"))
+    assert base_10.endswith("| 0.50 (n=1) |")
+    assert "| – |" in next(line for line in markdown.splitlines() if "| wav | inf |" in line)
+    assert "1 − nβ" in table.caption and "never the run whose metrics" in table.caption
+    assert to_latex(table, ReportSpec()).count("&") > 0
+    csv_lines = [line for line in to_csv(table, ReportSpec()).splitlines() if "audited" in line]
+    assert len(csv_lines) == 2 and ",0.31,,,2," in csv_lines[0] + csv_lines[1]
+
+
+def test_no_audits_no_column_and_both_kinds_named():
+    (plain,) = build_tables(frame(), ReportSpec(), audits=None)
+    assert "audited" not in to_markdown(plain, ReportSpec())
+    both = pd.concat(
+        [_audits([("wav", "1", 0, 0.2)]), _audits([("wav", "1", 0, 0.9)], kind="white-box")]
+    )
+    (table,) = build_tables(frame(), ReportSpec(), audits=both)
+    wav_1 = next(
+        line for line in to_markdown(table, ReportSpec()).splitlines() if "| wav | 1 |" in line
+    )
+    assert "black-box 0.20 (n=1); white-box 0.90 (n=1)" in wav_1
