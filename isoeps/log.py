@@ -6,15 +6,66 @@ stderr is not a TTY or ``CI=true``. The level comes from ``-v``/``-q`` or ``ISOE
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 LOG_LEVEL_ENV = "ISOEPS_LOG_LEVEL"
+
+#: The running cell: (its position and name, its start time), for every console log line.
+_CELL: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar(
+    "isoeps_cell", default=None
+)
+#: The run's latest estimate of the time left, set by the driver after each cell.
+_RUN_ETA: list[str] = [""]
+
+
+@contextlib.contextmanager
+def cell_context(name: str) -> Iterator[None]:
+    """Tag every console log line inside with the cell and the time spent in it, e.g.
+    ``[cell 3/12 wavelet-two-stage eps=1 s0, 4 min in]``: a newcomer reading a piped or CI log
+    sees which cell a phase or a step count belongs to."""
+    token = _CELL.set((name, time.time()))
+    try:
+        yield
+    finally:
+        _CELL.reset(token)
+
+
+def set_run_eta(text: str) -> None:
+    """The run's time left (``"about 20 min left"``), shown in later cells' tags; ``""`` for
+    none. Cells in worker processes (``--jobs``) do not see it; the driver's lines do."""
+    _RUN_ETA[0] = text
+
+
+def duration_text(seconds: float) -> str:
+    """``"40 s"``, ``"12 min"`` or ``"1 h 5 min"``."""
+    if seconds < 59.5:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+class _CellFormatter(logging.Formatter):
+    """The console format, with the running cell's tag before the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        cell = _CELL.get()
+        record.cell_tag = ""
+        if cell is not None:
+            name, started = cell
+            parts = [f"{name}, {duration_text(time.time() - started)} in"]
+            if _RUN_ETA[0]:
+                parts.append(f"run: {_RUN_ETA[0]}")
+            record.cell_tag = f"[{'; '.join(parts)}] "
+        return super().format(record)
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -36,7 +87,9 @@ def setup_logging(verbosity: int = 0) -> None:
     logger.setLevel(level)
     if not any(getattr(h, "_isoeps", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            _CellFormatter("%(asctime)s %(levelname)s %(name)s: %(cell_tag)s%(message)s")
+        )
         handler._isoeps = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.propagate = False

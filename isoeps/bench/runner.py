@@ -21,7 +21,7 @@ from isoeps.bench.cell_flow import RefusedCell, build_method, execute
 from isoeps.bench.cells import Cell
 from isoeps.bench.executors import create_executor
 from isoeps.bench.spec import RuntimeSpec, SuiteSpec, dump_suite
-from isoeps.log import get_logger
+from isoeps.log import cell_context, duration_text, get_logger, set_run_eta
 from isoeps.results import folders
 
 log = get_logger("bench.runner")
@@ -146,7 +146,8 @@ def run_cell(
         folder / folders.OVERRIDES, "".join(f"{o}\n" for o in overrides or [])
     )
     started = time.time()
-    with _cell_log(folder / folders.LOG):
+    name = f"cell {position + ' ' if position else ''}{cell.method_label} eps={cell.budget} s{cell.seed}"
+    with _cell_log(folder / folders.LOG), cell_context(name):
         log.info("cell %s%s: %s", f"{position} " if position else "", cell.cell_id, cell.slug)
         try:
             execute(cell, folder, runtime)
@@ -386,12 +387,15 @@ def _collect(
             index.update(store, Path(outcome.run_dir))
             ran.append(outcome)
             bar.update(1)
-            log.info(progress_line(ran, total=len(payloads), elapsed=time.time() - started))
+            elapsed = time.time() - started
+            log.info(progress_line(ran, total=len(payloads), elapsed=elapsed))
+            set_run_eta(time_left(ran, total=len(payloads), elapsed=elapsed))
             for tracker in trackers:
                 tracker.log_cell(Path(outcome.run_dir))
             if on_outcome:
                 on_outcome(outcome)
     finally:
+        set_run_eta("")
         bar.close()
         for tracker in trackers:
             tracker.close()
@@ -415,18 +419,18 @@ def progress_line(done: list[CellOutcome], *, total: int, elapsed: float) -> str
     for outcome in done:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    line = f"cells {len(done)}/{total} done ({statuses}), {_duration(elapsed)} elapsed"
+    line = f"cells {len(done)}/{total} done ({statuses}), {duration_text(elapsed)} elapsed"
+    left = time_left(done, total=total, elapsed=elapsed)
+    return f"{line}, {left}" if left else line
+
+
+def time_left(done: list[CellOutcome], *, total: int, elapsed: float) -> str:
+    """``"about 20 min left"`` from the elapsed time per finished cell, or ``""`` when no cell
+    has ended yet or none is left."""
     left = total - len(done)
-    if done and left:
-        line += f", about {_duration(elapsed / len(done) * left)} left"
-    return line
-
-
-def _duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes < 1:
-        return f"{seconds:.0f} s"
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+    if not done or not left:
+        return ""
+    return f"about {duration_text(elapsed / len(done) * left)} left"
 
 
 def _failed_cells(cells: list[Cell], store: Path) -> list[dict[str, Any]]:

@@ -1,0 +1,33 @@
+"""The console log's cell tag: which cell a line belongs to, the time in it, the run's ETA."""
+
+from __future__ import annotations
+
+import logging
+
+from isoeps.log import _CellFormatter, cell_context, duration_text, set_run_eta
+
+FORMAT = "%(name)s: %(cell_tag)s%(message)s"
+
+
+def _line(message: str) -> str:
+    record = logging.LogRecord("isoeps.x", logging.INFO, __file__, 1, message, None, None)
+    return _CellFormatter(FORMAT).format(record)
+
+
+def test_lines_outside_a_cell_carry_no_tag() -> None:
+    assert _line("phase: fit") == "isoeps.x: phase: fit"
+
+
+def test_lines_inside_a_cell_name_it_and_the_time_in_it() -> None:
+    with cell_context("cell 3/12 ar eps=1 s0"):
+        assert _line("phase: fit") == "isoeps.x: [cell 3/12 ar eps=1 s0, 0 s in] phase: fit"
+        set_run_eta("about 20 min left")
+        try:
+            assert "[cell 3/12 ar eps=1 s0, 0 s in; run: about 20 min left] step" in _line("step")
+        finally:
+            set_run_eta("")
+    assert _line("done") == "isoeps.x: done"
+
+
+def test_durations_read_as_a_person_would_say_them() -> None:
+    assert [duration_text(s) for s in (40, 12 * 60, 65 * 60)] == ["40 s", "12 min", "1 h 5 min"]
