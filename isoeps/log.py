@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import os
 import sys
@@ -19,8 +20,16 @@ T = TypeVar("T")
 
 LOG_LEVEL_ENV = "ISOEPS_LOG_LEVEL"
 
-#: The running cell: (its position and name, its start time), for every console log line.
-_CELL: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar(
+
+@dataclasses.dataclass
+class _RunningCell:
+    name: str
+    started: float
+    phase: str = ""
+
+
+#: The running cell (its position and name, start time and phase), for every console line.
+_CELL: contextvars.ContextVar[_RunningCell | None] = contextvars.ContextVar(
     "isoeps_cell", default=None
 )
 #: The run's latest estimate of the time left, set by the driver after each cell.
@@ -30,13 +39,21 @@ _RUN_ETA: list[str] = [""]
 @contextlib.contextmanager
 def cell_context(name: str) -> Iterator[None]:
     """Tag every console log line inside with the cell and the time spent in it, e.g.
-    ``[cell 3/12 wavelet-two-stage eps=1 s0, 4 min in]``: a newcomer reading a piped or CI log
-    sees which cell a phase or a step count belongs to."""
-    token = _CELL.set((name, time.time()))
+    ``[cell 3/12 wavelet-two-stage eps=1 s0: fit, 4 min in]``: a newcomer reading a piped or
+    CI log sees which cell and phase a step count belongs to."""
+    token = _CELL.set(_RunningCell(name, time.time()))
     try:
         yield
     finally:
         _CELL.reset(token)
+
+
+def set_phase(phase: str) -> None:
+    """The running cell's phase (``"public models"``, ``"fit"``, ``"sampling"``,
+    ``"metrics"``), shown in its later lines' tags; nothing outside a cell."""
+    cell = _CELL.get()
+    if cell is not None:
+        cell.phase = phase
 
 
 def set_run_eta(text: str) -> None:
@@ -60,8 +77,8 @@ class _CellFormatter(logging.Formatter):
         cell = _CELL.get()
         record.cell_tag = ""
         if cell is not None:
-            name, started = cell
-            parts = [f"{name}, {duration_text(time.time() - started)} in"]
+            where = f"{cell.name}: {cell.phase}" if cell.phase else cell.name
+            parts = [f"{where}, {duration_text(time.time() - cell.started)} in"]
             if _RUN_ETA[0]:
                 parts.append(f"run: {_RUN_ETA[0]}")
             record.cell_tag = f"[{'; '.join(parts)}] "

@@ -21,7 +21,7 @@ from isoeps.bench.cells import Cell
 from isoeps.bench.prompts import Drawn, Extraction, choose_prompts, prompts_for
 from isoeps.bench.spec import RuntimeSpec
 from isoeps.errors import PrivacyError
-from isoeps.log import get_logger
+from isoeps.log import get_logger, set_phase
 from isoeps.results import artifacts, folders
 
 #: The purpose-seed used to pick prompts: it depends on the cell seed only, so every method
@@ -79,6 +79,7 @@ def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
     env = environment.collect(device=runtime.device)
     folders.write_json_atomic(folder / folders.ENVIRONMENT, env)
     fitted = fit_cell(cell, folder, runtime)
+    set_phase("sampling")
     log.info("phase: sampling (%d images)", cell.n_samples)
     started = time.time()
     drawn = draw_samples(cell, fitted)
@@ -87,6 +88,7 @@ def execute(cell: Cell, folder: Path, runtime: RuntimeSpec) -> None:
 
     from isoeps.bench.measure import measure
 
+    set_phase("metrics")
     log.info("phase: metrics (%s)", ", ".join(cell.metrics))
     values = measure(cell, drawn=drawn, data=fitted.data, device=runtime.device)
     env.update(data_fingerprints=fitted.data.fingerprints(), timings=fitted.timings)
@@ -148,10 +150,12 @@ def fit_cell(
     )
     method = build_method(cell, ctx=ctx)
     method.check_budget(budget)
+    set_phase("public models")
     log.info("phase: public models")
     started = time.time()
     public_key = prepare_public(method, data.public)
     timings = {"public_s": time.time() - started}
+    set_phase("fit")
     log.info("phase: fit (budget %s)", cell.budget)
     started = time.time()
     journal = Ledger()  # the harness's record of every release; the method sees copies only

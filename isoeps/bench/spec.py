@@ -319,6 +319,10 @@ class AuditSpec(_Strict):
 class SuiteSpec(_Strict):
     name: str
     description: str = ""
+    notice: str = Field(
+        default="",
+        description="said at the top of the suite's report: what the run is and gives up",
+    )
     imports: list[str] = Field(default_factory=list, description="modules that register plugins")
     datasets: dict[str, DatasetSpec]
     methods: dict[str, MethodSpec]
@@ -403,6 +407,7 @@ class SuiteSpec(_Strict):
 # -- loading -------------------------------------------------------------------------------------
 
 SHIPPED_SUITES: tuple[str, ...] = (
+    "demo",
     "quick",
     "smoke",
     "style-capture",

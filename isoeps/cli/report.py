@@ -41,12 +41,13 @@ def _report(args: argparse.Namespace) -> int:
     from isoeps.results import load
 
     ids = None
+    notice = ""
     if args.items:
         from isoeps.bench.cells import expand
         from isoeps.cli.run import suite_from_args
 
         spec, _ = suite_from_args(args, results=args.results)
-        store, title = Path(spec.runtime.results), spec.name
+        store, title, notice = Path(spec.runtime.results), spec.name, spec.notice
         ids = {c.cell_id for c in expand(spec, check_roots=False)}
         out = Path(args.reports or spec.runtime.reports or Path("reports") / spec.name)
     else:
@@ -62,6 +63,7 @@ def _report(args: argparse.Namespace) -> int:
         frame,
         out,
         title=title,
+        notice=notice,
         store=store,
         cell_ids=ids,
         show_private=args.show_private,

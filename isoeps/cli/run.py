@@ -219,6 +219,7 @@ def _write_suite_report(spec, cells: list, store):
         frame,
         report_dir,
         title=spec.name,
+        notice=spec.notice,
         store=store,
         cell_ids=ids,
         unverified=verify_store(store, ids),

@@ -19,6 +19,7 @@ def write_report(
     out: str | Path,
     *,
     title: str,
+    notice: str = "",
     store: str | Path | None = None,
     cell_ids: set[str] | None = None,
     show_private: bool = False,
@@ -36,6 +37,8 @@ def write_report(
         frame: the tidy frame (:func:`isoeps.results.load`).
         out: the report folder (created).
         title: the heading of ``index.md``.
+        notice: said first, under the heading: what the run is and what it gives up (the
+            suite's ``notice``).
         store: adds the sample grids, the cell statuses and, with ``show_private``, the
             memorisation pairs, for the cells in ``cell_ids``.
         cell_ids: the cells to report from ``store`` (default: those in ``frame``).
@@ -59,6 +62,8 @@ def write_report(
         frame = frame[~frame["cell_id"].isin(set(bad))]
     ids = (set(frame["cell_id"]) if cell_ids is None else set(cell_ids)) - set(bad)
     lines = [f"# {title}", ""]
+    if notice:
+        lines += [f"> {notice.strip()}", ""]
     lines += _trust_statement(frame, unverified)
     lines += _unverified_lines(bad)
     if store is not None:

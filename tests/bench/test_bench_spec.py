@@ -182,7 +182,7 @@ def test_env_root_missing_names_the_field(tmp_path, monkeypatch):
         load_suite(path)
 
 
-@pytest.mark.parametrize("name", ["quick", "smoke"])
+@pytest.mark.parametrize("name", ["demo", "quick", "smoke"])
 def test_shipped_suites_validate(name):
     spec = load_suite(name)
     assert spec.name == name
@@ -201,6 +201,15 @@ def test_bumping_a_metrics_version_gives_new_cell_ids(monkeypatch):
     monkeypatch.setattr(AttributeMetric, "version", "99")
     after = cells.expand(load_suite("smoke"))
     assert not {c.cell_id for c in before} & {c.cell_id for c in after}
+
+
+def test_the_demo_says_what_it_gives_up():
+    """The demo suite's report opens with what it is and how to run the careful suite."""
+    demo = load_suite("demo")
+    assert demo.name == "demo" and demo.seeds == [0]
+    for said in ("one seed", f"n = {demo.n_samples}", "isoeps run quick"):
+        assert said in demo.notice
+    assert demo.n_samples < load_suite("quick").n_samples
 
 
 def test_the_style_capture_suite_reuses_the_quick_suites_public_models():
@@ -240,7 +249,7 @@ def test_only_selects_cells(tmp_path):
         cells.select(expanded, "colour=red")
 
 
-@pytest.mark.parametrize(("name", "count"), [("quick", 12), ("smoke", 6)])
+@pytest.mark.parametrize(("name", "count"), [("demo", 12), ("quick", 12), ("smoke", 6)])
 def test_shipped_suites_expand_against_the_real_registry(name, count):
     expanded = cells.expand(load_suite(name))
     assert len(expanded) == count
@@ -249,7 +258,7 @@ def test_shipped_suites_expand_against_the_real_registry(name, count):
         "dpsgd-full-finetune",
         "dpagg-ti",
     }
-    if name == "quick":
+    if name in ("demo", "quick"):
         assert all(c.dataset.n["private"] >= 20000 for c in expanded)
         assert {c.budget for c in expanded} == {"1", "10", "inf", "public"}
 

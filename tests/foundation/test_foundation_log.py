@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from isoeps.log import _CellFormatter, cell_context, duration_text, set_run_eta
+from isoeps.log import _CellFormatter, cell_context, duration_text, set_phase, set_run_eta
 
 FORMAT = "%(name)s: %(cell_tag)s%(message)s"
 
@@ -26,6 +26,10 @@ def test_lines_inside_a_cell_name_it_and_the_time_in_it() -> None:
             assert "[cell 3/12 ar eps=1 s0, 0 s in; run: about 20 min left] step" in _line("step")
         finally:
             set_run_eta("")
+        set_phase("fit")
+        assert _line("step 10/40") == "isoeps.x: [cell 3/12 ar eps=1 s0: fit, 0 s in] step 10/40"
+    assert _line("done") == "isoeps.x: done"
+    set_phase("metrics")  # outside a cell: nothing to tag, no error
     assert _line("done") == "isoeps.x: done"
 
 

@@ -108,6 +108,15 @@ def test_without_verdicts_the_report_says_it_did_not_verify(tmp_path):
     assert "not re-verified" in write_report(data, tmp_path / "r", title="t").read_text()
 
 
+def test_a_suites_notice_opens_the_report_before_anything_else(tmp_path):
+    data = frame({"agg": "add_remove", "wav": "add_remove"})
+    text = write_report(
+        data, tmp_path / "r", title="demo", notice="one seed, n = 200\n"
+    ).read_text()
+    assert text.startswith("# demo\n\n> one seed, n = 200\n\n")
+    assert "> " not in write_report(data, tmp_path / "s", title="t").read_text().split("\n")[2]
+
+
 def _sample_store(store):
     for budget in ("1", "inf"):
         folder = folders.run_dir(store, f"faces.wav.eps-{budget}.s0.wav{budget}0")
