@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup fashion-mnist demo test test-slow lint-imports clean
+.PHONY: setup fashion-mnist demo zoo test test-slow lint-imports clean
 
 $(STAMP): pyproject.toml constraints/ci-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,20 @@ fashion-mnist:
 		echo "Fashion-MNIST: not installed (needs root and apt-get: apt-get install dataset-fashion-mnist)"; \
 	fi
 
-# The main job: the quick suite on the embedded synthetic data -> ./results and ./reports/quick
+# The main job: the demo suite on the embedded synthetic data -> ./results and ./reports/demo
+# (the careful run: `.venv/bin/isoeps run quick`)
 demo: setup
 	$(BIN)/isoeps run
+
+# Rebuild the shipped checkpoints (isoeps/zoo: the demo's public models and evaluators) from
+# the code: the demo suite in a fresh cache with the shipped ones ignored, then exported with
+# model cards. Commit isoeps/zoo after checking its report (the cards' keys must match).
+zoo: setup
+	@cache=$$(mktemp -d) && echo "zoo: training into $$cache" && \
+	ISOEPS_SHIPPED=0 ISOEPS_CACHE_DIR=$$cache $(BIN)/isoeps run demo --force \
+		--results $$cache/results --reports $$cache/reports && \
+	ISOEPS_CACHE_DIR=$$cache $(BIN)/isoeps cache export $$cache/zoo && \
+	rm -rf isoeps/zoo && cp -r $$cache/zoo isoeps/zoo && echo "zoo: isoeps/zoo rebuilt"
 
 # The tests, without the end-to-end ones marked slow (minutes each; CI runs them next).
 test: setup

@@ -1,7 +1,9 @@
 """Logging and progress bars, following the CLI conventions.
 
 Logs and tqdm bars go to stderr, so ``--json`` output on stdout stays clean. Bars are off when
-stderr is not a TTY or ``CI=true``. The level comes from ``-v``/``-q`` or ``ISOEPS_LOG_LEVEL``.
+stderr is not a TTY or ``CI=true``; there, a loop that does not log its own progress becomes
+one log line every :data:`OFF_TERMINAL_INTERVAL_S` seconds instead. The level comes from
+``-v``/``-q`` or ``ISOEPS_LOG_LEVEL``.
 """
 
 from __future__ import annotations
@@ -118,10 +120,49 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> Any:
-    """A tqdm bar on stderr, disabled off-TTY and under CI."""
+#: Seconds between the log lines of a progress bar off a terminal (under CI, piped).
+OFF_TERMINAL_INTERVAL_S = 30.0
+
+
+class _BarToLog:
+    """A file for tqdm off a terminal: each refresh of the bar becomes one INFO log line (so
+    it carries the running cell's tag); the blank refresh of a closing bar is dropped."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def write(self, text: str) -> int:
+        line = text.strip("\r\n ")
+        if line:
+            self.logger.info(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def progress(
+    iterable: Iterable[T] | None = None, *, log_off_terminal: bool = True, **kwargs: Any
+) -> Any:
+    """A tqdm bar on stderr. Off a terminal or under CI, a loop whose caller did not disable it
+    logs its bar every :data:`OFF_TERMINAL_INTERVAL_S` s instead, unless ``log_off_terminal`` is
+    False (for loops that log their own progress)."""
     from tqdm.auto import tqdm
 
+    if "disable" not in kwargs and not progress_enabled():
+        if not log_off_terminal:
+            kwargs["disable"] = True
+        else:
+            kwargs.update(
+                file=_BarToLog(get_logger("progress")),
+                mininterval=OFF_TERMINAL_INTERVAL_S,
+                ascii=True,
+                ncols=80,
+                disable=False,
+            )
+            from tqdm import tqdm as plain_tqdm  # no notebook widget for a log file
+
+            return plain_tqdm(iterable, **kwargs)
     kwargs.setdefault("disable", not progress_enabled())
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)

@@ -17,6 +17,14 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["ISOEPS_CACHE_DIR"] = str(tmp_path_factory.mktemp("isoeps-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_dataset_memo() -> None:
+    # A test may register a source anew or patch one: no test sees another's rendered splits.
+    from isoeps.bench import data
+
+    data._EMBEDDED_MEMO.clear()
+
+
 HOLD = textwrap.dedent("""
     import sys, time
     from isoeps.results import folders

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from isoeps.cache import cache_path, content_key, file_lock
+from isoeps.cache_bundle import seed_from_shipped
 from isoeps.errors import ConfigError
 from isoeps.log import get_logger
 
@@ -36,6 +37,19 @@ def _key_payload(method: Any, public: Any) -> dict[str, Any]:
     )
 
 
+def public_key(method: Any, public: Any) -> str:
+    """The cache key of ``method``'s public models trained on ``public`` (nothing trained).
+
+    Args:
+        method: the method, configured.
+        public: the public split.
+
+    Returns:
+        The key: the folder name under the ``public-models`` cache kind.
+    """
+    return content_key(_key_payload(method, public))
+
+
 def prepare_public(method: Any, public: Any) -> str:
     """Load the method's public model(s) from the cache, training them first if missing.
 
@@ -50,11 +64,17 @@ def prepare_public(method: Any, public: Any) -> str:
     key = content_key(payload)
     path = cache_path(KIND, key)
     with file_lock(path):
-        if not ((path / DONE).is_file() and (path / KEY_FILE).is_file()):
+        if not _complete(path):
+            seed_from_shipped(KIND, key)
+        if not _complete(path):
             _train(method, public, payload, key, path)  # a folder from before keys: retrain
     _check_key(path, payload)
     method.load_public(Path(path))
     return key
+
+
+def _complete(path: Path) -> bool:
+    return (path / DONE).is_file() and (path / KEY_FILE).is_file()
 
 
 def _train(method: Any, public: Any, payload: dict[str, Any], key: str, path: Path) -> None:

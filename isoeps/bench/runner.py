@@ -378,7 +378,7 @@ def _collect(
 
     ran = []
     started = time.time()
-    bar = progress(total=len(payloads), desc="cells", unit="cell")
+    bar = progress(total=len(payloads), desc="cells", unit="cell", log_off_terminal=False)
     try:
         for payload, result in executor.map(run_cell_payload, payloads):
             if isinstance(result, BaseException):

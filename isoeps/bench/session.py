@@ -9,7 +9,7 @@ from typing import Any
 from isoeps.bench.spec import SuiteSpec, load_suite
 from isoeps.errors import ConfigError
 
-DEFAULT_SUITE = "quick"
+DEFAULT_SUITE = "demo"
 
 
 def split_positionals(items: list[str]) -> tuple[str | None, list[str]]:

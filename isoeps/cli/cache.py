@@ -1,4 +1,5 @@
-"""``isoeps cache dir|ls|clear``: the cache root and what is in it."""
+"""``isoeps cache dir|ls|clear|export|import``: the cache root, what is in it, and bundles of
+public models and evaluators with their model cards (:mod:`isoeps.cache_bundle`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,26 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
 
     add_yes_flag(clear)
     clear.set_defaults(handler=_clear)
+    export = actions.add_parser(
+        "export",
+        parents=[parent],
+        help="copy public models and evaluators, with model cards, into a bundle folder",
+    )
+    export.add_argument("bundle", help="the bundle folder (created; entries there replaced)")
+    export.add_argument(
+        "--kind",
+        action="append",
+        help="only this kind (evaluators, public-models, reference-features); repeatable",
+    )
+    export.add_argument("--key", action="append", help="only this entry key; repeatable")
+    export.set_defaults(handler=_export)
+    load = actions.add_parser(
+        "import",
+        parents=[parent],
+        help="check a bundle's sha256 sums and copy its entries into the cache",
+    )
+    load.add_argument("bundle", help="a folder written by `isoeps cache export`")
+    load.set_defaults(handler=_import)
 
 
 def _dir(args: argparse.Namespace) -> int:
@@ -66,4 +87,35 @@ def _clear(args: argparse.Namespace) -> int:
         return 1
     freed = cache.clear(args.kind)
     emit(args, {"freed_bytes": freed}, f"freed {freed / 1e6:.1f} MB")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from isoeps.cache_bundle import export_entries
+    from isoeps.cli._common import emit
+    from isoeps.errors import ConfigError
+
+    cards = export_entries(Path(args.bundle), kinds=args.kind, keys=args.key)
+    if args.key and len(cards) < len(set(args.key)):
+        missing = sorted(set(args.key) - {card["key"] for card in cards})
+        raise ConfigError(f"cache export: no cache entry has key(s) {missing}")
+    size = sum(meta["bytes"] for card in cards for meta in card["files"].values())
+    lines = [f"{card['kind']:<20} {card['key']}" for card in cards]
+    lines.append(f"exported {len(cards)} entries ({size / 1e6:.1f} MB) to {args.bundle}")
+    emit(args, {"bundle": args.bundle, "cards": cards}, "\n".join(lines))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from isoeps.cache_bundle import import_entries
+    from isoeps.cli._common import emit
+
+    cards = import_entries(Path(args.bundle))
+    lines = [f"{card['kind']:<20} {card['key']}" for card in cards]
+    lines.append(f"imported {len(cards)} new entries (sha256 checked) from {args.bundle}")
+    emit(args, {"bundle": args.bundle, "imported": cards}, "\n".join(lines))
     return 0

@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = _build()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
-        # The main job: run the quick suite (once the run command exists).
+        # The main job: run the default suite, demo (once the run command exists).
         argv = ["run"] if "run" in commands else ["--help"]
     args = parse(parser, argv)
     handler = getattr(args, "handler", None)

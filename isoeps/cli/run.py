@@ -1,4 +1,4 @@
-"""``isoeps run``: run a suite (default: the quick suite) into the store, then report it."""
+"""``isoeps run``: run a suite (default: the demo suite) into the store, then report it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
     parser = subparsers.add_parser(
         "run",
         parents=[parent],
-        help="run a suite (default: quick) and write its report",
+        help="run a suite (default: demo) and write its report",
         description="Run every unfinished cell of a suite, then write reports/<suite>/. "
         "Exit 0 ok, 1 cells failed, 2 config error.",
     )

@@ -524,4 +524,4 @@ class DPAggTI(Method):
         return self.config.prompt_template.replace("{caption}", caption)
 
     def _progress(self, iterable: Any) -> Any:
-        return progress(iterable) if self.ctx.show_progress else iterable
+        return progress(iterable, desc=self.name) if self.ctx.show_progress else iterable

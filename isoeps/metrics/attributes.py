@@ -30,7 +30,13 @@ from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
 from isoeps.log import get_logger
 from isoeps.metrics.base import Metric, MetricInputs, MetricOptions, MetricValue
-from isoeps.metrics.bootstrap import wilson_interval
+from isoeps.metrics.bootstrap import (
+    Interval,
+    ci_seed,
+    optional_half_samples,
+    resampled_interval,
+    wilson_interval,
+)
 from isoeps.metrics.classifier import (
     ClassifierConfig,
     accuracies,
@@ -39,7 +45,7 @@ from isoeps.metrics.classifier import (
     majority_rates,
     predict,
 )
-from isoeps.metrics.common import value
+from isoeps.metrics.common import CI_RESAMPLES, value
 from isoeps.metrics.preprocess import check_images
 
 log = get_logger(__name__)
@@ -94,6 +100,9 @@ class AttributeMetric(Metric):
         ``EVAL_CLASSIFIER_STEPS`` (not the classifier's own default) unless given."""
 
         device: str | None = None
+        ci_resamples: int = Field(
+            default=CI_RESAMPLES, ge=0, description="half-samples behind attr_tv's interval"
+        )
         classifier: ClassifierConfig = Field(
             default_factory=lambda: ClassifierConfig(steps=EVAL_CLASSIFIER_STEPS)
         )
@@ -193,6 +202,7 @@ class AttributeMetric(Metric):
             tv, tv_predicted = _style_distances(
                 open_predicted, private_labels, private_predicted, schema
             )
+            sampled = open_predicted
             count = len(open_images)
             source = {
                 "samples": "open prompt (no attribute named)",
@@ -200,11 +210,13 @@ class AttributeMetric(Metric):
             }
         else:
             tv, tv_predicted = prompted
+            sampled = predicted
             count = len(fake)
             source = {"samples": "prompted with reference captions (mostly prompt following)"}
+        mean_tv = float(np.mean(list(tv.values())))
         return value(
             "attr_tv",
-            np.mean(list(tv.values())),
+            mean_tv,
             higher_is_better=False,
             n=count,
             details={
@@ -215,7 +227,26 @@ class AttributeMetric(Metric):
                 "n_private": len(inputs.private),
             },
             reads_private=True,
+            ci=self._tv_interval(sampled, private_labels, schema, tv=mean_tv, seed=inputs.seed),
         )
+
+    def _tv_interval(
+        self,
+        predicted: dict[str, np.ndarray],
+        private_labels: dict[str, np.ndarray],
+        schema: dict[str, list[str]],
+        *,
+        tv: float,
+        seed: int,
+    ) -> Interval | None:
+        """Half-sampling over the samples; the private frequencies are a fixed target."""
+        n = len(next(iter(predicted.values())))
+        seed = ci_seed(seed=seed, purpose="attr_tv")
+        counts = optional_half_samples(n=n, resamples=self.options.ci_resamples, seed=seed)
+        if counts is None:
+            return None
+        replicates = tv_replicates(predicted, private_labels, schema, counts=counts)
+        return resampled_interval(replicates=replicates, value=tv, seed=seed, bounds=(0, 1))
 
 
 def _consistency(
@@ -244,6 +275,37 @@ def _consistency(
         reads_private=False,
         ci=wilson_interval(proportion=accuracy, n=n),
     )
+
+
+def tv_replicates(
+    predicted: dict[str, np.ndarray],
+    private_labels: dict[str, np.ndarray],
+    schema: dict[str, list[str]],
+    *,
+    counts: np.ndarray,
+) -> np.ndarray:
+    """The mean TV distance (as ``attr_tv``) of each reweighted sample set.
+
+    Args:
+        predicted: the samples' predicted value index per attribute, ``(N,)`` each.
+        private_labels: the private split's true value index per attribute.
+        schema: each attribute's value names.
+        counts: ``(R, N)`` sample weights, one resample per row (:func:`half_samples`).
+
+    Returns:
+        ``(R,)``: per resample, the TV distance from the private frequencies averaged over the
+        attributes both sides have.
+    """
+    weights = counts / counts.sum(axis=1, keepdims=True)
+    per_attribute = []
+    for name, labels in private_labels.items():
+        if name not in predicted:
+            continue
+        classes = len(schema[name])
+        onehot = np.eye(classes)[np.asarray(predicted[name])]
+        target = frequencies(labels, classes)
+        per_attribute.append(0.5 * np.abs(weights @ onehot - target).sum(axis=1))
+    return np.mean(per_attribute, axis=0)
 
 
 def _style_distances(

@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from isoeps.cache import cache_path, content_key, file_lock
+from isoeps.cache_bundle import seed_from_shipped
 from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
 from isoeps.log import get_logger, progress
@@ -240,6 +241,8 @@ def eval_classifier(eval_split: ImageSplit, *, config: ClassifierConfig, device:
     weights = folder / "model.pt"
     with file_lock(folder):
         model = _build(classes, config).to(device)
+        if not weights.is_file():
+            seed_from_shipped("evaluators", folder.name)
         if weights.is_file():
             model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
             return model.eval(), key

@@ -14,6 +14,7 @@ from collections import OrderedDict
 import numpy as np
 
 from isoeps.cache import cache_path, content_key, file_lock
+from isoeps.cache_bundle import seed_from_shipped
 from isoeps.datasets.base import ImageSplit
 from isoeps.log import get_logger
 from isoeps.metrics.backbones import Backbone
@@ -125,6 +126,8 @@ def split_features(backbone: Backbone, split: ImageSplit, *, batch_size: int = 6
     folder = cache_path("reference-features", reference_key(backbone, split))
     target = folder / "features.npy"
     with file_lock(folder):
+        if not target.is_file():
+            seed_from_shipped("reference-features", folder.name)
         if target.is_file():
             return check_features(np.load(target), what=f"cached {split.dataset}/{split.split}")
         log.info(

@@ -20,6 +20,7 @@ from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass
 
 from isoeps.cache import cache_path, content_key, file_lock
+from isoeps.cache_bundle import seed_from_shipped
 from isoeps.datasets.base import ImageSplit
 from isoeps.errors import ConfigError
 from isoeps.log import get_logger, progress
@@ -176,6 +177,8 @@ def tiny_clip_folder(eval_split: ImageSplit, *, config: TinyClipConfig, device: 
     folder = cache_path("evaluators", f"tiny-clip-eval-{key}")
     with file_lock(folder):
         weights = folder / "open_clip_pytorch_model.bin"
+        if not weights.is_file():
+            seed_from_shipped("evaluators", folder.name)
         if not weights.is_file():
             model = train_tiny_clip(eval_split, config=config, device=device)
             folder.mkdir(parents=True, exist_ok=True)

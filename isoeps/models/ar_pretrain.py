@@ -184,7 +184,10 @@ def train_ar(
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
     losses = []
     for step in progress(
-        range(steps), desc="public AR", **({} if show_progress else {"disable": True})
+        range(steps),
+        desc="public AR",
+        log_off_terminal=False,
+        **({} if show_progress else {"disable": True}),
     ):
         idx = torch.randint(len(tokens), (batch_size,), generator=generator).numpy()
         text, mask = featurize(pick_captions([captions[i] for i in idx], [rng] * len(idx)))
@@ -243,7 +246,10 @@ def train_sr(
     optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=0.0)
     losses = []
     for step in progress(
-        range(steps), desc="public SR", **({} if show_progress else {"disable": True})
+        range(steps),
+        desc="public SR",
+        log_off_terminal=False,
+        **({} if show_progress else {"disable": True}),
     ):
         idx = torch.randint(len(images), (batch_size,), generator=generator).numpy()
         batch = to_float(images[idx]).to(device)

@@ -571,6 +571,7 @@ def train_dp_sgd(
         iter(gradients),
         total=plan.steps,
         desc="dp-sgd",
+        log_off_terminal=False,
         **({} if show_progress else {"disable": True}),
     )
     for gradient in bar:

@@ -86,3 +86,20 @@ def test_cache_path_rejects_paths_as_names(cache_root):
     for kind, key in (("..", "k"), ("a/b", "k"), ("public-models", "../../x")):
         with pytest.raises(ConfigError, match="plain folder name"):
             cache.cache_path(kind, key)
+
+
+def test_cache_export_then_import_moves_an_entry_with_its_card(cache_root, tmp_path, monkeypatch):
+    bundle = tmp_path / "bundle"
+    assert main(["cache", "export", str(bundle), "--kind", "public-models"]) == 0
+    card = json.loads((bundle / "public-models" / "abc" / "card.json").read_text())
+    assert set(card["files"]) == {"w.bin"}
+    assert main(["cache", "export", str(bundle), "--key", "nope"]) == 2
+    assert main(["cache", "export", str(bundle), "--kind", "weights"]) == 2
+
+    monkeypatch.setenv("ISOEPS_CACHE_DIR", str(tmp_path / "other"))
+    (bundle / "public-models" / "abc" / "w.bin").write_bytes(b"y" * 1000)
+    assert main(["cache", "import", str(bundle)]) == 2  # fails its sha256
+    assert not (tmp_path / "other" / "public-models" / "abc").exists()
+    (bundle / "public-models" / "abc" / "w.bin").write_bytes(b"x" * 1000)
+    assert main(["cache", "import", str(bundle)]) == 0
+    assert (tmp_path / "other" / "public-models" / "abc" / "w.bin").read_bytes() == b"x" * 1000

@@ -35,3 +35,25 @@ def test_lines_inside_a_cell_name_it_and_the_time_in_it() -> None:
 
 def test_durations_read_as_a_person_would_say_them() -> None:
     assert [duration_text(s) for s in (40, 12 * 60, 65 * 60)] == ["40 s", "12 min", "1 h 5 min"]
+
+
+def test_a_bar_off_a_terminal_becomes_log_lines_at_a_bounded_rate(monkeypatch, caplog):
+    from isoeps import log as log_module
+
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(log_module, "OFF_TERMINAL_INTERVAL_S", 0.0)
+    with caplog.at_level(logging.INFO, logger="isoeps"):
+        assert list(log_module.progress(range(3), desc="train x")) == [0, 1, 2]
+    lines = [r.getMessage() for r in caplog.records if r.name == "isoeps.progress"]
+    assert lines and all(line.startswith("train x:") for line in lines)
+    assert "3/3" in lines[-1]
+
+
+def test_a_bar_off_a_terminal_stays_quiet_when_its_loop_logs_itself(monkeypatch, caplog):
+    from isoeps import log as log_module
+
+    monkeypatch.setenv("CI", "true")
+    with caplog.at_level(logging.INFO, logger="isoeps"):
+        list(log_module.progress(range(3), desc="x", log_off_terminal=False))
+        list(log_module.progress(range(3), desc="y", disable=True))
+    assert not [r for r in caplog.records if r.name == "isoeps.progress"]

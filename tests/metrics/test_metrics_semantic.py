@@ -161,7 +161,9 @@ def test_attribute_and_utility_metrics() -> None:
     consistency = values["attr_consistency"]
     wilson = wilson_interval(proportion=consistency.value, n=80)
     assert (consistency.ci_low, consistency.ci_high) == (wilson.low, wilson.high)
-    assert values["attr_tv"].ci_low is None  # a distance, not a proportion
+    tv = values["attr_tv"]  # a distance: a half-sampling interval over the samples
+    assert tv.ci_low <= tv.value <= tv.ci_high and tv.ci_high > tv.ci_low
+    assert tv.details["ci"]["method"] == "half-sampling-centred-percentile"
     assert values["attr_tv"].value < 0.15
     # Only the style-capture value reads the private split (so only it is marked not DP).
     assert values["attr_tv"].reads_private is True
@@ -188,3 +190,27 @@ def test_attribute_and_utility_metrics() -> None:
         UtilityMetric(classifier=CLF).evaluate(
             MetricInputs(fake=good.images, fake_captions=[], reference=reference)
         )
+
+
+def test_tv_replicates_equal_the_distance_of_each_half_computed_directly() -> None:
+    from isoeps.metrics.attributes import frequencies, total_variation, tv_replicates
+    from isoeps.metrics.bootstrap import half_samples
+
+    rng = np.random.default_rng(0)
+    schema = {"a": ["x", "y", "z"], "b": ["no", "yes"]}
+    predicted = {"a": rng.integers(0, 3, 40), "b": rng.integers(0, 2, 40)}
+    private = {"a": rng.integers(0, 3, 90), "b": rng.integers(0, 2, 90), "c": np.zeros(90, int)}
+    counts = half_samples(n=40, resamples=5, seed=1)
+    replicates = tv_replicates(predicted, private, schema, counts=counts)
+    for row, replicate in zip(counts, replicates, strict=True):
+        half = row.astype(bool)
+        direct = np.mean(
+            [
+                total_variation(
+                    frequencies(predicted[k][half], len(schema[k])),
+                    frequencies(private[k], len(schema[k])),
+                )
+                for k in ("a", "b")
+            ]
+        )
+        assert replicate == pytest.approx(direct)
