@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from isoeps.cache import cache_path, file_sha256
+from isoeps.cache import cache_dir, cache_path, file_sha256
 from isoeps.errors import ConfigError, DataError
 from isoeps.log import get_logger
 
@@ -156,15 +156,17 @@ def export_entries(
     """Copy cache entries with their cards into the bundle folder ``dest``.
 
     Args:
-        dest: the bundle folder (created); an entry already there is replaced.
+        dest: the bundle folder (created); an entry already there is replaced if it has a
+            card (a folder without one is not isoeps's, and is refused).
         kinds: only these kinds (default: all of :data:`EXPORTABLE`).
         keys: only these keys (default: all).
 
     Returns:
         The cards written.
-    """
-    from isoeps.cache import cache_dir
 
+    Raises:
+        ConfigError: an unknown kind, or a folder without a card where an entry would go.
+    """
     kinds = list(kinds or EXPORTABLE)
     wanted = set(keys) if keys is not None else None
     for kind in kinds:
@@ -183,6 +185,11 @@ def export_entries(
 
 
 def _copy_with_card(entry: Path, target: Path, *, kind: str) -> dict[str, Any]:
+    if target.exists() and not (target / CARD).is_file():
+        raise ConfigError(
+            f"cache export: {target} exists and is not a bundle entry (no {CARD}); isoeps "
+            "replaces only entries it exported: choose another bundle folder"
+        )
     card = make_card(entry, kind=kind, key=entry.name)
     staging = target.with_name(f".{target.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
@@ -239,6 +246,7 @@ def _install(entry: Path, card: dict[str, Any], *, kind: str) -> bool:
         staging.rename(target)
     except OSError:  # another process installed it meanwhile
         shutil.rmtree(staging, ignore_errors=True)
+        return False
     return True
 
 

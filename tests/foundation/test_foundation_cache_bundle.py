@@ -13,7 +13,7 @@ import torch
 from isoeps import cache_bundle
 from isoeps.bench.public import prepare_public
 from isoeps.cache import ENV_VAR, cache_path
-from isoeps.errors import DataError
+from isoeps.errors import ConfigError, DataError
 from isoeps.methods.base import MethodContext
 from isoeps.methods.dpagg_ti import DPAggTI
 from isoeps.testing import tiny_split
@@ -79,6 +79,29 @@ def test_a_card_that_misses_a_file_is_refused(tmp_path, monkeypatch):
     (bundle / "public-models" / key / "extra.bin").write_bytes(b"x")
     with pytest.raises(DataError, match="extra.bin"):
         cache_bundle.read_card(bundle / "public-models" / key)
+
+
+def test_a_card_that_is_not_json_or_names_another_key_is_refused(tmp_path, monkeypatch):
+    bundle, key, _ = _trained_bundle(tmp_path, monkeypatch)
+    card = bundle / "public-models" / key / "card.json"
+    text = card.read_text()
+    card.write_text(text.replace(f'"key": "{key}"', '"key": "someone-else"'))
+    with pytest.raises(DataError, match="card.json: format 1 and key 'someone-else'"):
+        cache_bundle.read_card(card.parent)
+    card.write_text(text[:-10])
+    with pytest.raises(DataError, match="card.json: not JSON"):
+        cache_bundle.import_entries(bundle)
+
+
+def test_export_never_replaces_a_folder_it_did_not_write(tmp_path, monkeypatch):
+    bundle, key, _ = _trained_bundle(tmp_path, monkeypatch)
+    cache_bundle.export_entries(bundle, kinds=["public-models"])  # its own entry: replaced
+    mine = tmp_path / "mine"
+    (mine / "public-models" / key).mkdir(parents=True)
+    (mine / "public-models" / key / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="is not a bundle entry"):
+        cache_bundle.export_entries(mine, kinds=["public-models"])
+    assert (mine / "public-models" / key / "notes.txt").read_text() == "keep me"
 
 
 def test_a_cache_miss_loads_the_shipped_checkpoint_instead_of_training(
