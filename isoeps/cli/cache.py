@@ -30,7 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
         parents=[parent],
         help="copy public models and evaluators, with model cards, into a bundle folder",
     )
-    export.add_argument("bundle", help="the bundle folder (created; entries exported there before are replaced)")
+    export.add_argument(
+        "bundle", help="the bundle folder (created; entries exported there before are replaced)"
+    )
     export.add_argument(
         "--kind",
         action="append",
