@@ -141,6 +141,14 @@ class _BarToLog:
         pass
 
 
+def _log_bar_class() -> type:
+    """Plain tqdm (no notebook widget for a log file) without its monitor thread, whose
+    refreshes would log a second line, without the running cell's tag (another thread)."""
+    from tqdm import tqdm as plain_tqdm
+
+    return type("LogBar", (plain_tqdm,), {"monitor_interval": 0})
+
+
 def progress(
     iterable: Iterable[T] | None = None, *, log_off_terminal: bool = True, **kwargs: Any
 ) -> Any:
@@ -160,9 +168,7 @@ def progress(
                 ncols=80,
                 disable=False,
             )
-            from tqdm import tqdm as plain_tqdm  # no notebook widget for a log file
-
-            return plain_tqdm(iterable, **kwargs)
+            return _log_bar_class()(iterable, **kwargs)
     kwargs.setdefault("disable", not progress_enabled())
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)

@@ -57,7 +57,6 @@ Free choices and their defaults (the paper's abstract does not fix them):
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -74,8 +73,14 @@ from isoeps.accountants import (
     epsilon,
     primary_accountant,
 )
-from isoeps.errors import ConfigError, MissingWeightsError
+from isoeps.errors import ConfigError
 from isoeps.log import progress
+from isoeps.methods._public_diffusion import (
+    PublicDiffusionConfig,
+    load_public_diffusion,
+    save_public_diffusion,
+    train_public_diffusion,
+)
 from isoeps.methods.base import (
     OPEN_PROMPT,
     FitReport,
@@ -83,7 +88,6 @@ from isoeps.methods.base import (
     MethodConfig,
     Samples,
     private_field,
-    public_field,
 )
 from isoeps.privacy.guard import PrivateData
 
@@ -91,26 +95,10 @@ PUBLIC_FILE = "dpagg_ti.json"
 TOKEN_MARK = "<s*>"
 
 
-class DPAggTIConfig(MethodConfig):
-    """Configuration of :class:`DPAggTI`. Every default is explained in the module docstring."""
+class DPAggTIConfig(PublicDiffusionConfig):
+    """Configuration of :class:`DPAggTI`. Every default is explained in the module docstring;
+    the public model's fields are :class:`PublicDiffusionConfig`'s."""
 
-    # -- public model -------------------------------------------------------------------------
-    text_encoder: str = public_field("minilm", description="registered frozen text encoder")
-    resolution: int = public_field(32, description="image size of the tiny pixel-space model")
-    unet_channels: tuple[int, ...] = public_field(
-        (32, 64, 64), description="UNet block widths (tiny: fast on a CPU)"
-    )
-    pretrain_steps: int = public_field(600, ge=1, description="public UNet training steps")
-    pretrain_batch_size: int = public_field(32, ge=1)
-    pretrain_learning_rate: float = public_field(1e-3, gt=0)
-    cond_drop_prob: float = public_field(
-        0.1, ge=0, lt=1, description="caption dropout for classifier-free guidance"
-    )
-    pretrained_path: str | None = public_field(
-        None,
-        description="local Stable Diffusion folder (GPU); replaces the tiny model, runs at "
-        "its native size and returns images of `resolution`",
-    )
     # -- the private release ------------------------------------------------------------------
     clip_norm: float = private_field(
         2.0, gt=0, description="C: bound on each record's token offset"
@@ -150,10 +138,6 @@ class DPAggTIConfig(MethodConfig):
         f"a photo of {TOKEN_MARK}, {{caption}}",
         description="prompt with the private token; {caption} is the plain caption",
     )
-    # -- sampling -----------------------------------------------------------------------------
-    guidance_scale: float = private_field(3.0, ge=0)
-    sampler_steps: int = private_field(20, ge=1, description="DDIM steps (cost is linear in it)")
-    sample_batch_size: int = private_field(128, ge=1)
 
     @field_validator("prompt_template")
     @classmethod
@@ -186,69 +170,19 @@ class DPAggTI(Method):
         self.report: dict[str, Any] = {}
 
     # -- public model -------------------------------------------------------------------------
-    def public_cache_key(self) -> dict[str, Any]:
-        return {"method": self.name, "version": self.version, "config": self.config.public_part()}
-
     def pretrain_public(self, public: Any) -> None:
-        from isoeps.models.diffusion import DiffusionSpec, TextDiffusion, TrainSettings
-
-        if self.config.pretrained_path is not None:
-            # Nothing to train, and every cell loads the weights from the folder itself
-            # (load_public): loading them here too would read them twice on a first run.
-            TextDiffusion.check_stable_diffusion_folder(self.config.pretrained_path)
-            return
-
-        spec = DiffusionSpec(
-            resolution=self.config.resolution,
-            block_out_channels=tuple(self.config.unet_channels),
-            text_encoder=self.config.text_encoder,
+        self.model = train_public_diffusion(
+            self.config, public, ctx=self.ctx, progress=self._progress
         )
-        # The harness runs this in MethodContext.for_public(pretrain_seed): "init" is derived
-        # from the public seed (part of the cache key), never from a cell's seed.
-        seed = self.ctx.seed_for("init")
-        model = TextDiffusion.build(spec, device=self.ctx.device, seed=seed)
-        settings = TrainSettings(
-            steps=self.config.pretrain_steps,
-            batch_size=self.config.pretrain_batch_size,
-            learning_rate=self.config.pretrain_learning_rate,
-            cond_drop_prob=self.config.cond_drop_prob,
-        )
-        model.train_public(
-            images=public.images,
-            captions=public.captions,
-            settings=settings,
-            seed=seed,
-            progress=self._progress,
-            log=self.ctx.logger.info,
-        )
-        self.model = model
 
     def save_public(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if self.config.pretrained_path is None:
-            if self.model is None:
-                raise ConfigError("dpagg-ti: save_public before pretrain_public")
-            self.model.save(directory / "diffusion")
-        payload = {"pretrained_path": self.config.pretrained_path}
-        (directory / PUBLIC_FILE).write_text(json.dumps(payload))
+        save_public_diffusion(
+            self.config, self.model, directory, marker=PUBLIC_FILE, method=self.name
+        )
 
     def load_public(self, directory: Path) -> None:
-        directory = Path(directory)
-        if not (directory / PUBLIC_FILE).is_file():
-            raise MissingWeightsError(f"dpagg-ti: no public model in {directory} ({PUBLIC_FILE})")
-        if self.config.pretrained_path is not None:
-            self.model = self._load_stable_diffusion()
-            return
-        from isoeps.models.diffusion import TextDiffusion
-
-        self.model = TextDiffusion.load(directory / "diffusion", device=self.ctx.device)
-
-    def _load_stable_diffusion(self) -> Any:
-        from isoeps.models.diffusion import TextDiffusion
-
-        return TextDiffusion.from_stable_diffusion(
-            self.config.pretrained_path, device=self.ctx.device, resolution=self.config.resolution
+        self.model = load_public_diffusion(
+            self.config, directory, marker=PUBLIC_FILE, method=self.name, device=self.ctx.device
         )
 
     # -- the private release ------------------------------------------------------------------

@@ -26,6 +26,7 @@ from isoeps.errors import ConfigError, MissingWeightsError
 from isoeps.models.text_encoders import PLACEHOLDER, TextEncoder, load_text_encoder
 
 SPEC_FILE = "diffusion.json"
+VAE_FOLDER = "vae"
 UNCONDITIONAL = ""
 
 
@@ -107,13 +108,17 @@ class TextDiffusion:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def build(cls, spec: DiffusionSpec, *, device: str = "cpu", seed: int = 0) -> TextDiffusion:
+    def build(
+        cls, spec: DiffusionSpec, *, device: str = "cpu", seed: int = 0, vae: Any = None
+    ) -> TextDiffusion:
         """A freshly initialised tiny model (deterministic in ``seed``).
 
         Args:
             spec: the architecture, text encoder and noise schedule.
             device: where the model is placed (the text encoder's device).
             seed: the seed of the initialisation.
+            vae: a trained, frozen ``AutoencoderKL`` (a latent diffusion model: the UNet
+                denoises its latents, ``resolution / 2**(depth - 1)`` a side); None for pixels.
 
         Returns:
             The model.
@@ -125,11 +130,16 @@ class TextDiffusion:
         plain = depth - spec.attention_levels
         down = ("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * spec.attention_levels
         up = ("CrossAttnUpBlock2D",) * spec.attention_levels + ("UpBlock2D",) * plain
+        channels, size = 3, spec.resolution
+        if vae is not None:
+            channels = int(vae.config.latent_channels)
+            size = spec.resolution // 2 ** (len(vae.config.block_out_channels) - 1)
+            vae.to(encoder.device).eval().requires_grad_(False)
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
-            sample_size=spec.resolution,
-            in_channels=3,
-            out_channels=3,
+            sample_size=size,
+            in_channels=channels,
+            out_channels=channels,
             down_block_types=down,
             up_block_types=up,
             block_out_channels=spec.block_out_channels,
@@ -142,13 +152,15 @@ class TextDiffusion:
             "num_train_timesteps": spec.train_timesteps,
             "beta_schedule": spec.beta_schedule,
             "prediction_type": "epsilon",
-            "clip_sample": True,
+            # DDIM clips its x0 estimate to [-1, 1]: right for pixels, wrong for latents.
+            "clip_sample": vae is None,
         }
         return cls(
             unet=unet,
             scheduler_config=scheduler_config,
             text_encoder=encoder,
             resolution=spec.resolution,
+            vae=vae,
             spec=spec,
         )
 
@@ -227,12 +239,15 @@ class TextDiffusion:
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """Write the tiny model (UNet weights + spec + scheduler config) to ``directory``."""
+        """Write the tiny model (UNet weights, its autoencoder if latent, spec and scheduler
+        config) to ``directory``."""
         if self.spec is None:
             raise ConfigError("only the tiny built-in model is saved; Stable Diffusion is loaded")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.unet.save_pretrained(directory / "unet", safe_serialization=True)
+        if self.vae is not None:
+            self.vae.save_pretrained(directory / VAE_FOLDER, safe_serialization=True)
         payload = {
             "spec": asdict(self.spec),
             "scheduler": dict(self.scheduler.config),
@@ -268,11 +283,20 @@ class TextDiffusion:
         unet = UNet2DConditionModel.from_pretrained(
             directory / "unet", local_files_only=True, low_cpu_mem_usage=False
         )
+        vae = None
+        if (directory / VAE_FOLDER).is_dir():
+            from diffusers import AutoencoderKL
+
+            vae = AutoencoderKL.from_pretrained(
+                directory / VAE_FOLDER, local_files_only=True, low_cpu_mem_usage=False
+            )
+            vae.to(encoder.device).eval().requires_grad_(False)
         return cls(
             unet=unet.to(encoder.device).eval(),
             scheduler_config=payload["scheduler"],
             text_encoder=encoder,
             resolution=spec.resolution,
+            vae=vae,
             spec=spec,
         )
 
@@ -522,26 +546,98 @@ class TextDiffusion:
             )
             # Unconditional prompts need no guidance: both passes would be the same.
             scale = 1.0 if all(p == UNCONDITIONAL for p in chunk) else guidance_scale
+            noise = torch.randn(self._latent_shape(len(chunk)), generator=generator)
             outputs.append(
-                self._denoise(scheduler, hidden, mask, uncond_hidden, uncond_mask, scale, generator)
+                self._denoise(
+                    scheduler,
+                    scheduler.timesteps,
+                    noise,
+                    (hidden, mask),
+                    (uncond_hidden, uncond_mask),
+                    scale,
+                )
             )
         return np.concatenate(outputs) if outputs else np.zeros((0, 3, 1, 1), np.uint8)
+
+    @torch.no_grad()
+    def vary(
+        self,
+        images: np.ndarray,
+        prompts: Sequence[str],
+        *,
+        strength: float,
+        generator: torch.Generator,
+        steps: int = 25,
+        guidance_scale: float = 3.0,
+        batch_size: int = 128,
+    ) -> np.ndarray:
+        """SDEdit (Meng et al. 2022): noise each image part of the way, then denoise it with
+        DDIM, so that the output is a variation of the input whose distance grows with
+        ``strength``. Private Evolution's VARIATION_API.
+
+        Args:
+            images: uint8 ``(n, 3, H, W)`` images to vary.
+            prompts: one prompt per image (the unconditional prompt for none).
+            strength: in (0, 1]: the fraction of the DDIM schedule that is re-run (1 starts
+                at the schedule's first, noisiest timestep, where little of the input is left).
+            generator: the torch generator of the added noise.
+            steps: DDIM steps of the full schedule; about ``strength * steps`` are run.
+            guidance_scale: classifier-free guidance (unconditional prompts use none).
+            batch_size: images per denoising batch.
+
+        Returns:
+            uint8 ``(n, 3, resolution, resolution)`` variations, in input order.
+
+        Raises:
+            ConfigError: ``strength`` outside (0, 1], or images and prompts of other lengths.
+        """
+        from diffusers import DDIMScheduler
+
+        if not 0.0 < strength <= 1.0:
+            raise ConfigError(f"SDEdit strength must be in (0, 1], got {strength!r}")
+        prompts = list(prompts)
+        if len(prompts) != len(images):
+            raise ConfigError(f"vary: {len(images)} images but {len(prompts)} prompts")
+        scheduler = DDIMScheduler.from_config(self.scheduler.config)
+        scheduler.set_timesteps(int(steps))
+        # At least the last step runs, however weak the strength.
+        skipped = min(int(steps) - 1, round(int(steps) * (1.0 - strength)))
+        timesteps = scheduler.timesteps[skipped:]
+        uncond = self.condition([UNCONDITIONAL])
+        self.unet.to(memory_format=torch.channels_last)
+        outputs = []
+        for begin in range(0, len(prompts), batch_size):
+            chunk = prompts[begin : begin + batch_size]
+            clean = self.to_model_space(images[begin : begin + batch_size]).cpu()
+            noise = torch.randn(clean.shape, generator=generator)
+            start = scheduler.add_noise(clean, noise, timesteps[:1].repeat(len(chunk)))
+            scale = 1.0 if all(p == UNCONDITIONAL for p in chunk) else guidance_scale
+            outputs.append(
+                self._denoise(scheduler, timesteps, start, self.condition(chunk), uncond, scale)
+            )
+        return np.concatenate(outputs) if outputs else np.zeros((0, 3, 1, 1), np.uint8)
+
+    def _latent_shape(self, batch: int) -> tuple[int, int, int, int]:
+        """The shape of ``batch`` starting points in the space the UNet denoises."""
+        size = self.unet.config.sample_size if self.vae is not None else self.resolution
+        return (batch, self.unet.config.in_channels, size, size)
 
     def _denoise(
         self,
         scheduler: Any,
-        hidden: torch.Tensor,
-        mask: torch.Tensor | None,
-        uncond_hidden: torch.Tensor,
-        uncond_mask: torch.Tensor | None,
+        timesteps: torch.Tensor,
+        start: torch.Tensor,
+        condition: tuple[torch.Tensor, torch.Tensor | None],
+        uncond: tuple[torch.Tensor, torch.Tensor | None],
         guidance_scale: float,
-        generator: torch.Generator,
     ) -> np.ndarray:
+        """Run ``scheduler`` (DDIM, its timesteps set) over ``timesteps``, its whole schedule or
+        SDEdit's tail, from ``start`` (noise, or noised inputs) with classifier-free guidance;
+        uint8 images."""
+        hidden, mask = condition
+        uncond_hidden, uncond_mask = uncond
         batch = hidden.shape[0]
-        channels = self.unet.config.in_channels
-        size = self.unet.config.sample_size if self.vae is not None else self.resolution
-        x = torch.randn((batch, channels, size, size), generator=generator).to(self.device)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = start.to(self.device).contiguous(memory_format=torch.channels_last)
         if guidance_scale == 1.0:
             model_hidden, model_mask = hidden, mask
         else:
@@ -555,7 +651,7 @@ class TextDiffusion:
                 model_mask = torch.cat(
                     [_pad_to(mask, width), _pad_to(uncond_mask, width).expand(batch, -1)]
                 )
-        for t in scheduler.timesteps:
+        for t in timesteps:
             model_in = x if guidance_scale == 1.0 else torch.cat([x, x])
             eps = self.unet(
                 model_in, t, encoder_hidden_states=model_hidden, encoder_attention_mask=model_mask

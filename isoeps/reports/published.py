@@ -32,6 +32,10 @@ PLACEMENT: dict[str, tuple[str, float]] = {
     "recall": ("dpib_recall", 1.0),
 }
 
+#: isoeps method -> the published method it implements: its published rows (and variants such
+#: as "DP-LDM (SD)") are placed right under its own. The same method, not the same models.
+COUNTERPARTS: dict[str, str] = {"private-evolution": "PE", "dp-ldm": "DP-LDM"}
+
 #: The columns of the placement table: (published metric, ε).
 COLUMNS: tuple[tuple[str, float], ...] = (
     ("accuracy", 1.0),
@@ -148,13 +152,30 @@ def placement_markdown(frame: Any, dataset_name: str) -> str | None:
                 lines.append(f"| {method} | isoeps, {note} (every column) | {' | '.join(texts)} |")
         texts = [_mean_ci(cells.get((method, f"{e:g}", m)), _decimals(m)) for m, e in COLUMNS]
         lines.append(f"| **{method}** | isoeps, this run | {' | '.join(texts)} |")
-    for method in published.methods(dataset_name):
-        texts = []
-        for metric, epsilon in COLUMNS:
-            number = published.value(dataset_name, method, metric, epsilon)
-            texts.append("–" if number is None else f"{number:.{_decimals(metric)}f}")
-        lines.append(f"| {method} | {published.label} | {' | '.join(texts)} |")
+        for name in _counterparts(published, dataset_name, method):
+            note = f"{published.label}; the method isoeps's {method} implements"
+            lines.append(_published_line(published, dataset_name, name, note))
+    placed = {n for m in methods for n in _counterparts(published, dataset_name, m)}
+    for name in published.methods(dataset_name):
+        if name not in placed:
+            lines.append(_published_line(published, dataset_name, name, published.label))
     return "\n".join(lines)
+
+
+def _counterparts(published: PublishedTable, dataset_name: str, method: str) -> list[str]:
+    """The published rows of the method ``method`` implements (its variants included)."""
+    name = COUNTERPARTS.get(method)
+    if name is None:
+        return []
+    return [m for m in published.methods(dataset_name) if m == name or m.startswith(f"{name} (")]
+
+
+def _published_line(published: PublishedTable, dataset_name: str, method: str, note: str) -> str:
+    texts = []
+    for metric, epsilon in COLUMNS:
+        number = published.value(dataset_name, method, metric, epsilon)
+        texts.append("–" if number is None else f"{number:.{_decimals(metric)}f}")
+    return f"| {method} | {note} | {' | '.join(texts)} |"
 
 
 def accuracy_vs_epsilon(frame: Any, dataset_name: str, out: Path, spec: ReportSpec) -> list[Path]:

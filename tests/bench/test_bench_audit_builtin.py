@@ -25,12 +25,28 @@ _AGG = {
     "resolution": 8, "unet_channels": (16, 32), "pretrain_steps": 2, "pretrain_batch_size": 4,
     "expected_records": 3, "ti_steps": 2, "sampler_steps": 2,
 }  # fmt: skip
+_PE = {
+    "resolution": 8, "unet_channels": (16, 32), "pretrain_steps": 2, "pretrain_batch_size": 4,
+    "embedding_dim": 8, "embedding_size": 4, "population_size": 6, "iterations": 2,
+    "sampler_steps": 2,
+}  # fmt: skip
+_LDM = {
+    "resolution": 8, "unet_channels": (16, 32), "pretrain_steps": 2, "pretrain_batch_size": 4,
+    "vae_channels": (16, 16), "vae_steps": 2, "vae_batch_size": 4, "sampler_steps": 2,
+    "dp_sgd": {"steps": 2, "expected_batch_size": 20, "max_physical_batch_size": 16},
+}  # fmt: skip
 #: Seconds-scale sizes (as the methods' own tests): the audit's plumbing, not sample quality.
-METHODS = {"wavelet-two-stage": (_AR, 16), "dpsgd-full-finetune": (_AR, 16), "dpagg-ti": (_AGG, 8)}
+METHODS = {
+    "wavelet-two-stage": (_AR, 16),
+    "dpsgd-full-finetune": (_AR, 16),
+    "dpagg-ti": (_AGG, 8),
+    "private-evolution": (_PE, 8),
+    "dp-ldm": (_LDM, 8),
+}
 
 
 #: The DP-SGD methods, which the white-box audit covers.
-DP_SGD = ("dpsgd-full-finetune", "wavelet-two-stage")
+DP_SGD = ("dp-ldm", "dpsgd-full-finetune", "wavelet-two-stage")
 
 
 def _cell(method: str, budget: float, seed: int, *, config=None, private_size: int = 64):
@@ -93,7 +109,7 @@ def test_quarter_noise_in_a_real_method_is_caught_white_box(
         engine, "gaussian_noise", lambda guard, like, *, std: real(guard, like, std=std / 4)
     )
     config = {
-        **_AR,
+        **METHODS[method][0],
         "dp_sgd": {"steps": 2, "expected_batch_size": 1400, "max_physical_batch_size": 512},
     }
     cell, runtime = _cell(method, 2, 0, config=config, private_size=1000)

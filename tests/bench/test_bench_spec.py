@@ -182,13 +182,17 @@ def test_env_root_missing_names_the_field(tmp_path, monkeypatch):
         load_suite(path)
 
 
-@pytest.mark.parametrize("name", ["demo", "quick", "smoke"])
-def test_shipped_suites_validate(name):
+#: The built-in methods; the demo runs the first three (its shipped checkpoints cover those).
+BUILT_IN = ("wavelet-two-stage", "dpsgd-full-finetune", "dpagg-ti", "private-evolution", "dp-ldm")
+
+
+@pytest.mark.parametrize(
+    ("name", "methods"), [("demo", 3), ("quick", 5), ("smoke", 5), ("fmnist", 5)]
+)
+def test_shipped_suites_validate(name, methods):
     spec = load_suite(name)
     assert spec.name == name
-    assert {"wavelet-two-stage", "dpsgd-full-finetune", "dpagg-ti"} <= {
-        m.method for m in spec.methods.values()
-    }
+    assert {m.method for m in spec.methods.values()} == set(BUILT_IN[:methods])
 
 
 def test_bumping_a_metrics_version_gives_new_cell_ids(monkeypatch):
@@ -249,15 +253,13 @@ def test_only_selects_cells(tmp_path):
         cells.select(expanded, "colour=red")
 
 
-@pytest.mark.parametrize(("name", "count"), [("demo", 12), ("quick", 12), ("smoke", 6)])
-def test_shipped_suites_expand_against_the_real_registry(name, count):
+@pytest.mark.parametrize(
+    ("name", "count", "methods"), [("demo", 12, 3), ("quick", 20, 5), ("smoke", 10, 5)]
+)
+def test_shipped_suites_expand_against_the_real_registry(name, count, methods):
     expanded = cells.expand(load_suite(name))
     assert len(expanded) == count
-    assert {c.method_name for c in expanded} == {
-        "wavelet-two-stage",
-        "dpsgd-full-finetune",
-        "dpagg-ti",
-    }
+    assert {c.method_name for c in expanded} == set(BUILT_IN[:methods])
     if name in ("demo", "quick"):
         assert all(c.dataset.n["private"] >= 20000 for c in expanded)
         assert {c.budget for c in expanded} == {"1", "10", "inf", "public"}

@@ -57,3 +57,14 @@ def test_a_bar_off_a_terminal_stays_quiet_when_its_loop_logs_itself(monkeypatch,
         list(log_module.progress(range(3), desc="x", log_off_terminal=False))
         list(log_module.progress(range(3), desc="y", disable=True))
     assert not [r for r in caplog.records if r.name == "isoeps.progress"]
+
+
+def test_a_bar_off_a_terminal_has_no_monitor_thread_to_log_untagged_lines(monkeypatch):
+    from isoeps import log as log_module
+
+    monkeypatch.setenv("CI", "true")
+    bar = log_module.progress(range(3), desc="x")
+    try:
+        assert bar.monitor_interval == 0 and bar.monitor is None
+    finally:
+        bar.close()

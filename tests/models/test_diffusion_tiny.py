@@ -65,10 +65,35 @@ def test_unconditional_prompts_skip_guidance_with_the_same_result(model: TextDif
     scheduler.set_timesteps(3)
     hidden, mask = model.condition(["", ""])
     uncond_hidden, uncond_mask = model.condition([""])
+    noise = torch.randn(model._latent_shape(2), generator=torch.Generator().manual_seed(3))
     guided = model._denoise(
-        scheduler, hidden, mask, uncond_hidden, uncond_mask, 3.0, torch.Generator().manual_seed(3)
+        scheduler, scheduler.timesteps, noise, (hidden, mask), (uncond_hidden, uncond_mask), 3.0
     )
     assert np.abs(fast.astype(int) - guided.astype(int)).max() <= 1
+
+
+def test_vary_at_full_strength_is_a_fresh_sample_and_weak_strength_stays_close(
+    model: TextDiffusion,
+) -> None:
+    prompts = ["a red square", "a blue circle"]
+    base = model.sample(prompts, generator=torch.Generator().manual_seed(1), steps=4)
+    other = model.sample(prompts, generator=torch.Generator().manual_seed(2), steps=4)
+
+    def vary(strength: float) -> np.ndarray:
+        generator = torch.Generator().manual_seed(5)
+        return model.vary(base, prompts, strength=strength, generator=generator, steps=4)
+
+    weak, strong = vary(0.25), vary(1.0)
+    assert weak.shape == base.shape and weak.dtype == np.uint8
+    distance = lambda a, b: np.abs(a.astype(int) - b.astype(int)).mean()
+    assert 0 < distance(weak, base) < distance(strong, base)
+    # The input matters at partial strength: another input gives another variation.
+    generator = torch.Generator().manual_seed(5)
+    assert distance(weak, model.vary(other, prompts, strength=0.25, generator=generator, steps=4))
+    with pytest.raises(ConfigError, match="strength"):
+        model.vary(base, prompts, strength=0.0, generator=torch.Generator(), steps=4)
+    with pytest.raises(ConfigError, match="2 images but 1 prompts"):
+        model.vary(base, prompts[:1], strength=0.5, generator=torch.Generator(), steps=4)
 
 
 def test_token_vector_changes_only_prompts_with_the_token(model: TextDiffusion) -> None:

@@ -59,6 +59,22 @@ def test_placement_table_has_isoeps_rows_with_ci_and_the_published_rows() -> Non
     assert re.search(r"76\.4 \| 85\.6 \| 17\.1 \| 3\.92 \| 0\.54 \| 0\.38", dpdm)
 
 
+def test_a_counterparts_published_rows_sit_right_under_the_isoeps_method() -> None:
+    frame = _frame().replace({"method": {"wts": "private-evolution"}})
+    lines = placement_markdown(frame, "fashion-mnist").splitlines()
+    ours = next(i for i, line in enumerate(lines) if "isoeps, this run" in line)
+    assert lines[ours + 1].startswith("| PE | published by DPImageBench")
+    assert "implements" in lines[ours + 1]
+    assert sum(line.startswith("| PE |") for line in lines) == 1  # not listed twice
+    assert sum("published by DPImageBench" in line for line in lines) == 13
+    frame = _frame().replace({"method": {"wts": "dp-ldm"}})
+    lines = placement_markdown(frame, "fashion-mnist").splitlines()
+    ours = next(i for i, line in enumerate(lines) if "isoeps, this run" in line)
+    # In the published table's order: DP-LDM (SD) comes first there.
+    below = [line.split(" | ")[0] for line in lines[ours + 1 : ours + 3]]
+    assert below == ["| DP-LDM (SD)", "| DP-LDM"]
+
+
 def test_no_table_without_published_rows_or_protocol_values() -> None:
     assert placement_markdown(_frame(), "synthetic-faces") is None
     empty = _frame()[lambda f: f["metric"] == "kid"]

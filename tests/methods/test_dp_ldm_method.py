@@ -1,0 +1,200 @@
+"""DP-LDM end to end on tiny data: the contract, a ledger at or under the target, only the
+attention modules trained (the autoencoder and every other UNet weight unchanged), and the
+Stable Diffusion folder path on a tiny random pipeline saved with ``save_pretrained``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from isoeps.accountants import PrivacyBudget, SubsampledGaussian, default_delta, epsilon
+from isoeps.errors import ConfigError
+from isoeps.methods.base import MethodContext
+from isoeps.methods.dp_ldm import DPLDM
+from isoeps.privacy.guard import PrivateData
+from isoeps.testing import MethodTesterMixin, tiny_split
+
+TINY = {
+    "resolution": 8,
+    "unet_channels": (16, 32),
+    "pretrain_steps": 2,
+    "pretrain_batch_size": 4,
+    "vae_channels": (16, 16),
+    "vae_steps": 2,
+    "vae_batch_size": 4,
+    "dp_sgd": {"steps": 2, "expected_batch_size": 8, "max_physical_batch_size": 8},
+    "sampler_steps": 2,
+}
+
+
+class TestDPLDMContract(MethodTesterMixin):
+    method_class = DPLDM
+    config = TINY
+    resolution = 8
+    num_private = 40
+
+
+def _method(seed: int = 0, **overrides) -> DPLDM:
+    return DPLDM({**TINY, **overrides}, ctx=MethodContext(seed=seed, show_progress=False))
+
+
+@pytest.fixture(scope="module")
+def public_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    method = _method()
+    method.pretrain_public(tiny_split("public", n=16, resolution=8))
+    directory = tmp_path_factory.mktemp("dp-ldm-public")
+    method.save_public(directory)
+    return directory
+
+
+def _loaded(public_dir: Path, **overrides) -> DPLDM:
+    method = _method(**overrides)
+    method.load_public(public_dir)
+    return method
+
+
+def test_the_unet_denoises_latents_of_the_public_autoencoder(public_dir) -> None:
+    model = _loaded(public_dir).public_model
+    assert model.vae is not None
+    assert model.unet.config.in_channels == 4 and model.unet.config.sample_size == 4
+    assert model.vae.config.scaling_factor != 1.0  # set from the public latents
+    assert not model.scheduler.config.clip_sample
+
+
+@pytest.mark.parametrize("target", [1.0, 10.0])
+def test_dp_finetunes_only_the_attention_modules_at_or_under_the_target(public_dir, target):
+    method = _loaded(public_dir)
+    before_unet = {n: p.clone() for n, p in method.public_model.unet.named_parameters()}
+    before_vae = {n: p.clone() for n, p in method.public_model.vae.named_parameters()}
+    private = tiny_split("private", n=40, resolution=8)
+    delta = default_delta(len(private))
+    guard = PrivateData(private, mode="private", seed=3)
+    report = method.fit(guard, PrivacyBudget.private(target, delta))
+    (entry,) = guard.ledger.entries
+    assert isinstance(entry, SubsampledGaussian) and entry.steps == 2
+    assert target * 0.97 <= epsilon(guard.ledger, delta, "prv") <= target
+    trained = set(DPLDM.trainable(method.model.unet))
+    assert trained and all(".attn1." in n or ".attn2." in n for n in trained)
+    assert any(n.endswith("attn2.to_k.weight") for n in trained)  # the condition's projection
+    for name, value in method.model.unet.named_parameters():
+        changed = not torch.equal(value, before_unet[name])
+        assert changed == (name in trained), name
+    for name, value in method.model.vae.named_parameters():
+        assert torch.equal(value, before_vae[name]), name
+    # fit worked on a copy: the public model is unchanged.
+    for name, value in method.public_model.unet.named_parameters():
+        assert torch.equal(value, before_unet[name]), name
+    assert report.details["trained_parameters"] == sum(
+        p.numel() for n, p in method.model.unet.named_parameters() if n in trained
+    )
+
+
+def test_ema_zero_keeps_the_last_iterate_and_ema_moves_less(public_dir) -> None:
+    private = tiny_split("private", n=40, resolution=8)
+    moved = {}
+    for decay in (0.0, 0.9):
+        method = _loaded(public_dir, ema_decay=decay)
+        start = {n: p.clone() for n, p in method.public_model.unet.named_parameters()}
+        method.fit(PrivateData(private, mode="inf", seed=3), PrivacyBudget.non_private())
+        moved[decay] = sum(
+            float((p.detach() - start[n]).norm()) for n, p in method.model.unet.named_parameters()
+        )
+    assert 0 < moved[0.9] < moved[0.0]
+
+
+def test_plan_and_errors() -> None:
+    plan = _method().plan(PrivacyBudget.private(1.0, 1e-5), 20000)
+    assert plan["steps"] == 2 and 0.97 <= plan["epsilon"]["prv"] <= 1.0
+    assert _method().plan(PrivacyBudget.public_only(), 20000) is None
+    with pytest.raises(ConfigError, match="before pretrain_public"):
+        _method().fit(None, PrivacyBudget.public_only())
+    with pytest.raises(ConfigError, match="sample before fit"):
+        _method().sample(["x"], 1)
+
+
+@pytest.fixture(scope="module")
+def tiny_stable_diffusion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Stable Diffusion pipeline written with ``save_pretrained``, as diffusers'
+    own pipeline tests build theirs: nothing is downloaded."""
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=4,
+        norm_num_groups=4,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=16,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0, eos_token_id=2, hidden_size=16, intermediate_size=32,
+            layer_norm_eps=1e-5, num_attention_heads=2, num_hidden_layers=2, pad_token_id=1,
+            vocab_size=1000, max_position_embeddings=77,
+        )
+    )  # fmt: skip
+    tokenizer = _tiny_clip_tokenizer(tmp_path_factory.mktemp("tokenizer"), CLIPTokenizer)
+    pipeline = StableDiffusionPipeline(
+        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+        scheduler=DDIMScheduler(clip_sample=False), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    folder = tmp_path_factory.mktemp("tiny-sd")
+    pipeline.save_pretrained(folder)
+    return folder
+
+
+def _tiny_clip_tokenizer(folder: Path, tokenizer_class):
+    """A CLIP BPE tokenizer over a few words, written locally."""
+    import json
+
+    words = ["a", "red", "green", "blue", "square", "something", "photo", "of"]
+    vocab = {"<|startoftext|>": 0, "!": 1, "<|endoftext|>": 2}
+    for word in words:
+        vocab[f"{word}</w>"] = len(vocab)
+    for char in sorted({c for w in words for c in w}):
+        vocab.setdefault(char, len(vocab))
+        vocab.setdefault(f"{char}</w>", len(vocab))
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return tokenizer_class(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="!")
+
+
+def test_a_local_stable_diffusion_folder_is_finetuned_the_same_way(
+    tiny_stable_diffusion, tmp_path
+) -> None:
+    method = _method(pretrained_path=str(tiny_stable_diffusion), resolution=8)
+    method.pretrain_public(tiny_split("public", n=4, resolution=8))
+    method.save_public(tmp_path)
+    method.load_public(tmp_path)
+    assert not (tmp_path / "diffusion").exists()  # the folder is read where it is
+    private = tiny_split("private", n=40, resolution=8)
+    guard = PrivateData(private, mode="private", seed=1)
+    method.fit(guard, PrivacyBudget.private(10.0, default_delta(len(private))))
+    samples = method.sample(["a red square"], 2)
+    assert samples.images.shape == (2, 3, 8, 8)
+    assert np.isfinite(samples.images).all()
