@@ -181,3 +181,18 @@ def test_fit_before_public_models_is_a_clear_error() -> None:
         _method().fit(NoPrivateData(method="private-evolution"), PrivacyBudget.public_only())
     with pytest.raises(ConfigError, match="sample before fit"):
         _method().sample(["x"], 1)
+
+
+def test_a_local_stable_diffusion_folder_serves_random_and_variation_apis(
+    tiny_stable_diffusion, tmp_path
+) -> None:
+    method = _method(pretrained_path=str(tiny_stable_diffusion), resolution=8)
+    method.pretrain_public(tiny_split("public", n=16, resolution=8))
+    method.save_public(tmp_path)
+    method.load_public(tmp_path)
+    assert method.model.vae is not None  # latent space: VARIATION_API encodes, noises, decodes
+    private = _private()
+    guard = PrivateData(private, mode="private", seed=1)
+    method.fit(guard, PrivacyBudget.private(10.0, default_delta(len(private))))
+    assert len(guard.ledger.entries) == 2
+    assert method.population.shape == (1, 6, 3, 8, 8)
