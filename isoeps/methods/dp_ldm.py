@@ -217,13 +217,15 @@ class DPLDM(Method):
         if private is None:
             raise ConfigError(f"{self.name}: budget {budget.mode!r} needs private data")
         # A copy of the UNet alone: the autoencoder and text encoder stay frozen and shared.
+        from isoeps.models.diffusion import denoising_loss
+
         model = copy.copy(self.public_model)
         model.unet = copy.deepcopy(self.public_model.unet)
         names = self.trainable(model.unet)
         gradients = PrivateGradients(
             guard=private,
             module=model.unet,
-            loss_fn=_denoising_loss,
+            loss_fn=denoising_loss,
             collate=model.dp_collate(cond_drop_prob=self.config.cond_drop_prob),
             config=self.config.dp_sgd,
             budget=budget,
@@ -321,10 +323,3 @@ class DPLDM(Method):
 
     def _progress(self, iterable: Any) -> Any:
         return progress(iterable, desc=self.name) if self.ctx.show_progress else iterable
-
-
-def _denoising_loss(unet: Any, batch: dict[str, Any]) -> Any:
-    """The engine's ``LossFn``: :func:`isoeps.models.diffusion.denoising_loss`."""
-    from isoeps.models.diffusion import denoising_loss
-
-    return denoising_loss(unet, batch)

@@ -286,12 +286,15 @@ class PrivateEvolution(Method):
 
         return self.config.class_prompts[label] if self.config.class_prompts else UNCONDITIONAL
 
+    def _population_prompts(self, size: int) -> list[str]:
+        """The prompt of every member, class by class, ``size`` members each."""
+        return [self._class_prompt(c) for c in range(self.num_classes) for _ in range(size)]
+
     def _random_population(self, generator: Any) -> np.ndarray:
         """RANDOM_API: ``population_size`` fresh samples per class."""
         size = self.config.population_size
-        prompts = [self._class_prompt(c) for c in range(self.num_classes) for _ in range(size)]
         images = self.model.sample(
-            prompts,
+            self._population_prompts(size),
             generator=generator,
             steps=self.config.sampler_steps,
             guidance_scale=self.config.guidance_scale,
@@ -322,7 +325,9 @@ class PrivateEvolution(Method):
         from isoeps.models.embedders import nearest
 
         classes, size = members.shape[:2]
-        labels = self._labels(records.captions, what="a private record's captions")
+        labels = self._labels(records.captions, private=True)
+        # Embedded again inside every release (microseconds an image): nothing computed from
+        # private records outlives the release that used it.
         embedded = self.embedder.embed(records.images)
         votes = np.zeros((len(labels), classes * size))
         for label in range(classes):
@@ -331,9 +336,10 @@ class PrivateEvolution(Method):
                 votes[rows, label * size + nearest(embedded[rows], members[label])] = 1.0
         return votes
 
-    def _labels(self, captions: list[list[str]], *, what: str) -> np.ndarray:
+    def _labels(self, captions: list[list[str]], *, private: bool) -> np.ndarray:
         """Each record's class: 0 without ``class_prompts``, else the index of the first of
-        its captions that is a class prompt."""
+        its captions that is a class prompt. The error for a private record does not quote
+        its captions: an error message is not a DP release."""
         if not self.config.class_prompts:
             return np.zeros(len(captions), dtype=np.int64)
         index = {prompt: k for k, prompt in enumerate(self.config.class_prompts)}
@@ -341,8 +347,13 @@ class PrivateEvolution(Method):
         for record_captions in captions:
             found = [index[c] for c in record_captions if c in index]
             if not found:
+                what = (
+                    "a private record's captions (not shown: private data)"
+                    if private
+                    else f"the sample prompt {record_captions[0]!r}"
+                )
                 raise ConfigError(
-                    f"{self.name}: {what} {record_captions!r} name none of class_prompts "
+                    f"{self.name}: {what} name none of class_prompts "
                     f"{list(self.config.class_prompts)} (class-conditional PE needs each "
                     "caption to be its class prompt)"
                 )
@@ -365,10 +376,9 @@ class PrivateEvolution(Method):
     def _vary(self, population: np.ndarray, generator: Any) -> np.ndarray:
         """VARIATION_API: SDEdit of every member with its class prompt."""
         classes, size = population.shape[:2]
-        prompts = [self._class_prompt(c) for c in range(classes) for _ in range(size)]
         varied = self.model.vary(
             population.reshape(classes * size, *population.shape[2:]),
-            prompts,
+            self._population_prompts(size),
             strength=self.config.variation_strength,
             generator=generator,
             steps=self.config.sampler_steps,
@@ -400,7 +410,7 @@ class PrivateEvolution(Method):
         if not prompts:
             raise ConfigError(f"{self.name}: sample needs at least one prompt")
         captions = [prompts[i % len(prompts)] for i in range(n)]
-        labels = self._labels([[c] for c in captions], what="the sample prompt")
+        labels = self._labels([[c] for c in captions], private=False)
         order = self.ctx.rng("sampling").permutation(self.population.shape[1])
         taken = np.zeros(self.population.shape[0], dtype=np.int64)
         images = []

@@ -105,6 +105,13 @@ def test_ema_zero_keeps_the_last_iterate_and_ema_moves_less(public_dir) -> None:
     assert 0 < moved[0.9] < moved[0.0]
 
 
+def test_a_folder_without_the_public_models_names_what_is_missing(tmp_path) -> None:
+    from isoeps.errors import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="dp_ldm.json"):
+        _method().load_public(tmp_path)
+
+
 def test_plan_and_errors() -> None:
     plan = _method().plan(PrivacyBudget.private(1.0, 1e-5), 20000)
     assert plan["steps"] == 2 and 0.97 <= plan["epsilon"]["prv"] <= 1.0

@@ -147,8 +147,17 @@ def test_class_conditional_refuses_a_private_caption_outside_the_classes(public_
     method = _loaded(public_dir, class_prompts=CLASSES[:2])
     private = _private()
     guard = PrivateData(private, mode="inf", seed=2)
-    with pytest.raises(ConfigError, match="class_prompts"):
+    with pytest.raises(ConfigError, match="class_prompts") as error:
         method.fit(guard, PrivacyBudget.non_private())
+    assert "not shown" in str(error.value)
+    assert "blue" not in str(error.value)  # the private record's own caption is not quoted
+
+
+def test_a_folder_without_the_public_models_names_what_is_missing(tmp_path) -> None:
+    from isoeps.errors import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="private_evolution.json"):
+        _method().load_public(tmp_path)
 
 
 def test_unconditional_samples_record_what_the_model_was_given(public_dir) -> None:
