@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from isoeps.accountants import PrivacyBudget
 from isoeps.datasets.base import ImageSplit
@@ -34,6 +34,7 @@ from isoeps.methods.base import (
 #: entirely, as caption dropout does in training.
 NULL_CAPTION = ""
 from isoeps.models.ar_pretrain import (
+    build_tokenizer,
     drop_conditions,
     fit_tokenizer,
     pick_captions,
@@ -43,9 +44,16 @@ from isoeps.models.ar_pretrain import (
     train_sr,
 )
 from isoeps.models.ar_transformer import ARConfig, ScaleCausalTransformer, per_example_loss
+from isoeps.models.learned_tokenizer import LearnedTokenizerConfig
 from isoeps.models.sr_net import WaveletSR
 from isoeps.models.text_encoders import TextEncoder, load_text_encoder
-from isoeps.models.tokenizer import SpectralTokenizer, TokenizerConfig, to_float, to_uint8
+from isoeps.models.tokenizer import (
+    SpectralGeometry,
+    SpectralTokenizerBase,
+    TokenizerConfig,
+    to_float,
+    to_uint8,
+)
 from isoeps.privacy.config import Backend, DPSGDConfig
 from isoeps.privacy.engine import DPTrainReport, plan_dp_sgd, train_dp_sgd
 from isoeps.privacy.guard import PrivateData
@@ -67,16 +75,53 @@ class ARDPSGDConfig(DPSGDConfig):
     backend: Backend = "bk"
 
 
+_LEARNED = LearnedTokenizerConfig()
+
+
+class LearnedTokenizerSettings(BaseModel):
+    """The learned tokenizer's fields (``tokenizer: learned``), with the defaults of
+    :class:`isoeps.models.learned_tokenizer.LearnedTokenizerConfig` (the trade-off measured
+    in benchmarks/RESULTS.md, "A learned spectral tokenizer")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fsq_levels: tuple[int, ...] = Field(
+        _LEARNED.fsq_levels,
+        min_length=1,
+        description="FSQ values per latent channel; their product is the vocabulary per scale",
+    )
+    width: int = Field(_LEARNED.width, ge=8, multiple_of=8)
+    blocks: int = Field(_LEARNED.blocks, ge=0)
+    steps: int = Field(_LEARNED.steps, ge=1)
+    batch_size: int = Field(_LEARNED.batch_size, ge=1)
+    learning_rate: float = Field(_LEARNED.learning_rate, gt=0, allow_inf_nan=False)
+
+
+#: The fields each tokenizer leaves out of the public cache key: the other tokenizer's. The
+#: k-means key is the one it had before the learned tokenizer existed, so cached and shipped
+#: k-means models keep their keys.
+_UNUSED_BY_TOKENIZER = {
+    "kmeans": ("tokenizer", "learned_tokenizer"),
+    "learned": ("codebook_size", "kmeans_iters"),
+}
+
+
 class ARFamilyConfig(MethodConfig):
     """Fields of the AR family. The public part (tokenizer, model, pretraining, SR) forms the
     public cache key; the private part (``dp_sgd``, sampling) does not."""
 
     # spectral tokenizer (public)
+    tokenizer: Literal["kmeans", "learned"] = public_field(
+        "kmeans", description="k-means codebooks over Haar patches, or the learned (FSQ) one"
+    )
     levels: int = public_field(2, ge=1, description="Haar levels L (L + 1 scales)")
     base_patch: int = public_field(2, ge=1, description="patch side on the two coarsest scales")
-    codebook_size: int = public_field(512, ge=2, description="VQ codes per scale")
+    codebook_size: int = public_field(512, ge=2, description="k-means codes per scale")
     kmeans_iters: int = public_field(20, ge=1)
-    tokenizer_images: int = public_field(4000, ge=1, description="public images for the codebooks")
+    learned_tokenizer: LearnedTokenizerSettings = public_field(LearnedTokenizerSettings())
+    tokenizer_images: int = public_field(
+        4000, ge=1, description="public images the tokenizer is fitted on"
+    )
     # AR transformer (public)
     text_encoder: str = public_field("minilm")
     text_mode: Literal["pooled", "tokens"] = public_field("pooled")
@@ -118,7 +163,7 @@ class ARFamilyMethod(Method):
 
     def __init__(self, config: Any = None, *, ctx: Any) -> None:
         super().__init__(config, ctx=ctx)
-        self.tokenizer: SpectralTokenizer | None = None
+        self.tokenizer: SpectralTokenizerBase | None = None
         self.public_model: ScaleCausalTransformer | None = None
         self.sr: WaveletSR | None = None
         self.model: ScaleCausalTransformer | None = None
@@ -132,8 +177,12 @@ class ARFamilyMethod(Method):
         raise NotImplementedError
 
     # -- config helpers -----------------------------------------------------------------------
-    def tokenizer_config(self) -> TokenizerConfig:
+    def tokenizer_config(self) -> SpectralGeometry:
         c = self.config
+        if c.tokenizer == "learned":
+            return LearnedTokenizerConfig(
+                levels=c.levels, base_patch=c.base_patch, **c.learned_tokenizer.model_dump()
+            )
         return TokenizerConfig(
             levels=c.levels,
             base_patch=c.base_patch,
@@ -149,7 +198,11 @@ class ARFamilyMethod(Method):
         return {
             "family": "spectral-ar",
             "version": FAMILY_VERSION,
-            "config": self.config.public_part(),
+            "config": {
+                name: value
+                for name, value in self.config.public_part().items()
+                if name not in _UNUSED_BY_TOKENIZER[self.config.tokenizer]
+            },
         }
 
     def check_resolution(self, resolution: int) -> None:
@@ -190,7 +243,13 @@ class ARFamilyMethod(Method):
         log = self.ctx.logger
         seed = c.pretrain_seed
         tokenizer, psnr = fit_tokenizer(
-            public, config=self.tokenizer_config(), seed=seed, max_images=c.tokenizer_images
+            public,
+            config=self.tokenizer_config(),
+            seed=seed,
+            max_images=c.tokenizer_images,
+            logger=log,
+            show_progress=self.ctx.show_progress,
+            device=self.ctx.device,
         )
         log.info("tokenizer PSNR per scale (public): %s", _fmt(psnr))
         tokens = tokenize(tokenizer, public.images)
@@ -232,11 +291,11 @@ class ARFamilyMethod(Method):
             "public_images": len(public),
         }
 
-    def _build_model(self, tokenizer: SpectralTokenizer) -> ScaleCausalTransformer:
+    def _build_model(self, tokenizer: SpectralTokenizerBase) -> ScaleCausalTransformer:
         c = self.config
         return ScaleCausalTransformer(
             ARConfig(
-                vocab_sizes=(c.codebook_size,) * tokenizer.num_scales,
+                vocab_sizes=(tokenizer.vocab_size,) * tokenizer.num_scales,
                 tokens_per_scale=tokenizer.tokens_per_scale,
                 text_dim=self.encoder.dim,
                 text_mode=c.text_mode,
@@ -276,7 +335,7 @@ class ARFamilyMethod(Method):
             )
         meta = json.loads(meta_path.read_text())  # the harness checked the cache key
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        tokenizer = SpectralTokenizer(self.tokenizer_config(), resolution=int(meta["resolution"]))
+        tokenizer = build_tokenizer(self.tokenizer_config(), resolution=int(meta["resolution"]))
         tokenizer.load_state_dict(state["tokenizer"])
         model = self._build_model(tokenizer)
         model.load_state_dict(state["ar"])

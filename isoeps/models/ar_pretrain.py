@@ -17,9 +17,16 @@ import torch
 from isoeps.datasets.base import ImageSplit
 from isoeps.log import progress
 from isoeps.models.ar_transformer import ScaleCausalTransformer, per_example_loss
+from isoeps.models.learned_tokenizer import LearnedSpectralTokenizer, LearnedTokenizerConfig
 from isoeps.models.sr_net import WaveletSR
 from isoeps.models.text_encoders import TextEncoder
-from isoeps.models.tokenizer import SpectralTokenizer, TokenizerConfig, to_float
+from isoeps.models.tokenizer import (
+    SpectralGeometry,
+    SpectralTokenizer,
+    SpectralTokenizerBase,
+    TokenizerConfig,
+    to_float,
+)
 
 #: captions -> (features, mask) with fixed shapes, see :func:`text_features`.
 TextFeaturizer = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]
@@ -91,16 +98,48 @@ def pick_captions(
     return [list(c)[int(rng.integers(len(c)))] for c, rng in zip(captions, rngs, strict=True)]
 
 
+def build_tokenizer(config: SpectralGeometry, *, resolution: int) -> SpectralTokenizerBase:
+    """The (unfitted) tokenizer that ``config`` describes.
+
+    Args:
+        config: a :class:`TokenizerConfig` (k-means) or a :class:`LearnedTokenizerConfig`.
+        resolution: the image side.
+
+    Returns:
+        The tokenizer.
+
+    Raises:
+        TypeError: another kind of config.
+    """
+    kinds: dict[type, type[SpectralTokenizerBase]] = {
+        TokenizerConfig: SpectralTokenizer,
+        LearnedTokenizerConfig: LearnedSpectralTokenizer,
+    }
+    if type(config) not in kinds:
+        raise TypeError(f"no tokenizer for a {type(config).__name__}")
+    return kinds[type(config)](config, resolution=resolution)
+
+
 def fit_tokenizer(
-    public: ImageSplit, *, config: TokenizerConfig, seed: int, max_images: int = 4000
-) -> tuple[SpectralTokenizer, dict[str, float]]:
-    """Fit the tokenizer's codebooks on (a seeded subset of) the PUBLIC split.
+    public: ImageSplit,
+    *,
+    config: SpectralGeometry,
+    seed: int,
+    max_images: int = 4000,
+    logger: logging.Logger | None = None,
+    show_progress: bool = False,
+    device: str | torch.device = "cpu",
+) -> tuple[SpectralTokenizerBase, dict[str, float]]:
+    """Fit a tokenizer on (a seeded subset of) the PUBLIC split.
 
     Args:
         public: the public split.
-        config: the tokenizer's config.
-        seed: the seed of the subset and of k-means.
+        config: the tokenizer's config (its type picks the tokenizer).
+        seed: the seed of the subset and of the fit.
         max_images: the most images fitted on.
+        logger: where a learned tokenizer logs its training; None for no logging.
+        show_progress: show a learned tokenizer's progress bar.
+        device: where a learned tokenizer trains (it is kept on the CPU).
 
     Returns:
         ``(tokenizer, psnr)``: the fitted tokenizer and its PSNR per scale on those images.
@@ -108,13 +147,15 @@ def fit_tokenizer(
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.permutation(len(public))[: min(max_images, len(public))])
     images = to_float(public.images[idx])
-    tokenizer = SpectralTokenizer(config, resolution=public.resolution)
-    psnr = tokenizer.fit(images, seed=seed)
+    tokenizer = build_tokenizer(config, resolution=public.resolution)
+    psnr = tokenizer.fit(
+        images, seed=seed, logger=logger, show_progress=show_progress, device=device
+    )
     return tokenizer, psnr
 
 
 def tokenize(
-    tokenizer: SpectralTokenizer, images: np.ndarray, *, chunk: int = 1024
+    tokenizer: SpectralTokenizerBase, images: np.ndarray, *, chunk: int = 1024
 ) -> torch.Tensor:
     """uint8 images -> token ids ``(N, S * n)`` of all scales.
 

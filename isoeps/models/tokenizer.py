@@ -1,11 +1,13 @@
-"""A spectral image tokenizer in the spirit of SIT (arXiv 2412.09607).
+"""Spectral image tokenizers in the spirit of SIT (arXiv 2412.09607): the geometry and
+interface every one shares (:class:`SpectralTokenizerBase`), and the k-means tokenizer
+(:class:`SpectralTokenizer`). The learned one is in :mod:`isoeps.models.learned_tokenizer`.
 
 An image is split by an ``L``-level Haar DWT into ``S = L + 1`` scales, coarsest first:
 ``[LL_L, details_L, ..., details_1]`` (a details scale stacks the H, V and D bands of all
 three colour channels: 9 channels). Each scale is cut into square patches, with patches twice
 as large at each finer level, so every scale has the same number of tokens
-``(H / 2^L / base_patch)^2``. Each patch vector is quantised to the nearest entry of that
-scale's own codebook.
+``(H / 2^L / base_patch)^2``. In the k-means tokenizer, each patch vector is quantised to the
+nearest entry of that scale's own codebook.
 
 The codebooks are a VQ fitted by k-means (Lloyd's algorithm) on PUBLIC patches, then frozen.
 Because the Haar transform is orthonormal, squared error on coefficients equals squared error
@@ -16,6 +18,7 @@ parameter: nothing a private forward pass does can change it (all codebooks are 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -25,23 +28,20 @@ from isoeps.ops.haar import check_divisible, haar_dwt2, haar_idwt2
 
 
 @dataclass(frozen=True)
-class TokenizerConfig:
-    """``levels``: Haar levels L; ``base_patch``: patch side on the two coarsest scales (it
-    doubles per finer level); ``codebook_size``: codes per scale; ``kmeans_iters``: Lloyd
-    iterations when fitting."""
+class SpectralGeometry:
+    """How images are cut into scales and tokens, shared by every spectral tokenizer.
+
+    ``levels``: Haar levels L; ``base_patch``: patch side on the two coarsest scales (it
+    doubles per finer level)."""
 
     levels: int = 2
     base_patch: int = 2
-    codebook_size: int = 512
-    kmeans_iters: int = 20
 
     def __post_init__(self) -> None:
         if self.levels < 1:
             raise ValueError(f"tokenizer levels must be >= 1, got {self.levels}")
         if self.base_patch < 1:
             raise ValueError(f"tokenizer base_patch must be >= 1, got {self.base_patch}")
-        if self.codebook_size < 2:
-            raise ValueError(f"tokenizer codebook_size must be >= 2, got {self.codebook_size}")
 
     @property
     def num_scales(self) -> int:
@@ -64,6 +64,20 @@ class TokenizerConfig:
     def tokens_per_scale(self, resolution: int) -> int:
         self.check_resolution(resolution)
         return (resolution // 2**self.levels // self.base_patch) ** 2
+
+
+@dataclass(frozen=True)
+class TokenizerConfig(SpectralGeometry):
+    """The k-means tokenizer: ``codebook_size`` codes per scale, fitted by ``kmeans_iters``
+    Lloyd iterations."""
+
+    codebook_size: int = 512
+    kmeans_iters: int = 20
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.codebook_size < 2:
+            raise ValueError(f"tokenizer codebook_size must be >= 2, got {self.codebook_size}")
 
 
 def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -116,24 +130,22 @@ def coefficients_of(scales: list[torch.Tensor]) -> list:
     return out
 
 
-class SpectralTokenizer(torch.nn.Module):
-    """Haar scales -> patches -> per-scale codebook indices, and back.
+class SpectralTokenizerBase(torch.nn.Module):
+    """What every spectral tokenizer offers: Haar scales coarse to fine, ``tokens_per_scale``
+    ids per scale (each below :attr:`vocab_size`), and decoding of any prefix of scales.
 
-    ``resolution`` is the image side it was fitted for. Codebooks are buffers
-    ``codebook_<s>`` of shape ``(codebook_size, patch_dim_s)``.
+    A subclass implements :meth:`encode`, :meth:`decode_scales`, :meth:`fit` and
+    :attr:`vocab_size`. Decoding must be scale-causal: the coefficients of scale ``s`` depend
+    on the tokens of scales ``0..s`` only, so a prefix of scales decodes to the coarse image.
     """
 
-    def __init__(self, config: TokenizerConfig, *, resolution: int) -> None:
+    config: SpectralGeometry
+
+    def __init__(self, config: SpectralGeometry, *, resolution: int) -> None:
         super().__init__()
         config.check_resolution(resolution)
         self.config = config
         self.resolution = int(resolution)
-        for scale in range(config.num_scales):
-            self.register_buffer(
-                f"codebook_{scale}", torch.zeros(config.codebook_size, self.patch_dim(scale))
-            )
-        self.requires_grad_(False)
-        self.eval()
 
     # -- geometry -------------------------------------------------------------------------
     @property
@@ -144,6 +156,11 @@ class SpectralTokenizer(torch.nn.Module):
     def tokens_per_scale(self) -> int:
         return self.config.tokens_per_scale(self.resolution)
 
+    @property
+    def vocab_size(self) -> int:
+        """How many distinct token ids a scale has."""
+        raise NotImplementedError
+
     def channels(self, scale: int) -> int:
         return 3 if scale == 0 else 9
 
@@ -152,14 +169,113 @@ class SpectralTokenizer(torch.nn.Module):
         level = self.config.levels if scale == 0 else self.config.levels - scale + 1
         return self.resolution // 2**level
 
+    def metadata(self) -> dict[str, object]:
+        return {"config": asdict(self.config), "resolution": self.resolution}
+
+    def bands(self, images: torch.Tensor, num_scales: int | None = None) -> list[torch.Tensor]:
+        """float images ``(B, 3, H, W)`` -> the Haar coefficients of the first ``num_scales``
+        scales (None for all), coarsest first, as :func:`scales_of` stacks them.
+
+        Raises:
+            ValueError: the images are not at the tokenizer's resolution.
+        """
+        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
+            raise ValueError(
+                f"tokenizer was fitted for {self.resolution}x{self.resolution} images, "
+                f"got {tuple(images.shape[-2:])}"
+            )
+        scales = scales_of(haar_dwt2(images, self.config.levels), self.config.levels)
+        return scales[: self.num_scales if num_scales is None else num_scales]
+
+    def split_scales(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """token ids ``(B, k * tokens_per_scale)`` -> one ``(B, tokens_per_scale)`` per scale.
+
+        Raises:
+            ValueError: not a whole number of scales, or more scales than there are.
+        """
+        per = self.tokens_per_scale
+        if tokens.shape[1] % per or tokens.shape[1] // per > self.num_scales:
+            raise ValueError(
+                f"expected a multiple of {per} tokens (<= {self.num_scales} scales), "
+                f"got {tokens.shape[1]}"
+            )
+        return list(tokens.split(per, dim=1)) if tokens.shape[1] else []
+
+    # -- what a tokenizer implements ------------------------------------------------------
+    def encode(self, images: torch.Tensor, num_scales: int | None = None) -> torch.Tensor:
+        """float images ``(B, 3, H, W)`` in [-1, 1] -> token ids ``(B, k * tokens_per_scale)``
+        of the first ``k = num_scales`` scales (None for all), coarse first."""
+        raise NotImplementedError
+
+    def decode_scales(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """token ids for the first ``k`` scales -> those scales' coefficient tensors."""
+        raise NotImplementedError
+
+    def fit(
+        self,
+        images: torch.Tensor,
+        *,
+        seed: int,
+        logger: logging.Logger | None = None,
+        show_progress: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> dict[str, float]:
+        """Fit on PUBLIC float ``images``; returns :meth:`psnr_per_scale` on them."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """token ids for the first ``k`` scales -> the image at the finest level they reach,
+        in pixel units ([-1, 1]; an ``LL_l`` band is divided by its gain ``2^l``)."""
+        scales = self.decode_scales(tokens)
+        approx = haar_idwt2(coefficients_of(scales))
+        level = self.config.levels - (len(scales) - 1)
+        return approx / 2**level
+
+    @torch.no_grad()
+    def psnr_per_scale(self, images: torch.Tensor) -> dict[str, float]:
+        """Reconstruction PSNR (dB, images in [-1, 1], peak-to-peak 2) of the image decoded
+        from the first ``s + 1`` scales, against the exact level-``L - s`` approximation."""
+        tokens = self.encode(images)
+        coefficients = haar_dwt2(images, self.config.levels)
+        per = self.tokens_per_scale
+        out = {}
+        for s in range(self.num_scales):
+            level = self.config.levels - s
+            target = haar_idwt2(coefficients[: s + 1]) / 2**level
+            recon = self.decode(tokens[:, : (s + 1) * per])
+            out[f"psnr_scale{s}"] = psnr(recon, target)
+        return out
+
+
+class SpectralTokenizer(SpectralTokenizerBase):
+    """The k-means tokenizer: Haar scales -> patches -> per-scale codebook indices, and back.
+
+    ``resolution`` is the image side it was fitted for. Codebooks are buffers
+    ``codebook_<s>`` of shape ``(codebook_size, patch_dim_s)``.
+    """
+
+    config: TokenizerConfig
+
+    def __init__(self, config: TokenizerConfig, *, resolution: int) -> None:
+        super().__init__(config, resolution=resolution)
+        for scale in range(config.num_scales):
+            self.register_buffer(
+                f"codebook_{scale}", torch.zeros(config.codebook_size, self.patch_dim(scale))
+            )
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.codebook_size
+
     def patch_dim(self, scale: int) -> int:
         return self.channels(scale) * self.config.patch_size(scale) ** 2
 
     def codebook(self, scale: int) -> torch.Tensor:
         return getattr(self, f"codebook_{scale}")
-
-    def metadata(self) -> dict[str, object]:
-        return {"config": asdict(self.config), "resolution": self.resolution}
 
     # -- encode / decode ------------------------------------------------------------------
     def patch_vectors(self, images: torch.Tensor, num_scales: int | None = None) -> list:
@@ -175,14 +291,8 @@ class SpectralTokenizer(torch.nn.Module):
         Raises:
             ValueError: the images are not at the tokenizer's resolution.
         """
-        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
-            raise ValueError(
-                f"tokenizer was fitted for {self.resolution}x{self.resolution} images, "
-                f"got {tuple(images.shape[-2:])}"
-            )
-        scales = scales_of(haar_dwt2(images, self.config.levels), self.config.levels)
-        count = self.num_scales if num_scales is None else num_scales
-        return [_patchify(scales[s], self.config.patch_size(s)) for s in range(count)]
+        scales = self.bands(images, num_scales)
+        return [_patchify(band, self.config.patch_size(s)) for s, band in enumerate(scales)]
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, num_scales: int | None = None) -> torch.Tensor:
@@ -202,37 +312,32 @@ class SpectralTokenizer(torch.nn.Module):
     @torch.no_grad()
     def decode_scales(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """token ids for the first ``k`` scales -> those scales' coefficient tensors."""
-        per = self.tokens_per_scale
-        if tokens.shape[1] % per or tokens.shape[1] // per > self.num_scales:
-            raise ValueError(
-                f"expected a multiple of {per} tokens (<= {self.num_scales} scales), "
-                f"got {tokens.shape[1]}"
+        return [
+            _unpatchify(
+                self.codebook(s)[ids], self.channels(s), self.side(s), self.config.patch_size(s)
             )
-        out = []
-        for s in range(tokens.shape[1] // per):
-            vectors = self.codebook(s)[tokens[:, s * per : (s + 1) * per]]
-            out.append(
-                _unpatchify(vectors, self.channels(s), self.side(s), self.config.patch_size(s))
-            )
-        return out
-
-    @torch.no_grad()
-    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """token ids for the first ``k`` scales -> the image at the finest level they reach,
-        in pixel units ([-1, 1]; an ``LL_l`` band is divided by its gain ``2^l``)."""
-        scales = self.decode_scales(tokens)
-        approx = haar_idwt2(coefficients_of(scales))
-        level = self.config.levels - (len(scales) - 1)
-        return approx / 2**level
+            for s, ids in enumerate(self.split_scales(tokens))
+        ]
 
     # -- fitting (public data only) ---------------------------------------------------------
     @torch.no_grad()
-    def fit(self, images: torch.Tensor, *, seed: int) -> dict[str, float]:
+    def fit(
+        self,
+        images: torch.Tensor,
+        *,
+        seed: int,
+        logger: logging.Logger | None = None,
+        show_progress: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> dict[str, float]:
         """Fit every scale's codebook by k-means on the patches of PUBLIC ``images``.
 
         Args:
             images: float public images ``(B, 3, H, W)`` in [-1, 1].
             seed: the seed of k-means.
+            logger: unused (k-means takes seconds).
+            show_progress: unused.
+            device: unused: k-means runs on the CPU, where the codebooks live.
 
         Returns:
             Reconstruction PSNR per scale (on these images) as ``psnr_scale<s>``.
@@ -247,21 +352,6 @@ class SpectralTokenizer(torch.nn.Module):
                 kmeans(flat, self.config.codebook_size, self.config.kmeans_iters, generator)
             )
         return self.psnr_per_scale(images)
-
-    @torch.no_grad()
-    def psnr_per_scale(self, images: torch.Tensor) -> dict[str, float]:
-        """Reconstruction PSNR (dB, images in [-1, 1], peak-to-peak 2) of the image decoded
-        from the first ``s + 1`` scales, against the exact level-``L - s`` approximation."""
-        tokens = self.encode(images)
-        coefficients = haar_dwt2(images, self.config.levels)
-        per = self.tokens_per_scale
-        out = {}
-        for s in range(self.num_scales):
-            level = self.config.levels - s
-            target = haar_idwt2(coefficients[: s + 1]) / 2**level
-            recon = self.decode(tokens[:, : (s + 1) * per])
-            out[f"psnr_scale{s}"] = psnr(recon, target)
-        return out
 
 
 def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:

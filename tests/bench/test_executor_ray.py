@@ -15,6 +15,7 @@ import harness_plugin
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from isoeps import registry
 from isoeps.bench import cells
@@ -309,16 +310,20 @@ def test_isoeps_run_on_a_running_cluster(ray_cluster, tiny_suite, plugin_env):
 
 
 @pytest.mark.slow
-def test_the_smoke_suite_on_ray_equals_the_local_executor(ray_cluster, tmp_path):
+def test_the_smoke_suite_on_ray_equals_the_local_executor(ray_cluster, tmp_path, monkeypatch):
     """The shipped ``smoke`` suite, local then on Ray (public models cached by the first run):
     the same rows and the same samples for the same seeds."""
     import torch
 
     local_store, ray_store = tmp_path / "local", tmp_path / "ray"
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 1-CPU Ray task gets one thread: the same float reductions
+    # A 1-CPU Ray task gets one thread (Ray sets OMP_NUM_THREADS=1, which the runner's thread
+    # share obeys), so the local run gets one too: dp-ldm's convolutions round differently on
+    # two threads, enough to move a few uint8 pixels and KID by ~1e-5.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     try:
-        _, expanded, local = _run("smoke", [f"runtime.results={local_store}"])
+        with threadpool_limits(limits=1):  # numpy's BLAS too, as in the worker
+            _, expanded, local = _run("smoke", [f"runtime.results={local_store}"])
     finally:
         torch.set_num_threads(threads)
     assert local.failed_count == 0 and len(local.ran) == len(expanded) >= 6
@@ -331,12 +336,12 @@ def test_the_smoke_suite_on_ray_equals_the_local_executor(ray_cluster, tmp_path)
     assert all(o.run_dir.startswith(str(ray_store)) for o in remote.ran)
     ours, theirs = _rows(ray_store), _rows(local_store)
     assert len(ours) >= len(expanded) * 2  # kid and the attribute metrics, per cell
-    # Floats to 1e-7: the driver's BLAS may run on more threads (OMP_NUM_THREADS) than a
-    # 1-CPU Ray worker, which moves KID's reductions (and its CI's) by ~1e-9; every other
-    # column is exact.
+    # Floats to 1e-6: with the same samples, KID still moved by up to 2.4e-7 (relative)
+    # between the driver and a worker, float32 rounding of the features; a difference in the
+    # samples themselves moved it by 1.5e-5 and fails here, besides the exact check below.
     floats = ["value", "std", "ci_low", "ci_high"]
     pd.testing.assert_frame_equal(ours.drop(columns=floats), theirs.drop(columns=floats))
-    np.testing.assert_allclose(ours[floats], theirs[floats], rtol=1e-7, atol=0, equal_nan=True)
+    np.testing.assert_allclose(ours[floats], theirs[floats], rtol=1e-6, atol=0, equal_nan=True)
     for cell in expanded:
         remote_samples = np.load(folders.find_run(ray_store, cell.cell_id) / "samples.npz")
         local_samples = np.load(folders.find_run(local_store, cell.cell_id) / "samples.npz")

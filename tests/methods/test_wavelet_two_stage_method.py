@@ -158,6 +158,50 @@ def test_public_cache_key_is_shared_across_budgets_and_both_methods() -> None:
     assert WaveletTwoStage({**TINY, "dim": 64}, ctx=_ctx()).public_cache_key() != base
 
 
+#: The learned tokenizer at seconds-scale sizes.
+LEARNED = {
+    **TINY,
+    "tokenizer": "learned",
+    "learned_tokenizer": {"fsq_levels": [4, 4], "width": 16, "blocks": 1, "steps": 5},
+}
+
+
+def test_each_tokenizer_keys_only_its_own_fields() -> None:
+    kmeans = WaveletTwoStage(TINY, ctx=_ctx()).public_cache_key()["config"]
+    # The k-means key is the one it had before the learned tokenizer existed.
+    assert "tokenizer" not in kmeans and "learned_tokenizer" not in kmeans
+    assert kmeans["codebook_size"] == 32
+    learned = WaveletTwoStage(LEARNED, ctx=_ctx()).public_cache_key()["config"]
+    assert learned["tokenizer"] == "learned" and "codebook_size" not in learned
+    assert learned["learned_tokenizer"]["fsq_levels"] == (4, 4)
+    # A learned field changes the learned key; a k-means field does not.
+    changed = {**LEARNED, "learned_tokenizer": {**LEARNED["learned_tokenizer"], "steps": 6}}
+    assert WaveletTwoStage(changed, ctx=_ctx()).public_cache_key()["config"] != learned
+    assert (
+        WaveletTwoStage({**LEARNED, "codebook_size": 64}, ctx=_ctx()).public_cache_key()["config"]
+        == learned
+    )
+
+
+def test_no_learned_tokenizer_state_changes_during_a_dp_fit(public, private, tmp_path) -> None:
+    method = WaveletTwoStage(LEARNED, ctx=_ctx())
+    method.pretrain_public(public)
+    assert method.tokenizer.vocab_size == 16 and method.public_model.config.vocab_sizes == (16,) * 3
+    method.save_public(tmp_path)
+    method = WaveletTwoStage(LEARNED, ctx=_ctx())
+    method.load_public(tmp_path)
+    before = {k: v.clone() for k, v in method.tokenizer.state_dict().items()}
+    assert any(k.startswith("codecs.") for k in before) and "band_std_2" in before
+    method.fit(
+        PrivateData(private, seed=1), PrivacyBudget.private(1.0, default_delta(len(private)))
+    )
+    assert method.train_report.steps_done == 3
+    assert not method.tokenizer.training
+    for key, value in method.tokenizer.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert method.sample(PROMPTS, 3).images.shape == (3, 3, 32, 32)
+
+
 def test_more_coarse_scales_than_levels_is_an_error() -> None:
     with pytest.raises(ValidationError, match="coarse_scales=3 is more than levels=2"):
         WaveletTwoStage({"levels": 2, "coarse_scales": 3}, ctx=_ctx())
