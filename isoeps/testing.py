@@ -10,6 +10,7 @@ configuration), and pytest runs the method through the contract on a few synthet
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -20,6 +21,77 @@ import numpy as np
 from isoeps.datasets.base import ImageSplit
 
 _COLOURS = ("red", "green", "blue")
+
+# The public text-to-image UNet that dpagg-ti, private-evolution and dp-ldm build on, at 8x8.
+_TINY_UNET: dict[str, Any] = {
+    "resolution": 8,
+    "unet_channels": (16, 32),
+    "pretrain_steps": 2,
+    "pretrain_batch_size": 4,
+    "sampler_steps": 2,
+}
+# The AR family (wavelet-two-stage, dpsgd-full-finetune) at its default 32x32.
+_TINY_AR: dict[str, Any] = {
+    "codebook_size": 32,
+    "kmeans_iters": 3,
+    "dim": 32,
+    "depth": 1,
+    "heads": 2,
+    "mlp_ratio": 2,
+    "pretrain_batch_size": 16,
+    "sr_width": 16,
+    "sr_blocks": 1,
+    "sr_batch_size": 8,
+    "sample_batch_size": 8,
+}
+_TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    "wavelet-two-stage": {
+        **_TINY_AR,
+        "tokenizer_images": 120,
+        "pretrain_steps": 20,
+        "sr_steps": 5,
+        "dp_sgd": {"steps": 3, "expected_batch_size": 24, "max_physical_batch_size": 16},
+    },
+    "dpsgd-full-finetune": {
+        **_TINY_AR,
+        "tokenizer_images": 100,
+        "pretrain_steps": 10,
+        "sr_steps": 3,
+        "dp_sgd": {"steps": 2, "expected_batch_size": 20, "max_physical_batch_size": 16},
+    },
+    "dpagg-ti": {**_TINY_UNET, "expected_records": 3, "ti_steps": 2},
+    "private-evolution": {
+        **_TINY_UNET,
+        "embedding_dim": 8,
+        "embedding_size": 4,
+        "population_size": 6,
+        "iterations": 2,
+    },
+    "dp-ldm": {
+        **_TINY_UNET,
+        "vae_channels": (16, 16),
+        "vae_steps": 2,
+        "vae_batch_size": 4,
+        "dp_sgd": {"steps": 2, "expected_batch_size": 8, "max_physical_batch_size": 8},
+    },
+}
+
+
+def tiny_config(method: str) -> dict[str, Any]:
+    """A seconds-long configuration of a built-in method, for tests (a fresh copy each call).
+
+    Args:
+        method: a built-in method's registered name.
+
+    Returns:
+        The config overrides: small models, few public and DP steps.
+
+    Raises:
+        KeyError: ``method`` is not a built-in method.
+    """
+    if method not in _TINY_CONFIGS:
+        raise KeyError(f"no tiny config for {method!r}; built-in: {', '.join(_TINY_CONFIGS)}")
+    return copy.deepcopy(_TINY_CONFIGS[method])
 
 
 def tiny_split(

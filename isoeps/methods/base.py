@@ -296,3 +296,10 @@ class Method(ABC):
                 f"method {self.name!r} does not support budget {budget.mode!r}; "
                 f"supported: {self.supported_budgets}"
             )
+
+    def _progress(self, iterable: Any) -> Any:
+        """``iterable`` under a progress bar named after the method, unless the context turns
+        progress off (the callable that public training loops take)."""
+        from isoeps.log import progress
+
+        return progress(iterable, desc=self.name) if self.ctx.show_progress else iterable

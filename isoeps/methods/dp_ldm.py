@@ -320,6 +320,3 @@ class DPLDM(Method):
             guidance_scale=self.config.guidance_scale,
             batch_size=self.config.sample_batch_size,
         )
-
-    def _progress(self, iterable: Any) -> Any:
-        return progress(iterable, desc=self.name) if self.ctx.show_progress else iterable

@@ -74,7 +74,6 @@ from isoeps.accountants import (
     primary_accountant,
 )
 from isoeps.errors import ConfigError
-from isoeps.log import progress
 from isoeps.methods._public_diffusion import (
     PublicDiffusionConfig,
     load_public_diffusion,
@@ -456,6 +455,3 @@ class DPAggTI(Method):
     def _prompt(self, caption: str) -> str:
         """The template around ``caption``."""
         return self.config.prompt_template.replace("{caption}", caption)
-
-    def _progress(self, iterable: Any) -> Any:
-        return progress(iterable, desc=self.name) if self.ctx.show_progress else iterable

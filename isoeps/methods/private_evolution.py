@@ -58,7 +58,6 @@ from isoeps.accountants import (
     primary_accountant,
 )
 from isoeps.errors import ConfigError
-from isoeps.log import progress
 from isoeps.methods._public_diffusion import (
     PublicDiffusionConfig,
     load_public_diffusion,
@@ -435,6 +434,3 @@ class PrivateEvolution(Method):
         order = self.ctx.rng("sampling").permutation(len(flat))
         images = flat[order[np.arange(n) % len(flat)]]
         return Samples(images=images, prompts=[OPEN_PROMPT] * n, eval_captions=[OPEN_PROMPT] * n)
-
-    def _progress(self, iterable: Any) -> Any:
-        return progress(iterable, desc=self.name) if self.ctx.show_progress else iterable

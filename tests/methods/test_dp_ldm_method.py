@@ -15,19 +15,9 @@ from isoeps.errors import ConfigError
 from isoeps.methods.base import MethodContext
 from isoeps.methods.dp_ldm import DPLDM
 from isoeps.privacy.guard import PrivateData
-from isoeps.testing import MethodTesterMixin, tiny_split
+from isoeps.testing import MethodTesterMixin, tiny_config, tiny_split
 
-TINY = {
-    "resolution": 8,
-    "unet_channels": (16, 32),
-    "pretrain_steps": 2,
-    "pretrain_batch_size": 4,
-    "vae_channels": (16, 16),
-    "vae_steps": 2,
-    "vae_batch_size": 4,
-    "dp_sgd": {"steps": 2, "expected_batch_size": 8, "max_physical_batch_size": 8},
-    "sampler_steps": 2,
-}
+TINY = tiny_config("dp-ldm")
 
 
 class TestDPLDMContract(MethodTesterMixin):

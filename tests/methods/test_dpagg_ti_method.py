@@ -20,17 +20,9 @@ from isoeps.methods.base import OPEN_PROMPT, MethodContext
 from isoeps.methods.dpagg_ti import TOKEN_MARK, DPAggTI
 from isoeps.models.text_encoders import PLACEHOLDER
 from isoeps.privacy.guard import PrivateData
-from isoeps.testing import MethodTesterMixin, tiny_split
+from isoeps.testing import MethodTesterMixin, tiny_config, tiny_split
 
-TINY = {
-    "resolution": 8,
-    "unet_channels": (16, 32),
-    "pretrain_steps": 2,
-    "pretrain_batch_size": 4,
-    "expected_records": 3,
-    "ti_steps": 2,
-    "sampler_steps": 2,
-}
+TINY = tiny_config("dpagg-ti")
 
 
 class TestDPAggTIContract(MethodTesterMixin):

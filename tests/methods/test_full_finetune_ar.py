@@ -14,24 +14,9 @@ from isoeps.methods.base import MethodContext
 from isoeps.methods.dpsgd_full_finetune import DPSGDFullFinetune
 from isoeps.methods.wavelet_two_stage import WaveletTwoStage
 from isoeps.privacy.guard import PrivateData
+from isoeps.testing import tiny_config
 
-TINY = {
-    "codebook_size": 32,
-    "kmeans_iters": 3,
-    "tokenizer_images": 100,
-    "dim": 32,
-    "depth": 1,
-    "heads": 2,
-    "mlp_ratio": 2,
-    "pretrain_steps": 10,
-    "pretrain_batch_size": 16,
-    "sr_width": 16,
-    "sr_blocks": 1,
-    "sr_steps": 3,
-    "sr_batch_size": 8,
-    "sample_batch_size": 8,
-    "dp_sgd": {"steps": 2, "expected_batch_size": 20, "max_physical_batch_size": 16},
-}
+TINY = tiny_config("dpsgd-full-finetune")
 
 
 def _ctx() -> MethodContext:

@@ -17,19 +17,9 @@ from isoeps.methods.base import OPEN_PROMPT, MethodContext
 from isoeps.methods.private_evolution import PrivateEvolution
 from isoeps.privacy.guard import PrivateData
 from isoeps.privacy.public_only import NoPrivateData
-from isoeps.testing import MethodTesterMixin, tiny_split
+from isoeps.testing import MethodTesterMixin, tiny_config, tiny_split
 
-TINY = {
-    "resolution": 8,
-    "unet_channels": (16, 32),
-    "pretrain_steps": 2,
-    "pretrain_batch_size": 4,
-    "embedding_dim": 8,
-    "embedding_size": 4,
-    "population_size": 6,
-    "iterations": 2,
-    "sampler_steps": 2,
-}
+TINY = tiny_config("private-evolution")
 CLASSES = ("a red square", "a green square", "a blue square")
 
 

@@ -20,25 +20,10 @@ from isoeps.methods.dpsgd_full_finetune import DPSGDFullFinetune
 from isoeps.methods.wavelet_two_stage import WaveletTwoStage
 from isoeps.models.pretrained_sr import SRCheckpointNotFoundError, SRScaleMismatchError
 from isoeps.privacy.guard import PrivateData
+from isoeps.testing import tiny_config
 
 #: Seconds-scale sizes: the point is the plumbing, not the quality.
-TINY = {
-    "codebook_size": 32,
-    "kmeans_iters": 3,
-    "tokenizer_images": 120,
-    "dim": 32,
-    "depth": 1,
-    "heads": 2,
-    "mlp_ratio": 2,
-    "pretrain_steps": 20,
-    "pretrain_batch_size": 16,
-    "sr_width": 16,
-    "sr_blocks": 1,
-    "sr_steps": 5,
-    "sr_batch_size": 8,
-    "sample_batch_size": 8,
-    "dp_sgd": {"steps": 3, "expected_batch_size": 24, "max_physical_batch_size": 16},
-}
+TINY = tiny_config("wavelet-two-stage")
 PROMPTS = ["This lady has long blond hair. The background is blue.", "The man has a beard."]
 
 
