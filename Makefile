@@ -44,7 +44,7 @@ zoo: setup
 	@cache=$$(mktemp -d) && echo "zoo: training into $$cache" && \
 	ISOEPS_SHIPPED=0 ISOEPS_CACHE_DIR=$$cache $(BIN)/isoeps run demo --force \
 		--results $$cache/results --reports $$cache/reports && \
-	ISOEPS_CACHE_DIR=$$cache $(BIN)/isoeps cache export $$cache/zoo && \
+	ISOEPS_CACHE_DIR=$$cache $(BIN)/isoeps cache export $$cache/zoo --metrics-from $$cache/results && \
 	rm -rf isoeps/zoo && cp -r $$cache/zoo isoeps/zoo && echo "zoo: isoeps/zoo rebuilt"
 
 # The tests, without the end-to-end ones marked slow (minutes each; CI runs them next).

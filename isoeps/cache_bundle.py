@@ -58,12 +58,16 @@ def _entry_files(entry: Path) -> list[Path]:
     return files
 
 
+def _release() -> str:
+    import isoeps
+
+    return isoeps.__version__
+
+
 def _code_version() -> dict[str, Any]:
     import torch
 
-    import isoeps
-
-    version: dict[str, Any] = {"isoeps": isoeps.__version__, "torch": torch.__version__}
+    version: dict[str, Any] = {"isoeps": _release(), "torch": torch.__version__}
     try:
         commit = subprocess.run(
             ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"],
@@ -123,8 +127,8 @@ def read_card(entry: Path) -> dict[str, Any]:
     """An entry's card, checked against the files beside it.
 
     Raises:
-        DataError: the card is missing or not JSON, names another folder, or a file is
-            missing, extra, or differs from its sha256.
+        DataError: the card is missing or not JSON, names another folder, comes from another
+            isoeps release, or a file is missing, extra, or differs from its sha256.
     """
     path = entry / CARD
     try:
@@ -137,6 +141,12 @@ def read_card(entry: Path) -> dict[str, Any]:
         raise DataError(
             f"{path}: format {card.get('format')!r} and key {card.get('key')!r}; expected "
             f"format {CARD_FORMAT} and the folder's name {entry.name!r}"
+        )
+    exported_by = (card.get("exported_by") or {}).get("isoeps")
+    if exported_by != _release():
+        raise DataError(
+            f"{path}: exported by isoeps {exported_by!r}, this is isoeps {_release()!r}; a key "
+            "is computed by one release's code, so re-export the entry with this release"
         )
     present = {str(p.relative_to(entry)) for p in _entry_files(entry)}
     listed = set(card.get("files", {}))
@@ -151,7 +161,11 @@ def read_card(entry: Path) -> dict[str, Any]:
 
 
 def export_entries(
-    dest: Path, *, kinds: Iterable[str] | None = None, keys: Iterable[str] | None = None
+    dest: Path,
+    *,
+    kinds: Iterable[str] | None = None,
+    keys: Iterable[str] | None = None,
+    metrics_from: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Copy cache entries with their cards into the bundle folder ``dest``.
 
@@ -160,14 +174,18 @@ def export_entries(
             card (a folder without one is not isoeps's, and is refused).
         kinds: only these kinds (default: all of :data:`EXPORTABLE`).
         keys: only these keys (default: all).
+        metrics_from: a results store whose ``public`` cells ran on these public models:
+            each public model's card quotes their metrics (:func:`public_metrics`).
 
     Returns:
         The cards written.
 
     Raises:
         ConfigError: an unknown kind, or a folder without a card where an entry would go.
+        FileNotFoundError: ``metrics_from`` is not a results store.
     """
     kinds = list(kinds or EXPORTABLE)
+    scores = public_metrics(metrics_from) if metrics_from is not None else {}
     wanted = set(keys) if keys is not None else None
     for kind in kinds:
         if kind not in EXPORTABLE:
@@ -180,17 +198,61 @@ def export_entries(
                 continue
             if wanted is not None and entry.name not in wanted:
                 continue
-            cards.append(_copy_with_card(entry, dest / kind / entry.name, kind=kind))
+            card = make_card(entry, kind=kind, key=entry.name)
+            if kind == "public-models" and metrics_from is not None:
+                card["public_metrics"] = scores.get(entry.name, [])
+            cards.append(_copy_with_card(entry, dest / kind / entry.name, card=card))
     return cards
 
 
-def _copy_with_card(entry: Path, target: Path, *, kind: str) -> dict[str, Any]:
+def public_metrics(store: Path) -> dict[str, list[dict[str, Any]]]:
+    """The ``public`` cells of a results store, by the public-model key each ran on.
+
+    A public model's card quotes them: what the checkpoint alone scores against its suite's
+    reference split, with each value's spread and n as the store holds them.
+
+    Args:
+        store: a results store.
+
+    Returns:
+        ``{key: [{suite, dataset, method, seed, n_samples, cell_id, metrics}]}``, where
+        ``metrics`` maps each metric to its value, std, CI, n and backbone.
+
+    Raises:
+        FileNotFoundError: ``store`` is not a results store.
+    """
+    from isoeps.results import folders, load
+
+    frame = load(store)
+    scores: dict[str, list[dict[str, Any]]] = {}
+    for run_dir, rows in frame[frame["budget"] == "public"].groupby("run_dir", sort=True):
+        privacy = folders.read_json(Path(run_dir) / folders.PRIVACY)
+        first = rows.iloc[0]
+        cell = {
+            "suite": first["suite"],
+            "dataset": first["dataset"],
+            "method": first["method"],
+            "seed": int(first["seed"]),
+            "n_samples": int(first["n_samples"]),
+            "cell_id": first["cell_id"],
+            "metrics": {
+                row["metric"]: {
+                    field: row[field] for field in ("value", "std", "ci_low", "ci_high", "n")
+                }
+                | {"backbone": row["backbone"]}
+                for _, row in rows.iterrows()
+            },
+        }
+        scores.setdefault(privacy["public_model_key"], []).append(folders.jsonable(cell))
+    return scores
+
+
+def _copy_with_card(entry: Path, target: Path, *, card: dict[str, Any]) -> dict[str, Any]:
     if target.exists() and not (target / CARD).is_file():
         raise ConfigError(
             f"cache export: {target} exists and is not a bundle entry (no {CARD}); isoeps "
             "replaces only entries it exported: choose another bundle folder"
         )
-    card = make_card(entry, kind=kind, key=entry.name)
     staging = target.with_name(f".{target.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -39,6 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction, parent: argparse.Argument
         help="only this kind (evaluators, public-models, reference-features); repeatable",
     )
     export.add_argument("--key", action="append", help="only this entry key; repeatable")
+    export.add_argument(
+        "--metrics-from",
+        metavar="RESULTS",
+        help="a results store: each public model's card quotes the metrics of the store's "
+        "`public` cells that ran on it",
+    )
     export.set_defaults(handler=_export)
     load = actions.add_parser(
         "import",
@@ -99,7 +105,10 @@ def _export(args: argparse.Namespace) -> int:
     from isoeps.cli._common import emit
     from isoeps.errors import ConfigError
 
-    cards = export_entries(Path(args.bundle), kinds=args.kind, keys=args.key)
+    metrics_from = Path(args.metrics_from) if args.metrics_from else None
+    cards = export_entries(
+        Path(args.bundle), kinds=args.kind, keys=args.key, metrics_from=metrics_from
+    )
     if args.key and len(cards) < len(set(args.key)):
         missing = sorted(set(args.key) - {card["key"] for card in cards})
         raise ConfigError(f"cache export: no cache entry has key(s) {missing}")

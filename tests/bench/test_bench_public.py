@@ -14,15 +14,9 @@ from isoeps.cache import ENV_VAR
 from isoeps.errors import ConfigError
 from isoeps.methods.base import MethodContext
 from isoeps.methods.dpagg_ti import DPAggTI
-from isoeps.testing import tiny_split
+from isoeps.testing import tiny_config, tiny_split
 
-TINY = {
-    "resolution": 8,
-    "unet_channels": (16, 32),
-    "pretrain_steps": 2,
-    "pretrain_batch_size": 4,
-    "expected_records": 3,
-}
+TINY = tiny_config("dpagg-ti")
 
 
 def _cell_method(seed: int, **config) -> DPAggTI:
@@ -69,3 +63,25 @@ def test_a_cached_model_for_another_key_is_refused_naming_the_file(tmp_path, mon
     key_file.write_text(json.dumps(payload))
     with pytest.raises(ConfigError, match=KEY_FILE):
         prepare_public(_cell_method(0), public)
+
+
+def test_an_exported_cards_public_metrics_are_its_public_cells(tiny_suite, tmp_path, monkeypatch):
+    """`cache export --metrics-from`: a public model's card quotes what the store's `public`
+    cells on that model scored, and only those."""
+    from isoeps.bench import cells
+    from isoeps.bench.runner import run_suite
+    from isoeps.bench.spec import load_suite
+    from isoeps.cache_bundle import export_entries
+    from isoeps.results import load
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "cache"))
+    spec = load_suite(tiny_suite(budgets=[1, "public"], seeds=[0, 1]))
+    store = Path(spec.runtime.results)
+    run_suite(cells.expand(spec), store=store, runtime=spec.runtime)
+    (card,) = export_entries(tmp_path / "bundle", kinds=["public-models"], metrics_from=store)
+    quoted = {(c["seed"], c["cell_id"]): c["metrics"] for c in card["public_metrics"]}
+    frame = load(store)
+    public = frame[frame["budget"] == "public"]
+    assert len(quoted) == 2 == public["cell_id"].nunique()
+    for row in public.itertuples():
+        assert quoted[(row.seed, row.cell_id)][row.metric]["value"] == row.value

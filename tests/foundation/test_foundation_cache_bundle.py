@@ -16,15 +16,9 @@ from isoeps.cache import ENV_VAR, cache_path
 from isoeps.errors import ConfigError, DataError
 from isoeps.methods.base import MethodContext
 from isoeps.methods.dpagg_ti import DPAggTI
-from isoeps.testing import tiny_split
+from isoeps.testing import tiny_config, tiny_split
 
-TINY = {
-    "resolution": 8,
-    "unet_channels": (16, 32),
-    "pretrain_steps": 2,
-    "pretrain_batch_size": 4,
-    "expected_records": 3,
-}
+TINY = tiny_config("dpagg-ti")
 
 
 def _method(**config) -> DPAggTI:
@@ -140,3 +134,15 @@ def test_isoeps_shipped_0_ignores_the_shipped_bundle(tmp_path, monkeypatch):
 
 def _no_training(self, public):
     raise AssertionError("trained although a shipped checkpoint matched")
+
+
+def test_a_card_from_another_release_is_refused_naming_both(tmp_path, monkeypatch):
+    bundle, key, _ = _trained_bundle(tmp_path, monkeypatch)
+    path = bundle / "public-models" / key / "card.json"
+    card = json.loads(path.read_text())
+    card["exported_by"]["isoeps"] = "0.0.1"
+    path.write_text(json.dumps(card))
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "cache-b"))
+    with pytest.raises(DataError, match=r"card\.json: exported by isoeps '0\.0\.1', this is"):
+        cache_bundle.import_entries(bundle)
+    assert not cache_path("public-models", key).exists()
