@@ -17,10 +17,11 @@ trainable` lists the exact names. The loss is the epsilon-prediction MSE of the 
 with caption dropout ``cond_drop_prob`` drawn from each record's own stream (so classifier-free
 guidance keeps working).
 
-The training loop's choices are the method's post-processing of the privatised gradients:
-Adam at ``dp_sgd.learning_rate`` after a linear warm-up of ``warmup_steps``, and an
-exponential moving average of the trained parameters (``ema_decay``; 0 keeps the last
-iterate), which samples use, as the DP-LDM recipe does.
+The training loop's choices are the method's post-processing of the privatised gradients,
+run by the engine's :func:`~isoeps.privacy.engine.train_dp_sgd`: Adam at
+``dp_sgd.learning_rate`` after a linear warm-up of ``warmup_steps``, and an exponential moving
+average of the trained parameters (``ema_decay``; 0 keeps the last iterate), which samples use,
+as the DP-LDM recipe does.
 
 ``pretrained_path`` (a local Stable Diffusion folder, GPU) replaces both public models: its
 own VAE and UNet, the same attention-only DP fine-tuning.
@@ -40,7 +41,6 @@ from pydantic import Field
 
 from isoeps.accountants import PrivacyBudget
 from isoeps.errors import ConfigError
-from isoeps.log import progress
 from isoeps.methods._public_diffusion import (
     PublicDiffusionConfig,
     load_public_diffusion,
@@ -57,7 +57,7 @@ from isoeps.methods.base import (
     public_field,
 )
 from isoeps.privacy.config import Backend, DPSGDConfig
-from isoeps.privacy.engine import PrivateGradients, plan_dp_sgd
+from isoeps.privacy.engine import plan_dp_sgd, train_dp_sgd
 from isoeps.privacy.guard import PrivateData
 
 PUBLIC_FILE = "dp_ldm.json"
@@ -222,7 +222,7 @@ class DPLDM(Method):
         model = copy.copy(self.public_model)
         model.unet = copy.deepcopy(self.public_model.unet)
         names = self.trainable(model.unet)
-        gradients = PrivateGradients(
+        report = train_dp_sgd(
             guard=private,
             module=model.unet,
             loss_fn=denoising_loss,
@@ -231,11 +231,15 @@ class DPLDM(Method):
             budget=budget,
             trainable=names,
             device=self.ctx.device,
+            logger=self.ctx.logger,
+            show_progress=self.ctx.show_progress,
+            warmup_steps=self.config.warmup_steps,
+            ema_decay=self.config.ema_decay,
         )
-        self._apply(gradients)
         model.unet.eval().requires_grad_(False)
         self.model = model
-        plan = gradients.plan
+        plan = report.plan
+        trained = set(names)
         return FitReport(
             mode=budget.mode,
             steps=plan.steps,
@@ -244,50 +248,17 @@ class DPLDM(Method):
             clip_norm=plan.clip_norm if plan.is_private else None,
             wall_time_s=time.perf_counter() - started,
             details={
-                "trained_parameters": sum(gradients.params[n].numel() for n in names),
+                "trained_parameters": sum(
+                    p.numel() for n, p in model.unet.named_parameters() if n in trained
+                ),
                 "trained_modules": list(ATTENTION_MODULES),
-                "backend": self.config.dp_sgd.backend if plan.is_private else "autograd",
+                "backend": report.backend,
                 "expected_batch_size": plan.expected_batch_size,
                 "planned_epsilon": plan.epsilon,
                 "ema_decay": self.config.ema_decay,
                 "warmup_steps": self.config.warmup_steps,
             },
         )
-
-    def _apply(self, gradients: PrivateGradients) -> None:
-        """Adam with warm-up on each privatised gradient, then the EMA copied in (all of it
-        post-processing of the engine's output)."""
-        import torch
-
-        params = gradients.params
-        optimizer = torch.optim.Adam(list(params.values()), lr=self.config.dp_sgd.learning_rate)
-        warmup = max(1, self.config.warmup_steps)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min(1.0, (step + 1) / warmup)
-        )
-        decay = self.config.ema_decay
-        average = {name: p.detach().clone() for name, p in params.items()}
-        bar = progress(  # tqdm calls iter() twice on an iterable: hand it the one iterator
-            iter(gradients),
-            total=len(gradients),
-            desc="dp-sgd",
-            log_off_terminal=False,
-            **({} if self.ctx.show_progress else {"disable": True}),
-        )
-        for step, gradient in enumerate(bar):
-            for name, p in params.items():
-                p.grad = gradient[name]
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                for name, p in params.items():
-                    average[name].mul_(decay).add_(p.detach(), alpha=1.0 - decay)
-            if (step + 1) % max(1, len(gradients) // 10) == 0:
-                self.ctx.logger.info("%s: dp-sgd step %d/%d", self.name, step + 1, len(gradients))
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(average[name])
 
     # -- sampling -----------------------------------------------------------------------------
     def sample(self, prompts: list[str], n: int) -> Samples:

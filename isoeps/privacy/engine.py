@@ -534,10 +534,13 @@ def train_dp_sgd(
     logger: logging.Logger | None = None,
     show_progress: bool = True,
     accountants: Sequence[str] | None = None,
+    warmup_steps: int = 0,
+    ema_decay: float = 0.0,
 ) -> DPTrainReport:
     """The default loop over :class:`PrivateGradients`: the configured optimizer applies each
     privatised gradient. Arguments as there; logs report the step, sigma and the planned
-    epsilon of the whole run, never losses.
+    epsilon of the whole run, never losses. The warm-up and the average are post-processing
+    of the privatised gradients, like the optimizer.
 
     Args:
         guard: the private records; its mode must match ``budget``.
@@ -552,10 +555,20 @@ def train_dp_sgd(
         logger: where progress is logged; None for the engine's logger.
         show_progress: show a progress bar.
         accountants: whose epsilon the plan reports; None for all registered.
+        warmup_steps: a linear learning-rate warm-up over this many steps; 0 for none.
+        ema_decay: keep an exponential moving average of the trained parameters and copy it
+            into them at the end; 0 keeps the last iterate.
 
     Returns:
         What was run: the plan (q, T, sigma, achieved epsilon), steps done, backend, time.
+
+    Raises:
+        ValueError: ``warmup_steps`` below 0, or ``ema_decay`` outside [0, 1).
     """
+    if warmup_steps < 0 or not 0.0 <= ema_decay < 1.0:
+        raise ValueError(
+            f"warmup_steps must be >= 0 and ema_decay in [0, 1); got {warmup_steps}, {ema_decay}"
+        )
     log = logger or get_logger("privacy.engine")
     gradients = PrivateGradients(
         guard=guard, module=module, loss_fn=loss_fn, collate=collate, config=config,
@@ -565,6 +578,8 @@ def train_dp_sgd(
     _log_plan(log, plan, config.backend)
     log_every = max(1, plan.steps // 10)
     optimizer = _make_optimizer(config, list(gradients.params.values()))
+    schedule = _linear_warmup(optimizer, warmup_steps) if warmup_steps else None
+    average = _ParameterAverage(gradients.params, decay=ema_decay) if ema_decay else None
     start = time.perf_counter()
     steps_done = 0
     bar = progress(  # tqdm calls iter() twice on an iterable: hand it the one iterator
@@ -578,7 +593,11 @@ def train_dp_sgd(
         for name, p in gradients.params.items():
             p.grad = gradient[name]
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         optimizer.zero_grad(set_to_none=True)
+        if average is not None:
+            average.update()
         steps_done += 1
         if steps_done % log_every == 0 or steps_done == plan.steps:
             log.info(
@@ -586,6 +605,8 @@ def train_dp_sgd(
                 steps_done, plan.steps, _sigma_text(plan), PRIMARY,
                 plan.epsilon.get(PRIMARY, math.nan),
             )  # fmt: skip
+    if average is not None:
+        average.copy_in()
     return DPTrainReport(
         plan=plan,
         steps_done=steps_done,
@@ -593,6 +614,29 @@ def train_dp_sgd(
         wall_time_s=time.perf_counter() - start,
         secure=guard.secure,
     )
+
+
+def _linear_warmup(optimizer: torch.optim.Optimizer, steps: int) -> Any:
+    """The learning rate rises linearly to its configured value over ``steps`` steps."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))
+
+
+class _ParameterAverage:
+    """An exponential moving average of parameters, updated after each optimizer step."""
+
+    def __init__(self, params: Mapping[str, nn.Parameter], *, decay: float) -> None:
+        self.params, self.decay = params, decay
+        self.average = {name: p.detach().clone() for name, p in params.items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for name, p in self.params.items():
+            self.average[name].mul_(self.decay).add_(p.detach(), alpha=1.0 - self.decay)
+
+    @torch.no_grad()
+    def copy_in(self) -> None:
+        for name, p in self.params.items():
+            p.copy_(self.average[name])
 
 
 def _sigma_text(plan: DPPlan) -> str:

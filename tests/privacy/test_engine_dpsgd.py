@@ -76,7 +76,7 @@ def collate(records: TokenRecords, rngs: list[np.random.Generator]) -> dict[str,
     return {"tokens": torch.from_numpy(records.tokens[np.arange(len(records)), pick])}
 
 
-def run(model, *, seed=0, budget=BUDGET, secure=False, records=None, **overrides):
+def run(model, *, seed=0, budget=BUDGET, secure=False, records=None, loop=None, **overrides):
     config = DPSGDConfig(
         **{
             "expected_batch_size": 8,
@@ -102,6 +102,7 @@ def run(model, *, seed=0, budget=BUDGET, secure=False, records=None, **overrides
         trainable=["qkv", "mlp.0", "head.weight"],
         show_progress=False,
         accountants=PRV,
+        **(loop or {}),
     )
     return guard, report
 
@@ -390,6 +391,29 @@ def test_the_gradient_iterator_is_the_default_loop_without_the_optimizer(budget)
     run(default, budget=budget)
     for name, value in default.state_dict().items():
         torch.testing.assert_close(by_hand.state_dict()[name], value, rtol=1e-12, atol=1e-14)
+
+
+def test_warmup_and_ema_are_post_processing_of_the_iterators_gradients() -> None:
+    """The default loop's warm-up scales each step's learning rate, and its average replaces
+    the last iterate: by hand over the same privatised gradients, the same model."""
+    by_hand = make_model(dtype=torch.float64)
+    default = copy.deepcopy(by_hand)
+    gradients = _gradients(by_hand)
+    average = {name: p.detach().clone() for name, p in gradients.params.items()}
+    for step, gradient in enumerate(gradients):
+        rate = 0.05 * min(1.0, (step + 1) / 2)
+        with torch.no_grad():
+            for name, param in gradients.params.items():
+                param.sub_(rate * gradient[name])
+                average[name].mul_(0.75).add_(param, alpha=0.25)
+    run(default, loop={"warmup_steps": 2, "ema_decay": 0.75})
+    trained = dict(default.named_parameters())
+    for name, value in average.items():
+        torch.testing.assert_close(trained[name], value, rtol=1e-12, atol=1e-14)
+    last = dict(by_hand.named_parameters())
+    assert any(not torch.allclose(trained[n], last[n]) for n in average)  # not the last iterate
+    with pytest.raises(ValueError, match="ema_decay in"):
+        run(make_model(), loop={"ema_decay": 1.0})
 
 
 def test_the_gradient_iterator_is_single_use_and_matches_its_guard() -> None:
