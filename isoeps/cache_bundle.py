@@ -24,7 +24,7 @@ import os
 import platform
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,7 @@ def export_entries(
     *,
     kinds: Iterable[str] | None = None,
     keys: Iterable[str] | None = None,
-    metrics_from: Path | None = None,
+    public_metrics: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Copy cache entries with their cards into the bundle folder ``dest``.
 
@@ -174,18 +174,16 @@ def export_entries(
             card (a folder without one is not isoeps's, and is refused).
         kinds: only these kinds (default: all of :data:`EXPORTABLE`).
         keys: only these keys (default: all).
-        metrics_from: a results store whose ``public`` cells ran on these public models:
-            each public model's card quotes their metrics (:func:`public_metrics`).
+        public_metrics: the ``public`` cells that ran on each public model, by its key
+            (:func:`isoeps.results.public_cells`): each public model's card quotes them.
 
     Returns:
         The cards written.
 
     Raises:
         ConfigError: an unknown kind, or a folder without a card where an entry would go.
-        FileNotFoundError: ``metrics_from`` is not a results store.
     """
     kinds = list(kinds or EXPORTABLE)
-    scores = public_metrics(metrics_from) if metrics_from is not None else {}
     wanted = set(keys) if keys is not None else None
     for kind in kinds:
         if kind not in EXPORTABLE:
@@ -199,52 +197,10 @@ def export_entries(
             if wanted is not None and entry.name not in wanted:
                 continue
             card = make_card(entry, kind=kind, key=entry.name)
-            if kind == "public-models" and metrics_from is not None:
-                card["public_metrics"] = scores.get(entry.name, [])
+            if kind == "public-models" and public_metrics is not None:
+                card["public_metrics"] = list(public_metrics.get(entry.name, []))
             cards.append(_copy_with_card(entry, dest / kind / entry.name, card=card))
     return cards
-
-
-def public_metrics(store: Path) -> dict[str, list[dict[str, Any]]]:
-    """The ``public`` cells of a results store, by the public-model key each ran on.
-
-    A public model's card quotes them: what the checkpoint alone scores against its suite's
-    reference split, with each value's spread and n as the store holds them.
-
-    Args:
-        store: a results store.
-
-    Returns:
-        ``{key: [{suite, dataset, method, seed, n_samples, cell_id, metrics}]}``, where
-        ``metrics`` maps each metric to its value, std, CI, n and backbone.
-
-    Raises:
-        FileNotFoundError: ``store`` is not a results store.
-    """
-    from isoeps.results import folders, load
-
-    frame = load(store)
-    scores: dict[str, list[dict[str, Any]]] = {}
-    for run_dir, rows in frame[frame["budget"] == "public"].groupby("run_dir", sort=True):
-        privacy = folders.read_json(Path(run_dir) / folders.PRIVACY)
-        first = rows.iloc[0]
-        cell = {
-            "suite": first["suite"],
-            "dataset": first["dataset"],
-            "method": first["method"],
-            "seed": int(first["seed"]),
-            "n_samples": int(first["n_samples"]),
-            "cell_id": first["cell_id"],
-            "metrics": {
-                row["metric"]: {
-                    field: row[field] for field in ("value", "std", "ci_low", "ci_high", "n")
-                }
-                | {"backbone": row["backbone"]}
-                for _, row in rows.iterrows()
-            },
-        }
-        scores.setdefault(privacy["public_model_key"], []).append(folders.jsonable(cell))
-    return scores
 
 
 def _copy_with_card(entry: Path, target: Path, *, card: dict[str, Any]) -> dict[str, Any]:

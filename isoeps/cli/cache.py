@@ -104,11 +104,10 @@ def _export(args: argparse.Namespace) -> int:
     from isoeps.cache_bundle import export_entries
     from isoeps.cli._common import emit
     from isoeps.errors import ConfigError
+    from isoeps.results import public_cells
 
-    metrics_from = Path(args.metrics_from) if args.metrics_from else None
-    cards = export_entries(
-        Path(args.bundle), kinds=args.kind, keys=args.key, metrics_from=metrics_from
-    )
+    scores = public_cells(args.metrics_from) if args.metrics_from else None
+    cards = export_entries(Path(args.bundle), kinds=args.kind, keys=args.key, public_metrics=scores)
     if args.key and len(cards) < len(set(args.key)):
         missing = sorted(set(args.key) - {card["key"] for card in cards})
         raise ConfigError(f"cache export: no cache entry has key(s) {missing}")

@@ -6,7 +6,14 @@ This package imports no other isoeps package; the DPImageBench export is wired i
 from isoeps.results.folders import FAILED, FINISHED, REFUSED, find_run, iter_run_dirs, status_of
 from isoeps.results.frame import CELL_COLUMNS, COLUMNS
 from isoeps.results.index import reindex, update
-from isoeps.results.store import export_table, finished_samples, load, load_cells, merge
+from isoeps.results.store import (
+    export_table,
+    finished_samples,
+    load,
+    load_cells,
+    merge,
+    public_cells,
+)
 
 __all__ = [
     "CELL_COLUMNS",
@@ -21,6 +28,7 @@ __all__ = [
     "load",
     "load_cells",
     "merge",
+    "public_cells",
     "reindex",
     "status_of",
     "update",

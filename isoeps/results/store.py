@@ -177,3 +177,44 @@ def finished_samples(
         if status and status.get("status") == folders.FINISHED and samples.is_file():
             out.append((folders.read_json(folder / folders.CELL), samples))
     return out
+
+
+def public_cells(store: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """The ``public`` cells of a results store, by the public-model key each ran on.
+
+    A public model's card quotes them (``isoeps cache export --metrics-from``): what the
+    checkpoint alone scores against its suite's reference split, with each value's spread and
+    n as the store holds them.
+
+    Args:
+        store: a results store.
+
+    Returns:
+        ``{key: [{suite, dataset, method, seed, n_samples, cell_id, metrics}]}``, where
+        ``metrics`` maps each metric to its value, std, CI, n and backbone.
+
+    Raises:
+        FileNotFoundError: ``store`` is not a results store.
+    """
+    frame = load(store)
+    scores: dict[str, list[dict[str, Any]]] = {}
+    for run_dir, rows in frame[frame["budget"] == "public"].groupby("run_dir", sort=True):
+        privacy = folders.read_json(Path(run_dir) / folders.PRIVACY)
+        first = rows.iloc[0]
+        cell = {
+            "suite": first["suite"],
+            "dataset": first["dataset"],
+            "method": first["method"],
+            "seed": int(first["seed"]),
+            "n_samples": int(first["n_samples"]),
+            "cell_id": first["cell_id"],
+            "metrics": {
+                row["metric"]: {
+                    field: row[field] for field in ("value", "std", "ci_low", "ci_high", "n")
+                }
+                | {"backbone": row["backbone"]}
+                for _, row in rows.iterrows()
+            },
+        }
+        scores.setdefault(privacy["public_model_key"], []).append(folders.jsonable(cell))
+    return scores

@@ -72,13 +72,14 @@ def test_an_exported_cards_public_metrics_are_its_public_cells(tiny_suite, tmp_p
     from isoeps.bench.runner import run_suite
     from isoeps.bench.spec import load_suite
     from isoeps.cache_bundle import export_entries
-    from isoeps.results import load
+    from isoeps.results import load, public_cells
 
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "cache"))
     spec = load_suite(tiny_suite(budgets=[1, "public"], seeds=[0, 1]))
     store = Path(spec.runtime.results)
     run_suite(cells.expand(spec), store=store, runtime=spec.runtime)
-    (card,) = export_entries(tmp_path / "bundle", kinds=["public-models"], metrics_from=store)
+    scores = public_cells(store)
+    (card,) = export_entries(tmp_path / "bundle", kinds=["public-models"], public_metrics=scores)
     quoted = {(c["seed"], c["cell_id"]): c["metrics"] for c in card["public_metrics"]}
     frame = load(store)
     public = frame[frame["budget"] == "public"]
