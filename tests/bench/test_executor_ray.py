@@ -339,15 +339,31 @@ def test_the_smoke_suite_on_ray_equals_the_local_executor(ray_cluster, tmp_path,
     )
     assert sorted(o.status for o in remote.ran) == ["finished"] * len(expanded)
     assert all(o.run_dir.startswith(str(ray_store)) for o in remote.ran)
+    assert len(_rows(ray_store)) >= len(expanded) * 2  # kid and the attribute metrics, per cell
+    _assert_same_runs(ray_store, local_store)
+
+
+#: Per method: (the share of sample pixels that may differ by one uint8 level, the relative
+#: tolerance of the metric values). The AR family is bit-exact across processes. DP-LDM's
+#: latent UNet is not quite: with one thread on both sides, its private fit still rounded one
+#: pixel of 614,400 differently in a worker (KID then moved by 7e-6, relative), so it gets a
+#: rounding tolerance; a real difference (other records, other noise) moves many pixels.
+_TOLERANCES = {"wavelet-two-stage": (0.0, 1e-6), "dp-ldm": (1e-4, 1e-4)}
+_FLOATS = ["value", "std", "ci_low", "ci_high"]
+
+
+def _assert_same_runs(ray_store: Path, local_store: Path) -> None:
+    """The two stores hold the same cells with the same rows and samples, to the tolerances
+    above. Floats to 1e-6 for the exact methods: with the same samples, KID still moved by up
+    to 2.4e-7 between the driver and a worker (float32 rounding of the Inception features)."""
     ours, theirs = _rows(ray_store), _rows(local_store)
-    assert len(ours) >= len(expanded) * 2  # kid and the attribute metrics, per cell
-    # Floats to 1e-6: with the same samples, KID still moved by up to 2.4e-7 (relative)
-    # between the driver and a worker, float32 rounding of the features; a difference in the
-    # samples themselves moved it by 1.5e-5 and fails here, besides the exact check below.
-    floats = ["value", "std", "ci_low", "ci_high"]
-    pd.testing.assert_frame_equal(ours.drop(columns=floats), theirs.drop(columns=floats))
-    np.testing.assert_allclose(ours[floats], theirs[floats], rtol=1e-6, atol=0, equal_nan=True)
-    for cell in expanded:
-        remote_samples = np.load(folders.find_run(ray_store, cell.cell_id) / "samples.npz")
-        local_samples = np.load(folders.find_run(local_store, cell.cell_id) / "samples.npz")
-        assert np.array_equal(remote_samples["images"], local_samples["images"])
+    pd.testing.assert_frame_equal(ours.drop(columns=_FLOATS), theirs.drop(columns=_FLOATS))
+    for method, (pixels, rtol) in _TOLERANCES.items():
+        mine, other = (frame[frame["method"] == method] for frame in (ours, theirs))
+        assert len(mine), method
+        np.testing.assert_allclose(mine[_FLOATS], other[_FLOATS], rtol=rtol, equal_nan=True)
+    for cell_id, method in ours[["cell_id", "method"]].drop_duplicates().itertuples(index=False):
+        remote = np.load(folders.find_run(ray_store, cell_id) / "samples.npz")["images"]
+        local = np.load(folders.find_run(local_store, cell_id) / "samples.npz")["images"]
+        moved = np.abs(remote.astype(np.int16) - local.astype(np.int16))
+        assert moved.max(initial=0) <= 1 and (moved > 0).mean() <= _TOLERANCES[method][0], cell_id
